@@ -1,0 +1,3 @@
+from i2proxy.cli import main
+
+raise SystemExit(main())

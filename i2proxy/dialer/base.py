@@ -1,0 +1,79 @@
+"""The contract between proxy frontends and the router backends (I2CP native, SAM v3)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
+
+if TYPE_CHECKING:
+    from i2proxy.i2p.destination import Destination
+
+#: What a dialer can connect to: a full Destination (from the address book), or a string that is
+#: a ``<52 chars>.b32.i2p`` name or a full I2P-base64 destination (the router resolves b32 names).
+Target: TypeAlias = "Destination | str"
+
+
+class DialError(Exception):
+    """A stream could not be opened. Subclasses say why, so frontends can pick the reply code."""
+
+
+class InvalidTarget(DialError):
+    """The target is not a destination, a b32 name or a full base64 destination."""
+
+
+class PeerUnreachable(DialError):
+    """The destination's LeaseSet could not be found or the peer never answered the SYN."""
+
+
+class PeerRefused(DialError):
+    """The peer answered with a RESET (nothing listens on that port, or it refused us)."""
+
+
+class DialTimeout(DialError):
+    """No answer within the connect timeout."""
+
+
+class RouterUnavailable(DialError):
+    """The local router (I2CP or SAM) is not connected; the dialer is reconnecting."""
+
+
+@dataclass
+class StreamStats:
+    """Counters of one stream, readable via ``writer.get_extra_info("stream_stats")``."""
+
+    packets_sent: int = 0
+    packets_received: int = 0
+    retransmissions: int = 0
+    #: Smoothed round-trip time in seconds, None before the first sample.
+    rtt: float | None = None
+    #: True when the initial data went out inside the SYN packet itself.
+    initial_data_in_syn: bool = False
+    #: Bytes of application data that rode in the SYN.
+    syn_payload_bytes: int = 0
+
+
+@runtime_checkable
+class Dialer(Protocol):
+    """Opens I2P streams. ``open_stream`` mirrors ``asyncio.open_connection``."""
+
+    async def start(self) -> None:
+        """Connect to the router and create the session; returns when streams can be opened."""
+
+    async def close(self) -> None:
+        """Close all streams and the session."""
+
+    async def open_stream(
+        self,
+        target: Destination | str,
+        port: int = 0,
+        initial_data: bytes = b"",
+        *,
+        timeout: float | None = None,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Open a stream to ``target`` on I2P port ``port``.
+
+        ``initial_data`` is sent as early as the backend allows: inside the SYN on the native
+        stack, right after the connect on SAM. Raises a ``DialError`` subclass on failure.
+        """
+        ...

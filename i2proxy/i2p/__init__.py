@@ -1,0 +1,1 @@
+"""I2P data structures, keys and signatures: pure functions and value types, no I/O."""

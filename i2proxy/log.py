@@ -1,0 +1,50 @@
+"""Logging, configured once: readable key=value lines on a terminal, JSON lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+_configured = False
+
+
+def configure(*, json: bool | None = None, level: str = "info") -> None:
+    """Set up structlog and the stdlib root logger. Idempotent; later calls reconfigure.
+
+    ``json=None`` picks JSON when stderr is not a terminal (containers, CI, log collectors).
+    """
+    global _configured
+    if json is None:
+        json = not sys.stderr.isatty()
+    numeric_level = logging.getLevelName(level.upper())
+    if not isinstance(numeric_level, int):
+        raise ValueError(f"unknown log level {level!r}")
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=numeric_level, stream=sys.stderr, format="%(name)s: %(message)s")
+    _configured = True
+
+
+def get_logger(name: str | None = None, **initial: object) -> structlog.typing.FilteringBoundLogger:
+    """A bound logger; configures defaults on first use so library callers need no set-up."""
+    if not _configured:
+        configure()
+    return structlog.get_logger(name, **initial)

@@ -1,0 +1,1 @@
+"""Naming: hosts.txt address books, subscriptions and name validation."""

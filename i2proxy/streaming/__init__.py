@@ -1,0 +1,1 @@
+"""I2P streaming protocol: a sans-IO connection core and an asyncio adapter."""
