@@ -1,0 +1,136 @@
+"""PrivateKeys: the destination layout i2pd needs, signing, and our key file."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from i2proxy.i2p.destination import CryptoType, Destination, SigType
+from i2proxy.i2p.encryption import ELGAMAL_G, ELGAMAL_P, EncryptionKey
+from i2proxy.i2p.errors import I2PFormatError
+from i2proxy.i2p.keys import PrivateKeys
+from i2proxy.i2p.signing import SigningPrivateKey
+
+
+@pytest.fixture(scope="module")
+def keys() -> PrivateKeys:
+    return PrivateKeys.generate()
+
+
+def test_generated_destination_has_the_layout_i2pd_accepts(keys):
+    raw = keys.destination.to_bytes()
+    assert len(raw) == 391
+    # KEY certificate: Ed25519 signing, crypto type 0 (ElGamal) -- see the interop notes.
+    assert raw[384:] == bytes.fromhex("05000400070000")
+    # The 256-byte field holds the ElGamal public key g^x mod p.
+    assert raw[:256] == keys.elgamal.public
+    assert int.from_bytes(raw[:256], "big") == pow(
+        ELGAMAL_G, int.from_bytes(keys.elgamal.private, "big"), ELGAMAL_P
+    )
+    # Signing field: 96 bytes of padding made of one 32-byte block repeated, then the key.
+    padding = raw[256:352]
+    assert padding == padding[:32] * 3
+    assert raw[352:384] == keys.signing_key.public_bytes()
+    assert keys.destination.sig_type == SigType.ED25519
+    assert keys.destination.crypto_type == CryptoType.ELGAMAL
+
+
+def test_generated_keys_hold_x25519_and_elgamal(keys):
+    assert [k.crypto_type for k in keys.encryption_keys] == [CryptoType.X25519, CryptoType.ELGAMAL]
+    assert len(keys.x25519.public) == 32
+    assert len(keys.elgamal.public) == 256
+
+
+def test_two_generated_destinations_differ():
+    assert PrivateKeys.generate().destination != PrivateKeys.generate().destination
+
+
+def test_sign_verifies_with_the_destination(keys):
+    assert keys.destination.verify(b"data", keys.sign(b"data"))
+
+
+def test_save_writes_mode_0600_and_load_round_trips(tmp_path, keys):
+    path = tmp_path / "sub" / "keys.json"
+    keys.save(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["keys.json"]  # no temp file left
+    loaded = PrivateKeys.load(path)
+    assert loaded == keys
+    assert loaded.destination.b32 == keys.destination.b32
+
+
+def test_save_replaces_an_existing_file_atomically(tmp_path, keys):
+    path = tmp_path / "keys.json"
+    path.write_text("old")
+    os.chmod(path, 0o644)
+    keys.save(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert PrivateKeys.load(path) == keys
+
+
+def test_key_file_format_is_documented_json(tmp_path, keys):
+    path = tmp_path / "k.json"
+    keys.save(path)
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "i2proxy-private-keys"
+    assert doc["version"] == 1
+    assert doc["destination"] == keys.destination.to_base64()
+    assert [e["type"] for e in doc["encryption_private_keys"]] == [4, 0]
+
+
+def test_load_or_create_creates_once_then_reuses(tmp_path):
+    path = tmp_path / "keys.json"
+    first = PrivateKeys.load_or_create(path)
+    second = PrivateKeys.load_or_create(path)
+    assert first.destination == second.destination
+
+
+def test_a_damaged_key_file_is_reported(tmp_path, keys):
+    path = tmp_path / "k.json"
+    doc = json.loads(keys.to_json())
+    other = PrivateKeys.generate()
+    doc["signing_private_key"] = json.loads(other.to_json())["signing_private_key"]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(I2PFormatError, match="signing private key does not match"):
+        PrivateKeys.load(path)
+    doc = json.loads(keys.to_json())
+    doc["encryption_private_keys"][1]["key"] = json.loads(other.to_json())[
+        "encryption_private_keys"
+    ][1]["key"]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(I2PFormatError, match="ELGAMAL private key does not match"):
+        PrivateKeys.load(path)
+    path.write_text("{not json")
+    with pytest.raises(I2PFormatError, match="not JSON"):
+        PrivateKeys.load(path)
+    path.write_text('{"format": "other"}')
+    with pytest.raises(I2PFormatError, match="'format' is not"):
+        PrivateKeys.load(path)
+
+
+@pytest.mark.parametrize(
+    "sig_type",
+    [SigType.DSA_SHA1, SigType.ECDSA_P256, SigType.ECDSA_P384, SigType.ECDSA_P521, SigType.ED25519],
+)
+def test_generate_with_other_signing_types(sig_type, tmp_path):
+    keys = PrivateKeys.generate(sig_type)
+    assert keys.destination.sig_type == sig_type
+    assert keys.destination.verify(b"m", keys.sign(b"m"))
+    assert Destination.from_bytes(keys.destination.to_bytes()) == keys.destination
+    keys.save(tmp_path / "k")
+    assert PrivateKeys.load(tmp_path / "k") == keys
+
+
+def test_key_lengths_are_checked():
+    with pytest.raises(I2PFormatError, match="ED25519 private key is 31 bytes"):
+        SigningPrivateKey(SigType.ED25519, b"\x00" * 31)
+    with pytest.raises(I2PFormatError, match="X25519 private key is 33 bytes"):
+        EncryptionKey(CryptoType.X25519, b"\x00" * 33)
+    with pytest.raises(I2PFormatError, match="out of range"):
+        EncryptionKey(CryptoType.ELGAMAL, b"\x00" * 256)
+
+
+def test_secrets_are_not_in_repr(keys):
+    assert "secret" in repr(keys.signing_key)
+    assert keys.signing_key.raw.hex() not in repr(keys)
