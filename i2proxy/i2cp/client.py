@@ -68,6 +68,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        # Waiters learn the router is gone (not "lookup failed") before the session's own
+        # end-of-connection events are processed.
+        self.client._fail_waiters(RouterUnavailable("I2CP connection to the router lost"))
         self.session.connection_lost()
         self.client._process_events(self)
         if not self.closed.done():
