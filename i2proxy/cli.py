@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from i2proxy import __version__, log
 
 #: Modules that each expose ``register(subparsers)``; one line per command group.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "i2proxy.proxy.cli",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,205 @@
+"""i2proxy settings: defaults < TOML config file < ``I2PROXY_*`` environment < command-line flags.
+
+Every setting has one name used everywhere: ``http_listen`` is ``http_listen = "..."`` in the
+file, ``I2PROXY_HTTP_LISTEN`` in the environment. Lists are TOML arrays in the file and
+comma-separated in the environment. ``users`` is a table ``{name = "password"}`` in the file and
+``name:password,name2:password2`` in the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from i2proxy.proxy.headers import DEFAULT_USER_AGENT
+
+ENV_PREFIX = "I2PROXY_"
+
+#: i2pd's hard-coded list (anchors-features §1), kept as the default; configurable here.
+DEFAULT_JUMP_SERVICES = [
+    "http://shx5vqsw7usdaunyzr2qmes2fq37oumybpudrd4jjj4e4vk4uusa.b32.i2p/jump/",
+    "http://7tbay5p4kzeekxvyvbf6v7eauazemsnnl2aoyqhg5jzpr5eke7tq.b32.i2p/cgi-bin/jump.cgi?a=",
+    "http://nytzrhrjjfsutowojvxi7hphesskpqqr65wpistz6wa7cpajhp7a.b32.i2p/cgi-bin/jump.cgi?q=",
+]
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names the setting and where it came from."""
+
+
+def default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return os.path.join(base, "i2proxy")
+
+
+@dataclass
+class Config:
+    #: Router URL: ``sam://host:port`` or ``i2cp://host:port``.
+    router: str = "sam://127.0.0.1:7656"
+    data_dir: str = field(default_factory=default_data_dir)
+    #: ``host:port`` to listen on; an empty string disables the listener.
+    http_listen: str = "127.0.0.1:4444"
+    socks_listen: str = "127.0.0.1:4447"
+    #: One port speaking SOCKS4, SOCKS5 and HTTP (detected from the first byte); off by default.
+    mixed_listen: str = ""
+    #: Proxy users (SOCKS5 RFC 1929 and HTTP Basic); empty means no authentication.
+    users: dict[str, str] = field(default_factory=dict)
+    #: Client networks allowed to connect (CIDRs); empty means everyone who can reach the port.
+    allow: list[str] = field(default_factory=list)
+    #: User-Agent sent to eepsites; ``send_user_agent`` passes the browser's own instead.
+    user_agent: str = DEFAULT_USER_AGENT
+    send_user_agent: bool = False
+    address_helper: bool = True
+    jump_services: list[str] = field(default_factory=lambda: list(DEFAULT_JUMP_SERVICES))
+    #: How long to wait for the client's first bytes after a SOCKS/CONNECT handshake so they
+    #: ride in the SYN (Java's connectDelay). 0 dials first and reports dial errors precisely.
+    syn_window_ms: int = 200
+    handshake_timeout: float = 15.0
+    header_timeout: float = 15.0
+    idle_timeout: float = 120.0
+    connect_timeout: float = 60.0
+    max_header_bytes: int = 32 * 1024
+    max_clients: int = 512
+    #: Keys file for the client destination; empty means a new (transient) one each run.
+    keys_file: str = ""
+
+    def validate(self) -> None:
+        for name in ("http_listen", "socks_listen", "mixed_listen"):
+            value = getattr(self, name)
+            if value:
+                parse_listen(value, name)
+        if not (self.http_listen or self.socks_listen or self.mixed_listen):
+            raise ConfigError("every listener is disabled; enable http, socks or mixed")
+        for cidr in self.allow:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"allow: {cidr!r} is not a network ({exc})") from None
+        for user in self.users:
+            if not user or ":" in user:
+                raise ConfigError(f"users: bad user name {user!r} (non-empty, no ':')")
+        if self.syn_window_ms < 0 or self.max_clients < 1 or self.max_header_bytes < 1024:
+            raise ConfigError("syn_window_ms >= 0, max_clients >= 1, max_header_bytes >= 1024")
+
+    def check_exposure(self) -> None:
+        """Refuse to listen beyond loopback with neither users nor an allow-list."""
+        if self.users or self.allow:
+            return
+        for name in ("http_listen", "socks_listen", "mixed_listen"):
+            value = getattr(self, name)
+            if value and not is_loopback(parse_listen(value, name)[0]):
+                raise ConfigError(
+                    f"{name} = {value!r} is reachable from other machines, and neither users nor "
+                    "an allow-list is configured. Anyone who can reach that port could browse "
+                    "I2P as you (and malware on the network scans for open proxies). Either bind "
+                    "to 127.0.0.1, or set users (--user NAME:PASSWORD, I2PROXY_USERS) or allowed "
+                    "client networks (--allow 192.168.1.0/24, I2PROXY_ALLOW)."
+                )
+
+
+def parse_listen(value: str, what: str = "listen") -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → (host, port)."""
+    text = value.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port_text = text.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise ConfigError(f"{what}: {value!r} is not HOST:PORT")
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _convert(name: str, value: Any, source: str) -> Any:
+    default = getattr(Config(), name)
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if isinstance(default, int):
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, list):
+            if isinstance(value, str):
+                return [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError("expected a list of strings")
+            return list(value)
+        if isinstance(default, dict):
+            if isinstance(value, str):
+                users: dict[str, str] = {}
+                for item in filter(None, (v.strip() for v in value.split(","))):
+                    user, sep, password = item.partition(":")
+                    if not sep:
+                        raise ValueError(f"{item!r} is not NAME:PASSWORD")
+                    users[user] = password
+                return users
+            if not isinstance(value, Mapping):
+                raise ValueError("expected a table of name = password")
+            return {str(k): str(v) for k, v in value.items()}
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        return value
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} (from {source}): {exc}") from None
+
+
+def load_config(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the effective config; ``overrides`` are the flags the user gave (None = not given)."""
+    values: dict[str, Any] = {}
+    if config_file:
+        path = Path(config_file)
+        try:
+            data = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+        for key, value in data.items():
+            name = key.replace("-", "_")
+            if name not in _FIELDS:
+                raise ConfigError(f"config file {path}: unknown setting {key!r}")
+            values[name] = _convert(name, value, str(path))
+    environ = os.environ if env is None else env
+    for name in _FIELDS:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = _convert(name, environ[env_name], env_name)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _convert(name, value, "command line")
+    config = Config(**values)
+    config.validate()
+    return config

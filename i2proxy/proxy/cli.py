@@ -1,0 +1,161 @@
+"""``i2proxy run``: start the HTTP and SOCKS proxies in front of an I2P router."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from typing import Any
+
+from i2proxy.config import Config, ConfigError, load_config
+from i2proxy.log import get_logger
+
+log = get_logger("i2proxy.run")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the HTTP and SOCKS proxies",
+        description=(
+            "Run the HTTP proxy (default 127.0.0.1:4444) and the SOCKS4/4a/5 proxy (default "
+            "127.0.0.1:4447) for .i2p sites. Settings come from --config FILE < I2PROXY_* "
+            "environment variables < these flags."
+        ),
+    )
+    add = parser.add_argument
+    add("--config", metavar="FILE", help="TOML config file (keys as in docs/PROXY.md)")
+    add("--router", metavar="URL", help="router: sam://HOST:PORT or i2cp://HOST:PORT")
+    add("--http", dest="http_listen", metavar="HOST:PORT", help="HTTP proxy address ('' = off)")
+    add("--socks", dest="socks_listen", metavar="HOST:PORT", help="SOCKS address ('' = off)")
+    add("--mixed", dest="mixed_listen", metavar="HOST:PORT", help="one port for SOCKS and HTTP")
+    add("--data-dir", metavar="DIR", help="address book and keys")
+    add(
+        "--user",
+        dest="users",
+        action="append",
+        metavar="NAME:PASSWORD",
+        help="require this proxy user (repeatable)",
+    )
+    add(
+        "--allow",
+        action="append",
+        metavar="CIDR",
+        help="allow clients from this network (repeatable)",
+    )
+    add("--user-agent", metavar="UA", help="User-Agent sent to eepsites")
+    add(
+        "--send-user-agent",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pass the browser's own User-Agent (less private)",
+    )
+    add(
+        "--address-helper",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="offer ?i2paddresshelper= links (confirmation page, never auto-saved)",
+    )
+    add("--syn-window-ms", type=int, metavar="MS", help="wait for first bytes to ride the SYN")
+    add("--keys-file", metavar="FILE", help="keys of the client destination (default transient)")
+    add("--max-clients", type=int, metavar="N", help="concurrent client connections")
+    parser.set_defaults(handler=run_command)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = (
+        "router",
+        "http_listen",
+        "socks_listen",
+        "mixed_listen",
+        "data_dir",
+        "allow",
+        "user_agent",
+        "send_user_agent",
+        "address_helper",
+        "syn_window_ms",
+        "keys_file",
+        "max_clients",
+    )
+    values: dict[str, Any] = {name: getattr(args, name, None) for name in names}
+    if args.users:
+        values["users"] = ",".join(args.users)
+    return values
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(config_file=args.config, overrides=_overrides(args))
+        config.check_exposure()
+    except ConfigError as exc:
+        print(f"i2proxy run: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(config))
+
+
+def open_address_book(config: Config) -> Any:
+    """The persistent address book in the data dir (None if the naming package is missing)."""
+    try:
+        from i2proxy.naming import AddressBook  # type: ignore[attr-defined]
+    except ImportError:
+        log.warning("no address book available; only .b32.i2p names will work")
+        return None
+    os.makedirs(config.data_dir, exist_ok=True)
+    return AddressBook(os.path.join(config.data_dir, "addressbook"))
+
+
+def make_dialer(config: Config) -> Any:
+    from i2proxy.dialer.select import make_dialer as select_dialer
+
+    keys = config.keys_file or None
+    return select_dialer(config.router, keys=keys, options={})
+
+
+async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT: start the dialer, listen, then shut down cleanly."""
+    from i2proxy.proxy.server import ProxyServer
+
+    book = open_address_book(config)
+    dialer = make_dialer(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    server = ProxyServer(config, dialer, book)
+    try:
+        await dialer.start()
+    except Exception as exc:
+        # Keep serving: the dialer reconnects, and clients get "router unavailable" meanwhile.
+        log.warning("router not reachable yet", router=config.router, error=repr(exc))
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("cannot listen", error=str(exc))
+        await dialer.close()
+        return 1
+    log.info(
+        "i2proxy ready",
+        router=config.router,
+        **{k: f"{h}:{p}" for k, (h, p) in server.addresses.items()},
+    )
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("shutting down")
+    await server.close()
+    with contextlib.suppress(Exception):
+        await dialer.close()
+    flush = (
+        getattr(book, "close", None) or getattr(book, "flush", None) or getattr(book, "save", None)
+    )
+    if callable(flush):
+        with contextlib.suppress(Exception):
+            result = flush()
+            if asyncio.iscoroutine(result):
+                await result
+    log.info("stopped")
+    return 0

@@ -1,0 +1,95 @@
+"""Settings precedence (file < environment < flags) and the exposure check."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from i2proxy.config import Config, ConfigError, load_config
+from i2proxy.proxy.cli import register
+
+
+def test_flags_beat_environment_beat_file(tmp_path):
+    path = tmp_path / "i2proxy.toml"
+    path.write_text(
+        'router = "sam://127.0.0.1:1"\nhttp_listen = "127.0.0.1:1"\nsocks_listen = "127.0.0.1:2"\n'
+        'users = { alice = "pw" }\nallow = ["10.0.0.0/8"]\nsyn_window_ms = 50\n'
+    )
+    env = {"I2PROXY_HTTP_LISTEN": "127.0.0.1:3", "I2PROXY_ROUTER": "sam://127.0.0.1:4"}
+    config = load_config(config_file=path, env=env, overrides={"router": "i2cp://127.0.0.1:5"})
+    assert config.router == "i2cp://127.0.0.1:5"
+    assert config.http_listen == "127.0.0.1:3"
+    assert config.socks_listen == "127.0.0.1:2"
+    assert config.users == {"alice": "pw"}
+    assert config.allow == ["10.0.0.0/8"]
+    assert config.syn_window_ms == 50
+
+
+def test_environment_lists_users_and_booleans():
+    env = {
+        "I2PROXY_USERS": "alice:pw,bob:x:y",
+        "I2PROXY_ALLOW": "10.0.0.0/8, 192.168.0.0/16",
+        "I2PROXY_SEND_USER_AGENT": "yes",
+    }
+    config = load_config(env=env)
+    assert config.users == {"alice": "pw", "bob": "x:y"}
+    assert config.allow == ["10.0.0.0/8", "192.168.0.0/16"]
+    assert config.send_user_agent is True
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("nope = 1", "unknown setting"),
+        ('max_clients = "x"', "max_clients"),
+        ('http_listen = "4444"', "HOST:PORT"),
+        ('allow = ["not-a-net"]', "allow"),
+        ("broken = [", "config file"),
+    ],
+)
+def test_bad_config_files_name_the_problem(tmp_path, text, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(config_file=path, env={})
+
+
+def test_lan_bind_without_users_or_allow_list_is_refused_with_the_options():
+    config = Config(http_listen="0.0.0.0:4444")
+    with pytest.raises(ConfigError) as info:
+        config.check_exposure()
+    assert "--user" in str(info.value)
+    assert "--allow" in str(info.value)
+    Config(http_listen="0.0.0.0:4444", users={"a": "b"}).check_exposure()
+    Config(http_listen="[::]:4444", allow=["192.168.0.0/16"]).check_exposure()
+    Config(http_listen="[::1]:4444").check_exposure()
+
+
+def test_run_flags_map_to_settings():
+    import argparse
+
+    from i2proxy.proxy.cli import _overrides
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(
+        ["run", "--http", "127.0.0.1:1", "--user", "a:b", "--user", "c:d", "--allow", "::1/128"]
+    )
+    config = load_config(env={}, overrides=_overrides(args))
+    assert config.http_listen == "127.0.0.1:1"
+    assert config.users == {"a": "b", "c": "d"}
+    assert config.allow == ["::1/128"]
+
+
+def test_lan_bind_refused_by_the_run_command():
+    proc = subprocess.run(
+        [sys.executable, "-m", "i2proxy", "run", "--http", "0.0.0.0:0", "--socks", ""],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert "reachable from other machines" in proc.stderr

@@ -1,0 +1,450 @@
+"""The proxy server over real local sockets: python-socks, aiohttp and raw clients.
+
+The dialer is a loopback one (``.b32.i2p`` name → a local aiohttp app), so these tests check the
+frontends alone; tests/integration/test_proxy_*.py run the same clients over I2P.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+
+import aiohttp
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from python_socks import ProxyError, ProxyType
+from python_socks.async_.asyncio import Proxy
+
+from i2proxy.config import Config
+from i2proxy.proxy.server import ProxyServer
+from tests.unit.proxy_support import LoopbackDialer, headers_of, start_origin
+
+SITE = "s" * 52 + ".b32.i2p"
+DOWN = "d" * 52 + ".b32.i2p"
+REFUSING = "r" * 52 + ".b32.i2p"
+
+
+class Book:
+    def __init__(self):
+        self.names = {"site.i2p": SITE}
+        self.saved = {}
+        self.session = {}
+
+    def lookup(self, name):
+        return self.session.get(name) or self.saved.get(name) or self.names.get(name)
+
+    def add(self, name, destination, book="local"):
+        self.saved[name] = destination
+
+    def add_session(self, name, destination):
+        self.session[name] = destination
+
+
+@pytest.fixture
+async def proxy(request):
+    runner, port = await start_origin()
+    dialer = LoopbackDialer(routes={SITE: port}, refused={REFUSING})
+    options = {
+        "http_listen": "127.0.0.1:0",
+        "socks_listen": "127.0.0.1:0",
+        "mixed_listen": "127.0.0.1:0",
+        "syn_window_ms": 100,
+    }
+    options.update(getattr(request, "param", {}))
+    config = Config(**options)
+    server = ProxyServer(config, dialer, Book())
+    await server.start()
+    yield server
+    await server.close(grace=1)
+    await runner.cleanup()
+
+
+def url(server, name="http"):
+    host, port = server.addresses[name]
+    return f"http://{host}:{port}"
+
+
+async def raw(server, data: bytes, listener="http", read_until_close=True) -> bytes:
+    host, port = server.addresses[listener]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        if read_until_close:
+            return await asyncio.wait_for(reader.read(-1), 10)
+        return await asyncio.wait_for(reader.read(65536), 10)
+    finally:
+        writer.close()
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
+
+
+async def test_aiohttp_get_through_http_proxy_sends_filtered_headers_in_the_first_packet(proxy):
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            "http://site.i2p/headers",
+            proxy=url(proxy),
+            headers={"Accept-Language": "de", "X-Forwarded-For": "10.1.1.1", "DNT": "1"},
+        ) as resp,
+    ):
+        assert resp.status == 200
+        seen = headers_of(await resp.read())
+    assert seen["host"] == SITE
+    assert seen["user-agent"] == "MYOB/6.66 (AN/ON)"
+    assert not {"accept-language", "x-forwarded-for", "dnt", "proxy-connection"} & set(seen)
+    opened = proxy.dialer.opened[-1]
+    assert opened.port == 80
+    assert opened.initial_data.startswith(b"GET /headers HTTP/1.1\r\nhost: " + SITE.encode())
+
+
+async def test_keep_alive_serves_several_requests_on_one_browser_connection_and_one_stream(proxy):
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
+        for n in (10, 20000, 30):
+            async with session.get(f"http://site.i2p/bytes/{n}", proxy=url(proxy)) as resp:
+                assert len(await resp.read()) == n
+    assert proxy.stats.connections == 1
+    assert len(proxy.dialer.opened) == 1
+    assert proxy.stats.streams_reused == 2
+
+
+async def test_post_body_rides_with_the_head_and_comes_back(proxy):
+    body = b"hello " * 500
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post("http://site.i2p/echo", data=body, proxy=url(proxy)) as resp,
+    ):
+        assert await resp.read() == body
+    assert proxy.dialer.opened[-1].initial_data.endswith(body)
+
+
+async def test_large_post_body_is_streamed_after_the_head(proxy):
+    body = bytes(range(256)) * 4096  # 1 MiB
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put("http://site.i2p/echo", data=body, proxy=url(proxy)) as resp,
+    ):
+        assert await resp.read() == body
+
+
+async def test_expect_100_continue_is_answered_by_the_proxy(proxy):
+    body = b"x" * 5000
+    request = (
+        b"POST http://site.i2p/echo HTTP/1.1\r\nHost: site.i2p\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 5000\r\nConnection: close\r\n\r\n"
+    )
+    host, port = proxy.addresses["http"]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(request)
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100 ")
+    writer.write(body)
+    rest = await asyncio.wait_for(reader.read(-1), 10)
+    writer.close()
+    assert rest.startswith(b"HTTP/1.1 200 ") and rest.endswith(body)
+    assert b"expect" not in proxy.dialer.opened[-1].initial_data.lower()
+
+
+async def test_supercookies_are_dropped_from_responses(proxy):
+    reply = await raw(
+        proxy, b"GET http://site.i2p/cookie HTTP/1.1\r\nHost: site.i2p\r\nConnection: close\r\n\r\n"
+    )
+    assert b"fine=2" in reply
+    assert b"super=1" not in reply
+
+
+async def test_origin_form_with_host_header_works_like_a_transparent_proxy(proxy):
+    reply = await raw(
+        proxy, b"GET /headers HTTP/1.1\r\nHost: site.i2p\r\nConnection: close\r\n\r\n"
+    )
+    assert reply.startswith(b"HTTP/1.1 200 ")
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [
+        ("http://example.com/", b"403"),
+        ("http://10.0.0.1/", b"403"),
+        ("http://localhost:8080/", b"403"),
+        ("http://unknown.i2p/", b"404"),
+        ("http://" + DOWN + "/", b"504"),
+        ("http://" + REFUSING + "/", b"502"),
+        ("http://bad_.b32.i2p/", b"400"),
+        ("https://site.i2p/", b"400"),
+    ],
+)
+async def test_errors_get_specific_statuses_with_a_short_page(proxy, target, status):
+    reply = await raw(proxy, f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert reply.startswith(b"HTTP/1.1 " + status + b" ")
+    assert b"<!DOCTYPE html>" in reply
+    assert b"cache-control: no-store" in reply
+
+
+async def test_unknown_name_page_offers_configured_jump_services(proxy):
+    reply = await raw(proxy, b"GET http://unknown.i2p/x HTTP/1.1\r\nHost: unknown.i2p\r\n\r\n")
+    assert b"shx5vqsw7usdaunyzr2qmes2fq37oumybpudrd4jjj4e4vk4uusa.b32.i2p/jump/unknown.i2p" in reply
+
+
+async def test_connect_tunnels_bytes_and_carries_the_first_bytes_in_the_syn(proxy):
+    host, port = proxy.addresses["http"]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"CONNECT site.i2p:80 HTTP/1.1\r\nHost: site.i2p:80\r\n\r\n")
+    assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 200 Connection established\r\n\r\n"
+    writer.write(b"GET /bytes/3 HTTP/1.0\r\n\r\n")
+    reply = await asyncio.wait_for(reader.read(-1), 10)
+    writer.close()
+    assert reply.endswith(b"xxx")
+    assert proxy.dialer.opened[-1].initial_data == b"GET /bytes/3 HTTP/1.0\r\n\r\n"
+
+
+@pytest.mark.parametrize("proxy", [{"syn_window_ms": 0}], indirect=True)
+async def test_failed_connect_gets_a_status_line_without_html(proxy):
+    reply = await raw(proxy, f"CONNECT {DOWN}:443 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert (
+        reply == b"HTTP/1.1 504 Gateway Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    reply = await raw(proxy, b"CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 403 Forbidden\r\n") and reply.endswith(b"\r\n\r\n")
+
+
+async def test_health_page_and_pac_file(proxy):
+    async with aiohttp.ClientSession() as session:
+        async with session.get("http://proxy.i2p/", proxy=url(proxy)) as resp:
+            assert resp.status == 200
+            assert "i2proxy is running" in await resp.text()
+        async with session.get(url(proxy) + "/proxy.pac") as resp:
+            assert resp.headers["content-type"] == "application/x-ns-proxy-autoconfig"
+            pac = await resp.text()
+    host, port = proxy.addresses["http"]
+    assert f'return "PROXY {host}:{port}"' in pac
+    assert 'return "DIRECT"' in pac
+
+
+async def test_header_too_large_is_431_and_garbage_is_400(proxy):
+    big = b"GET http://site.i2p/ HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 40000 + b"\r\n\r\n"
+    assert (await raw(proxy, big)).startswith(b"HTTP/1.1 431 ")
+    assert (await raw(proxy, b"HELLO THERE\r\n\r\n")).startswith(b"HTTP/1.1 400 ")
+
+
+@pytest.mark.parametrize("proxy", [{"header_timeout": 0.3}], indirect=True)
+async def test_slow_headers_get_408(proxy):
+    assert (await raw(proxy, b"GET http://site.i2p/ HTTP/1.1\r\n")).startswith(b"HTTP/1.1 408 ")
+
+
+# -- address helper -------------------------------------------------------------------------------
+
+
+async def test_address_helper_asks_first_then_remembers_for_this_run_only(proxy):
+    new = "n" * 52 + ".b32.i2p"
+    proxy.dialer.routes[new] = proxy.dialer.routes[SITE]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"http://new.i2p/headers?i2paddresshelper={new}", proxy=url(proxy)
+        ) as resp:
+            assert resp.status == 200
+            page = await resp.text()
+        assert "Nothing has been saved" in page
+        token = re.search(r'name=token value="([^"]+)"', page).group(1)
+        form = {"host": "new.i2p", "dest": new, "url": "http://new.i2p/headers", "token": "bad"}
+        async with session.post("http://proxy.i2p/add", data=form, proxy=url(proxy)) as resp:
+            assert resp.status == 403
+        form["token"] = token
+        form["choice"] = "session"
+        async with session.post(
+            "http://proxy.i2p/add", data=form, proxy=url(proxy), allow_redirects=False
+        ) as resp:
+            assert resp.status == 303
+            assert resp.headers["location"] == "http://new.i2p/headers"
+        async with session.get("http://new.i2p/headers", proxy=url(proxy)) as resp:
+            assert headers_of(await resp.read())["host"] == new
+    assert proxy.resolver.session == {"new.i2p": new}
+
+
+async def test_address_helper_for_a_known_name_with_another_destination_is_a_conflict(proxy):
+    other = "o" * 52 + ".b32.i2p"
+    reply = await raw(
+        proxy, f"GET http://site.i2p/?i2paddresshelper={other} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    )
+    assert reply.startswith(b"HTTP/1.1 409 ")
+    assert b"Address conflict" in reply and SITE.encode() in reply
+    same = await raw(
+        proxy, f"GET http://site.i2p/a?i2paddresshelper={SITE} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    )
+    assert same.startswith(b"HTTP/1.1 302 ")
+    assert b"location: http://site.i2p/a\r\n" in same
+
+
+# -- auth and access -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("proxy", [{"users": {"alice": "pw"}}], indirect=True)
+async def test_http_proxy_auth_is_enforced(proxy):
+    reply = await raw(proxy, b"GET http://site.i2p/bytes/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 407 ")
+    assert b'proxy-authenticate: Basic realm="i2proxy"' in reply
+    good = base64.b64encode(b"alice:pw")
+    reply = await raw(
+        proxy,
+        b"GET http://site.i2p/bytes/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Proxy-Authorization: Basic " + good + b"\r\n\r\n",
+    )
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert b"proxy-authorization" not in proxy.dialer.opened[-1].initial_data.lower()
+
+
+@pytest.mark.parametrize("proxy", [{"allow": ["10.0.0.0/8"]}], indirect=True)
+async def test_clients_outside_the_allow_list_are_closed_on(proxy):
+    try:
+        reply = await raw(proxy, b"GET http://site.i2p/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    except ConnectionResetError:
+        reply = b""
+    assert reply == b""
+    assert proxy.dialer.opened == []
+    assert proxy.stats.refused == 1
+
+
+@pytest.mark.parametrize("proxy", [{"max_clients": 1}], indirect=True)
+async def test_too_many_clients_get_503_and_socks5_no_methods(proxy):
+    host, port = proxy.addresses["http"]
+    _r, hold = await asyncio.open_connection(host, port)
+    await asyncio.sleep(0.05)
+    assert (await raw(proxy, b"GET / HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 503 ")
+    assert await raw(proxy, b"\x05\x01\x00", "socks") == b"\x05\xff"
+    hold.close()
+
+
+# -- SOCKS -----------------------------------------------------------------------------------------
+
+
+async def socks_get(server, proxy_type, *, rdns=True, username=None, password=None, host=SITE):
+    shost, sport = server.addresses["socks"]
+    socks = Proxy.create(proxy_type, shost, sport, username=username, password=password, rdns=rdns)
+    sock = await socks.connect(host, 80, timeout=5)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(b"GET /headers HTTP/1.0\r\nHost: x\r\n\r\n")
+    data = await asyncio.wait_for(reader.read(-1), 10)
+    writer.close()
+    return data
+
+
+@pytest.mark.parametrize("proxy_type", [ProxyType.SOCKS5, ProxyType.SOCKS4])
+async def test_python_socks_socks5_and_socks4a_reach_the_site_with_the_request_in_the_syn(
+    proxy, proxy_type
+):
+    data = await socks_get(proxy, proxy_type)
+    assert data.startswith(b"HTTP/1.0 200 ")
+    opened = proxy.dialer.opened[-1]
+    assert (opened.target, opened.port) == (SITE, 80)
+    assert opened.initial_data == b"GET /headers HTTP/1.0\r\nHost: x\r\n\r\n"
+
+
+async def test_socks_names_from_the_address_book_work(proxy):
+    assert (await socks_get(proxy, ProxyType.SOCKS5, host="site.i2p")).startswith(b"HTTP/1.0 200")
+
+
+async def test_socks5_refusals_have_exact_replies(proxy):
+    greeting = b"\x05\x01\x00"
+    ip = await raw(proxy, greeting + b"\x05\x01\x00\x01\x01\x02\x03\x04\x00\x50", "socks")
+    assert ip == b"\x05\x00" + b"\x05\x08\x00\x01" + b"\0" * 6
+    name = b"example.com"
+    clearnet = await raw(
+        proxy, greeting + b"\x05\x01\x00\x03" + bytes([len(name)]) + name + b"\x00\x50", "socks"
+    )
+    assert clearnet == b"\x05\x00" + b"\x05\x02\x00\x01" + b"\0" * 6
+    name = b"unknown.i2p"
+    unknown = await raw(
+        proxy, greeting + b"\x05\x01\x00\x03" + bytes([len(name)]) + name + b"\x00\x50", "socks"
+    )
+    assert unknown == b"\x05\x00" + b"\x05\x04\x00\x01" + b"\0" * 6
+    socks4_ip = await raw(proxy, b"\x04\x01\x00\x50\x01\x02\x03\x04\x00", "socks")
+    assert socks4_ip == b"\x00\x5b" + b"\0" * 6
+
+
+async def test_python_socks_rejects_ip_targets(proxy):
+    with pytest.raises(ProxyError):
+        await socks_get(proxy, ProxyType.SOCKS5, rdns=False, host="127.0.0.1")
+
+
+@pytest.mark.parametrize("proxy", [{"syn_window_ms": 0}], indirect=True)
+async def test_without_syn_window_dial_errors_get_precise_socks_codes(proxy):
+    name = DOWN.encode()
+    reply = await raw(
+        proxy, b"\x05\x01\x00\x05\x01\x00\x03" + bytes([len(name)]) + name + b"\x00\x50", "socks"
+    )
+    assert reply == b"\x05\x00" + b"\x05\x04\x00\x01" + b"\0" * 6
+    name = REFUSING.encode()
+    reply = await raw(
+        proxy, b"\x05\x01\x00\x05\x01\x00\x03" + bytes([len(name)]) + name + b"\x00\x50", "socks"
+    )
+    assert reply == b"\x05\x00" + b"\x05\x05\x00\x01" + b"\0" * 6
+
+
+@pytest.mark.parametrize("proxy", [{"users": {"alice": "pw"}}], indirect=True)
+async def test_socks5_auth_is_enforced(proxy):
+    data = await socks_get(proxy, ProxyType.SOCKS5, username="alice", password="pw")
+    assert data.startswith(b"HTTP/1.0 200 ")
+    with pytest.raises(ProxyError):
+        await socks_get(proxy, ProxyType.SOCKS5, username="alice", password="wrong")
+    with pytest.raises(ProxyError):
+        await socks_get(proxy, ProxyType.SOCKS5)
+    with pytest.raises(ProxyError):
+        await socks_get(proxy, ProxyType.SOCKS4)
+
+
+# -- mixed port ------------------------------------------------------------------------------------
+
+
+async def test_mixed_port_speaks_socks5_socks4a_and_http(proxy):
+    shost, sport = proxy.addresses["mixed"]
+    for proxy_type in (ProxyType.SOCKS5, ProxyType.SOCKS4, ProxyType.HTTP):
+        socks = Proxy.create(proxy_type, shost, sport, rdns=True)
+        sock = await socks.connect(SITE, 80, timeout=5)
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(b"GET /bytes/5 HTTP/1.0\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(-1), 10)).endswith(b"xxxxx")
+        writer.close()
+
+
+# -- robustness ------------------------------------------------------------------------------------
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    listener=st.sampled_from(["http", "socks", "mixed"]),
+    data=st.one_of(
+        st.binary(max_size=3000),
+        st.sampled_from(
+            [
+                b"\x05\x01\x00\x05\x01\x00\x03\xff",
+                b"\x04\x01\x00\x50\x00\x00\x00\x01" + b"u" * 2000,
+                b"GET http://site.i2p/ HTTP/1.1\r\nContent-Length: 99999999\r\n\r\nabc",
+                b"POST http://site.i2p/echo HTTP/1.1\r\nHost: x\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+                b"GET http://site.i2p/ HTTP/1.1\r\n" + b"X: y\r\n" * 5000,
+            ]
+        ),
+    ),
+)
+async def test_fuzz_live_sockets_never_crash_the_server(proxy, listener, data):
+    host, port = proxy.addresses[listener]
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(data)
+        writer.write_eof()
+        await asyncio.wait_for(reader.read(-1), 10)
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+    # Still serving: a good request right after garbage works.
+    reply = await raw(
+        proxy, b"GET http://site.i2p/bytes/2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert reply.endswith(b"xx")
+    assert proxy.stats.internal_errors == 0
