@@ -1,0 +1,870 @@
+"""The sans-IO streaming connection (aioquic shape).
+
+The owner feeds packets with :meth:`Connection.receive_packet`, drains
+:meth:`Connection.packets_to_send`, arms a timer at :meth:`Connection.get_timer` and calls
+:meth:`Connection.handle_timer` when it fires, and pulls :meth:`Connection.next_event` until it
+returns None. ``now`` is always a parameter (seconds, any monotonic origin); the core never
+reads a clock, never touches a socket, and never raises because of what a peer sent: an invalid
+packet is dropped and counted in :attr:`ConnectionStats.invalid_packets`.
+
+Sequence numbers count packets, not bytes. The SYN (and the SYN reply) is sequence 0; every
+other data or CLOSE packet takes the next number; plain ACKs are sequence 0 without SYN and are
+never acknowledged. See ``docs/STREAMING.md`` for the one-round-trip open ("pre-ACK") and its
+safety argument.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from i2proxy.streaming.congestion import AimdCongestion
+from i2proxy.streaming.events import (
+    ConnectionClosed,
+    ConnectionEstablished,
+    ConnectionReset,
+    DataReceived,
+    Event,
+    PongReceived,
+    ResetReason,
+    StreamEnded,
+)
+from i2proxy.streaming.options import MTU_DEFAULT, StreamingOptions
+from i2proxy.streaming.packet import (
+    CHOKE_SEND_DELAY_MS,
+    MAX_NACKS,
+    Flag,
+    Packet,
+    PacketError,
+    Signer,
+    decode,
+    encode,
+    same_destination,
+    verify_signature,
+)
+from i2proxy.streaming.rtt import RttEstimator
+
+if TYPE_CHECKING:
+    from i2proxy.i2p.destination import Destination
+
+#: Packets we sign; the spec requires a signature on these and we verify it on receipt.
+SIGNED_FLAGS = Flag.SYNCHRONIZE | Flag.CLOSE | Flag.RESET
+#: Smallest max-packet-size we accept from a peer (anything lower would be absurd overhead).
+MIN_PEER_MPS = 512
+#: Out-of-order packets kept beyond the next expected one, in packets.
+REORDER_SLACK = 2
+
+
+class State(enum.Enum):
+    NEW = "new"  # outgoing, SYN not yet sent (connect delay)
+    SYN_SENT = "syn-sent"  # outgoing, waiting for the SYN reply
+    SYN_RECEIVED = "syn-received"  # incoming, our SYN reply not yet sent
+    ESTABLISHED = "established"
+    CLOSED = "closed"  # both sides closed, all acknowledged
+    RESET = "reset"  # dead
+
+
+class PacketRejected(Exception):
+    """An incoming SYN cannot start a connection (unsigned, bad signature, no FROM)."""
+
+
+@dataclass
+class PeerProfile:
+    """Control block shared between connections to the same peer (RFC 2140 style)."""
+
+    #: Smoothed RTT of the last connection, seconds.
+    srtt: float | None = None
+    #: Congestion window at the end of the last connection, packets.
+    window: int | None = None
+    #: True: the peer's SYN replies carried no data so far (i2pd); False: it bundles data.
+    syn_reply_empty: bool | None = None
+
+
+@dataclass
+class ConnectionStats:
+    """Counters of one connection."""
+
+    packets_sent: int = 0
+    packets_received: int = 0
+    retransmissions: int = 0
+    #: Packets dropped because malformed, unsigned where required, or badly signed.
+    invalid_packets: int = 0
+    #: Packets received more than once.
+    duplicates: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    #: The SYN carried application data.
+    initial_data_in_syn: bool = False
+    #: Application bytes in the SYN.
+    syn_payload_bytes: int = 0
+    #: The speculative ACK of the peer's SYN reply went out.
+    pre_ack_sent: bool = False
+    #: Data packets dropped because the receive buffer was full.
+    dropped_receive_full: int = 0
+
+
+@dataclass
+class _Sent:
+    seq: int
+    payload: bytes
+    control: Flag  # SYNCHRONIZE and/or CLOSE
+    first_sent: float
+    last_sent: float
+    sends: int = 1
+    nacked: int = 0
+
+
+class Connection:
+    """One I2P stream, both directions.
+
+    Class attributes below describe behaviours of *other* implementations; the simulation tests
+    flip them to model an i2pd 2.45.1 server. Our own defaults are the safe choices.
+    """
+
+    #: Count an ACK from a packet whose sender had not yet seen our SYN reply (send stream id 0)
+    #: as acknowledging it. i2pd does; we do not, because such an ACK is a guess (pre-ACK).
+    trust_speculative_acks: bool = False
+    #: Our SYN reply may carry application data (and CLOSE). i2pd's never does.
+    syn_reply_carries_data: bool = True
+
+    def __init__(
+        self,
+        *,
+        keys: Signer,
+        local_stream_id: int,
+        is_client: bool,
+        now: float,
+        remote_destination: Destination | None = None,
+        options: StreamingOptions | None = None,
+        profile: PeerProfile | None = None,
+    ) -> None:
+        if not 0 < local_stream_id <= 0xFFFFFFFF:
+            raise ValueError("local stream id must be a nonzero 32-bit integer")
+        self.options = (options or StreamingOptions()).validate()
+        self.keys = keys
+        self.local_stream_id = local_stream_id
+        self.remote_stream_id = 0
+        self.remote_destination = remote_destination
+        self.is_client = is_client
+        self.state = State.NEW if is_client else State.SYN_RECEIVED
+        self.stats = ConnectionStats()
+        self.profile_in = profile or PeerProfile()
+        opts = self.options
+        self.rtt = RttEstimator(
+            opts.initial_rto, opts.min_rto, opts.max_rto, seed_rtt=self.profile_in.srtt
+        )
+        window = opts.initial_window_size
+        if self.profile_in.window:
+            window = max(window, min(self.profile_in.window, opts.max_window_size))
+        self.congestion = AimdCongestion(window, opts.max_window_size)
+        self._events: deque[Event] = deque()
+        self._created = now
+        # -- sending
+        self._send_buf = bytearray()
+        self._flush = False
+        self._close_requested = False
+        self._close_seq: int | None = None
+        self._close_acked = False
+        self._next_seq = 0
+        self._unacked: dict[int, _Sent] = {}
+        self._resend_queue: list[int] = []
+        self._rto_deadline: float | None = None
+        self._peer_mps = MTU_DEFAULT
+        self._peer_choked = False
+        self._probe_deadline: float | None = None
+        self._pending_control: list[bytes] = []
+        # -- receiving
+        self._recv_next = 0
+        self._ooo: dict[int, Packet] = {}
+        self._peer_close_seq: int | None = None
+        self._ended = False
+        self._ack_now = False
+        self._ack_deadline: float | None = None
+        self._received_since_ack = 0
+        self._paused = False
+        self._paused_bytes = 0
+        self._choke_announced = False
+        self._last_heard = now
+        self._pings_unanswered = 0
+        self._ping_sent_at: float | None = None
+        # -- lifecycle
+        self._connect_deadline = now + opts.connect_timeout if is_client else None
+        self._first_deadline = now + opts.connect_delay
+        self._guard_deadline: float | None = None
+        self._seq0_skipped = False
+        self._linger_deadline: float | None = None
+        self._pre_ack_pending = False
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def outgoing(
+        cls,
+        *,
+        keys: Signer,
+        remote_destination: Destination,
+        local_stream_id: int,
+        now: float,
+        options: StreamingOptions | None = None,
+        profile: PeerProfile | None = None,
+    ) -> Connection:
+        """A connection we open; the SYN leaves on the first ``packets_to_send`` once ready."""
+        return cls(
+            keys=keys,
+            local_stream_id=local_stream_id,
+            is_client=True,
+            now=now,
+            remote_destination=remote_destination,
+            options=options,
+            profile=profile,
+        )
+
+    @classmethod
+    def incoming(
+        cls,
+        syn: Packet,
+        *,
+        keys: Signer,
+        local_stream_id: int,
+        now: float,
+        options: StreamingOptions | None = None,
+        profile: PeerProfile | None = None,
+    ) -> Connection:
+        """Accept a peer's SYN. Raises :class:`PacketRejected` unless it is a signed SYN with
+        FROM whose signature verifies against that FROM."""
+        if not syn.is_syn or syn.sequence_num != 0:
+            raise PacketRejected("not a SYN with sequence 0")
+        if syn.from_destination is None or syn.signature is None:
+            raise PacketRejected("SYN without FROM and signature")
+        if not verify_signature(syn, syn.from_destination):
+            raise PacketRejected("SYN signature does not verify against its FROM")
+        if syn.receive_stream_id == 0:
+            raise PacketRejected("SYN with receive stream id 0")
+        conn = cls(
+            keys=keys,
+            local_stream_id=local_stream_id,
+            is_client=False,
+            now=now,
+            remote_destination=syn.from_destination,
+            options=options,
+            profile=profile,
+        )
+        conn.remote_stream_id = syn.receive_stream_id
+        conn.stats.packets_received += 1
+        conn._accept_packet(syn, now)
+        return conn
+
+    # ------------------------------------------------------------------ application API
+    def send(self, data: bytes, *, flush: bool = True) -> None:
+        """Queue application bytes. ``flush=False`` lets the first packet wait up to the
+        connect delay for more (Java's connectDelay); later packets never wait."""
+        if self._close_requested or self.state in (State.RESET, State.CLOSED):
+            raise ConnectionError("stream is closed for sending")
+        self._send_buf += data
+        if flush:
+            self._flush = True
+
+    def flush(self) -> None:
+        """Let the first packet leave now with what is buffered."""
+        self._flush = True
+
+    def close(self) -> None:
+        """Send CLOSE after the buffered data (rides on the last data packet when possible).
+
+        Note: i2pd treats CLOSE as a full close and discards what its application has not yet
+        written, so do not close before the response has arrived when talking to i2pd.
+        """
+        if self.state in (State.RESET, State.CLOSED):
+            return
+        self._close_requested = True
+        self._flush = True
+
+    def reset(self, now: float, detail: str = "aborted locally") -> None:
+        """Abort: send a signed RESET (when the peer's id is known) and stop."""
+        if self.state in (State.RESET, State.CLOSED):
+            return
+        if self.state is not State.NEW:
+            self._queue_reset(now)
+        self._die(ResetReason.LOCAL, detail)
+
+    def ping(self, now: float, payload: bytes = b"") -> None:
+        """Send a signed ECHO; a :class:`PongReceived` follows if the peer answers."""
+        packet = Packet(
+            send_stream_id=self.local_stream_id,
+            receive_stream_id=0,
+            flags=Flag.ECHO,
+            from_destination=self.keys.destination,
+            payload=payload,
+        )
+        self._pending_control.append(encode(packet, self.keys))
+        self._ping_sent_at = now
+
+    def pause_receiving(self) -> None:
+        """The application's buffer is full: choke the peer (DELAY_REQUESTED > 60000)."""
+        if not self._paused:
+            self._paused = True
+            self._paused_bytes = 0
+            self._choke_announced = False
+            self._ack_now = True
+
+    def resume_receiving(self) -> None:
+        """Unchoke the peer at once."""
+        if self._paused:
+            self._paused = False
+            self._ack_now = True
+
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes queued but not yet put into a packet."""
+        return len(self._send_buf)
+
+    @property
+    def in_flight(self) -> int:
+        """Packets sent and not yet acknowledged."""
+        return len(self._unacked)
+
+    @property
+    def is_terminated(self) -> bool:
+        return self.state in (State.RESET, State.CLOSED)
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def profile(self) -> PeerProfile:
+        """What this connection learned about the peer, for the next one."""
+        return PeerProfile(
+            srtt=self.rtt.srtt if self.rtt.srtt is not None else self.profile_in.srtt,
+            window=self.congestion.window,
+            syn_reply_empty=self.profile_in.syn_reply_empty,
+        )
+
+    # ------------------------------------------------------------------ receiving
+    def receive_packet(self, data: bytes | Packet, now: float) -> None:
+        """Process one packet from the peer; never raises for peer input."""
+        if isinstance(data, Packet):
+            packet = data
+        else:
+            try:
+                packet = decode(
+                    data,
+                    signature_length=(
+                        self.remote_destination.signature_length
+                        if self.remote_destination is not None
+                        else None
+                    ),
+                )
+            except PacketError:
+                self.stats.invalid_packets += 1
+                return
+        if self.is_terminated and self.state is not State.CLOSED:
+            return
+        if not self._authentic(packet):
+            self.stats.invalid_packets += 1
+            return
+        self.stats.packets_received += 1
+        self._last_heard = now
+        self._pings_unanswered = 0
+        if self.state is State.CLOSED:
+            # Lingering: re-acknowledge a retransmitted CLOSE, nothing else.
+            if not packet.is_plain_ack:
+                self._ack_now = True
+            return
+        self._accept_packet(packet, now)
+
+    def _authentic(self, packet: Packet) -> bool:
+        """Signature and id checks; False means drop and count."""
+        if packet.has(Flag.ECHO):
+            return True  # pongs are matched by stream id; pings are the manager's business
+        if packet.receive_stream_id == 0 and not packet.has(Flag.RESET):
+            return False
+        if self.remote_stream_id and packet.receive_stream_id not in (0, self.remote_stream_id):
+            return False
+        if packet.send_stream_id not in (0, self.local_stream_id):
+            return False
+        if packet.from_destination is not None and not same_destination(
+            packet.from_destination, self.remote_destination
+        ):
+            return False
+        if packet.flags & SIGNED_FLAGS:
+            if packet.signature is None or self.remote_destination is None:
+                return False
+            if not verify_signature(packet, self.remote_destination):
+                return False
+        return True
+
+    def _accept_packet(self, packet: Packet, now: float) -> None:
+        if packet.has(Flag.ECHO):
+            if packet.send_stream_id == 0 and self._ping_sent_at is not None:
+                self._events.append(PongReceived(now - self._ping_sent_at, packet.payload))
+                self._ping_sent_at = None
+            return
+        if packet.has(Flag.RESET):
+            self._die(ResetReason.PEER_RESET, "peer sent RESET")
+            return
+        if not self.remote_stream_id and packet.receive_stream_id:
+            self.remote_stream_id = packet.receive_stream_id
+        if packet.max_packet_size is not None:
+            self._peer_mps = max(MIN_PEER_MPS, packet.max_packet_size)
+        was_choked = self._peer_choked
+        self._peer_choked = packet.choke
+        if self._peer_choked and not was_choked:
+            self._probe_deadline = now + self.rtt.rto
+        if not packet.has(Flag.NO_ACK) and (
+            packet.send_stream_id != 0 or self.trust_speculative_acks
+        ):
+            self._process_ack(packet.ack_through, packet.nacks, now)
+        if self.state is State.RESET:
+            return
+        if packet.is_plain_ack:
+            self._maybe_finish(now)
+            return
+        self._process_sequenced(packet, now)
+        self._maybe_finish(now)
+
+    def _process_ack(self, ack_through: int, nacks: tuple[int, ...], now: float) -> None:
+        if ack_through >= self._next_seq:
+            return  # acknowledges something we never sent: ignore (i2pd does the same)
+        nacked = set(nacks)
+        progressed = False
+        for seq in sorted(self._unacked):
+            if seq > ack_through:
+                break
+            sent = self._unacked[seq]
+            if seq in nacked:
+                sent.nacked += 1
+                if sent.nacked == 2 and seq not in self._resend_queue:
+                    self._resend_queue.append(seq)
+                    self.congestion.on_fast_retransmit(now, self.rtt.srtt or self.rtt.rto)
+                continue
+            del self._unacked[seq]
+            progressed = True
+            if sent.sends == 1:  # Karn: no samples from retransmitted packets
+                self.rtt.add_sample(now - sent.first_sent)
+            self.congestion.on_packet_acked(now)
+            if seq == self._close_seq:
+                self._close_acked = True
+            if seq == 0 and self.state is State.SYN_SENT:
+                pass  # the SYN reply itself establishes the connection, not the ACK
+        if progressed:
+            self._resend_queue = [s for s in self._resend_queue if s in self._unacked]
+            self._rto_deadline = now + self.rtt.rto if self._unacked else None
+
+    def _process_sequenced(self, packet: Packet, now: float) -> None:
+        seq = packet.sequence_num
+        if packet.is_syn and self.is_client:
+            self._on_syn_reply(packet, now)
+            if self.state is State.RESET:
+                return
+        if seq < self._recv_next or seq in self._ooo:
+            self.stats.duplicates += 1
+            self._ack_now = True
+            if self.state is State.SYN_RECEIVED and packet.is_syn:
+                self._flush = True  # the peer is waiting for our SYN reply: send it now
+            return
+        if seq - self._recv_next > self.options.max_window_size * REORDER_SLACK:
+            self.stats.invalid_packets += 1  # far outside any window we could have offered
+            return
+        if self._paused and packet.payload:
+            if self._paused_bytes + len(packet.payload) > self.options.receive_buffer:
+                self.stats.dropped_receive_full += 1
+                self._ack_now = True
+                return
+            self._paused_bytes += len(packet.payload)
+        if seq != self._recv_next:
+            self._ooo[seq] = packet
+            self._ack_now = True  # NACK the gap at once
+            if (
+                self.is_client
+                and self._recv_next == 0
+                and self.stats.pre_ack_sent
+                and self._guard_deadline is None
+            ):
+                # The peer is past its SYN reply, which we have not seen, and our pre-ACK told
+                # it that we had. Wait a little for a reordered or resent SYN reply, then decide.
+                guard = max(self.options.pre_ack_guard, 3 * (self.rtt.srtt or 0.0))
+                self._guard_deadline = now + guard
+            return
+        self._deliver(packet)
+        while self._recv_next in self._ooo:
+            self._deliver(self._ooo.pop(self._recv_next))
+        self._received_since_ack += 1
+        if self._received_since_ack >= 2 or self._peer_close_seq is not None:
+            self._ack_now = True
+        elif self._ack_deadline is None:
+            self._ack_deadline = now + self._ack_delay()
+
+    def _ack_delay(self) -> float:
+        delay = self.options.initial_ack_delay
+        if self.rtt.srtt is not None:
+            delay = min(delay, max(0.002, self.rtt.srtt / 4))
+        return delay
+
+    def _on_syn_reply(self, packet: Packet, now: float) -> None:
+        if packet.sequence_num != 0:
+            self.stats.invalid_packets += 1
+            return
+        empty = not packet.payload and not packet.has(Flag.CLOSE)
+        if self._seq0_skipped and not empty:
+            self._die(
+                ResetReason.PRE_ACK_DATA_LOST,
+                "the SYN reply we assumed empty arrived late carrying data",
+            )
+            self._queue_reset(now)
+            return
+        if self.profile_in.syn_reply_empty is not False:
+            self.profile_in.syn_reply_empty = empty
+        self._establish()
+
+    def _establish(self) -> None:
+        if self.state in (State.NEW, State.SYN_SENT, State.SYN_RECEIVED):
+            self.state = State.ESTABLISHED
+            self._connect_deadline = None
+            self._guard_deadline = None
+            self._events.append(ConnectionEstablished(self.remote_stream_id))
+
+    def _deliver(self, packet: Packet) -> None:
+        self._recv_next = packet.sequence_num + 1
+        if self._peer_close_seq is not None:
+            if packet.payload:
+                self._die(ResetReason.PROTOCOL_ERROR, "data after the peer's CLOSE")
+            return
+        if packet.payload:
+            self.stats.bytes_received += len(packet.payload)
+            self._events.append(DataReceived(packet.payload))
+        if packet.has(Flag.CLOSE):
+            self._peer_close_seq = packet.sequence_num
+            self._ended = True
+            self._events.append(StreamEnded())
+
+    # ------------------------------------------------------------------ timers
+    def get_timer(self) -> float | None:
+        """The earliest deadline at which :meth:`handle_timer` has work, or None."""
+        if self.state is State.RESET:
+            return None
+        if self.state is State.CLOSED:
+            return self._linger_deadline
+        candidates = [
+            self._connect_deadline,
+            self._rto_deadline,
+            self._ack_deadline,
+            self._guard_deadline,
+            self._linger_deadline,
+        ]
+        if self.state in (State.NEW, State.SYN_RECEIVED) and not self._ready_for_first():
+            candidates.append(self._first_deadline)
+        if self._peer_choked and not self._unacked:
+            candidates.append(self._probe_deadline)
+        if self.options.inactivity_action != "noop" and self.state is State.ESTABLISHED:
+            candidates.append(self._last_heard + self.options.inactivity_timeout)
+        deadlines = [c for c in candidates if c is not None]
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> None:
+        """Run every deadline that has passed."""
+        if self.state is State.RESET:
+            return
+        if self._linger_deadline is not None and now >= self._linger_deadline:
+            self._linger_deadline = None
+            if self.state is State.CLOSED:
+                self._events.append(ConnectionClosed())
+                self.state = State.CLOSED
+                return
+        if self._connect_deadline is not None and now >= self._connect_deadline:
+            self._die(ResetReason.CONNECT_TIMEOUT, "no answer to the SYN")
+            return
+        if self._guard_deadline is not None and now >= self._guard_deadline:
+            self._guard_deadline = None
+            self._on_guard_expired(now)
+            if self.state is State.RESET:
+                return
+        if self._rto_deadline is not None and now >= self._rto_deadline:
+            self._on_retransmission_timeout(now)
+            if self.state is State.RESET:
+                return
+        if self._ack_deadline is not None and now >= self._ack_deadline:
+            self._ack_deadline = None
+            self._ack_now = True
+        if (
+            self.options.inactivity_action != "noop"
+            and self.state is State.ESTABLISHED
+            and now >= self._last_heard + self.options.inactivity_timeout
+        ):
+            self._on_inactivity(now)
+
+    def _on_retransmission_timeout(self, now: float) -> None:
+        rto = self.rtt.rto
+        due = [s for s in self._unacked.values() if now >= s.last_sent + rto - 1e-9]
+        if not due and self._unacked:
+            due = [self._unacked[min(self._unacked)]]
+        for sent in due:
+            if sent.sends > self.options.max_resends:
+                self._queue_reset(now)
+                self._die(
+                    ResetReason.MAX_RESENDS,
+                    f"packet {sent.seq} unacknowledged after {sent.sends - 1} retransmissions",
+                )
+                return
+            if sent.seq not in self._resend_queue:
+                self._resend_queue.append(sent.seq)
+        self.congestion.on_timeout(now, self.rtt.srtt or rto)
+        self.rtt.back_off()
+        self._rto_deadline = now + self.rtt.rto if self._unacked else None
+
+    def _on_guard_expired(self, now: float) -> None:
+        if self._recv_next != 0:
+            return  # the SYN reply arrived after all
+        if self.profile_in.syn_reply_empty:
+            # This peer's SYN replies never carried data (i2pd): the lost one held nothing,
+            # and the peer will not resend it because our pre-ACK acknowledged it.
+            self._seq0_skipped = True
+            self._recv_next = 1
+            self._establish()
+            while self._recv_next in self._ooo:
+                self._deliver(self._ooo.pop(self._recv_next))
+            self._ack_now = True
+            return
+        self._queue_reset(now)
+        self._die(
+            ResetReason.PRE_ACK_DATA_LOST,
+            "the peer's SYN reply was lost after our pre-ACK and was never resent; "
+            "its payload, if any, cannot be recovered",
+        )
+
+    def _on_inactivity(self, now: float) -> None:
+        if self.options.inactivity_action == "disconnect" or self._pings_unanswered >= 2:
+            self._queue_reset(now)
+            self._die(ResetReason.INACTIVITY, "nothing heard from the peer")
+            return
+        self._pings_unanswered += 1
+        self._last_heard = now
+        self.ping(now)
+
+    # ------------------------------------------------------------------ sending
+    def _ready_for_first(self) -> bool:
+        return self._flush or self._close_requested or len(self._send_buf) >= self._payload_limit()
+
+    def _payload_limit(self) -> int:
+        return max(1, min(self.options.max_message_size, self._peer_mps))
+
+    def _ack_fields(self) -> tuple[int, tuple[int, ...], bool]:
+        """(ack through, NACKs, NO_ACK) describing everything received so far."""
+        highest = max(self._ooo) if self._ooo else self._recv_next - 1
+        if highest < 0:
+            return 0, (), True
+        nacks = [s for s in range(self._recv_next, highest) if s not in self._ooo]
+        if len(nacks) > MAX_NACKS:
+            nacks = nacks[:MAX_NACKS]
+            highest = nacks[-1]
+            nacks = nacks[:-1]
+        return highest, tuple(nacks), False
+
+    def _delay_option(self) -> int | None:
+        if self._paused:
+            self._choke_announced = True
+            return CHOKE_SEND_DELAY_MS
+        if self._choke_announced:
+            self._choke_announced = False
+            return 0
+        return None
+
+    def _build(self, seq: int, payload: bytes, control: Flag, now: float) -> bytes:
+        ack_through, nacks, no_ack = self._ack_fields()
+        flags = control
+        if no_ack:
+            flags |= Flag.NO_ACK
+        packet = Packet(
+            send_stream_id=self.remote_stream_id,
+            receive_stream_id=self.local_stream_id,
+            sequence_num=seq,
+            ack_through=ack_through,
+            nacks=nacks,
+            resend_delay=min(255, int(self.rtt.rto)),
+            flags=flags,
+            delay_requested=self._delay_option(),
+            payload=payload,
+        )
+        signer = None
+        if control & Flag.SYNCHRONIZE:
+            packet.from_destination = self.keys.destination
+            packet.max_packet_size = self.options.max_message_size
+        if control & SIGNED_FLAGS:
+            signer = self.keys
+        if not no_ack:
+            self._clear_ack_state()
+        return encode(packet, signer)
+
+    def _clear_ack_state(self) -> None:
+        self._ack_now = False
+        self._ack_deadline = None
+        self._received_since_ack = 0
+
+    def _queue_reset(self, now: float) -> None:
+        ack_through, nacks, no_ack = self._ack_fields()
+        packet = Packet(
+            send_stream_id=self.remote_stream_id,
+            receive_stream_id=self.local_stream_id,
+            sequence_num=self._next_seq,
+            ack_through=ack_through,
+            nacks=nacks,
+            flags=Flag.RESET | (Flag.NO_ACK if no_ack else Flag(0)),
+        )
+        self._pending_control.append(encode(packet, self.keys))
+
+    def _die(self, reason: ResetReason, detail: str) -> None:
+        if self.state is State.RESET:
+            return
+        self.state = State.RESET
+        self._unacked.clear()
+        self._resend_queue.clear()
+        self._send_buf.clear()
+        self._events.append(ConnectionReset(reason, detail))
+
+    def packets_to_send(self, now: float) -> list[bytes]:
+        """Every packet that should leave now, already encoded (and signed where required)."""
+        out: list[bytes] = self._pending_control
+        self._pending_control = []
+        if self.state is State.RESET:
+            self._count(out)
+            return out
+        if self.state is State.CLOSED:
+            if self._ack_now:
+                out.append(self._plain_ack())
+            self._count(out)
+            return out
+
+        if self.state is State.NEW:
+            if not (self._ready_for_first() or now >= self._first_deadline):
+                self._count(out)
+                return out
+            out.append(self._send_first(now))
+            self.state = State.SYN_SENT
+            if self.options.pre_ack and self.profile_in.syn_reply_empty is not False:
+                self._pre_ack_pending = True
+        elif self.state is State.SYN_RECEIVED:
+            if not (self._ready_for_first() or now >= self._first_deadline):
+                if self._ack_now and self._recv_next:
+                    self._ack_now = False  # our SYN reply will carry the ACK shortly
+                self._count(out)
+                return out
+            out.append(self._send_first(now))
+            self._establish()
+
+        if self._pre_ack_pending:
+            self._pre_ack_pending = False
+            out.append(self._pre_ack())
+
+        for seq in self._resend_queue:
+            sent = self._unacked.get(seq)
+            if sent is None:
+                continue
+            sent.sends += 1
+            sent.last_sent = now
+            self.stats.retransmissions += 1
+            out.append(self._build(seq, sent.payload, sent.control, now))
+            if sent.control & Flag.SYNCHRONIZE and self.is_client and self.stats.pre_ack_sent:
+                out.append(self._pre_ack())
+        self._resend_queue = []
+
+        out.extend(self._send_new_data(now))
+        if self._ack_now and self._ack_fields()[2] is False and self.remote_stream_id:
+            out.append(self._plain_ack())
+        self._count(out)
+        return out
+
+    def _count(self, out: list[bytes]) -> None:
+        self.stats.packets_sent += len(out)
+
+    def _send_first(self, now: float) -> bytes:
+        """The SYN (outgoing) or the SYN reply (incoming), with as much data as fits."""
+        limit = self._payload_limit()
+        if self.is_client:
+            limit = min(limit, MTU_DEFAULT)  # the peer's limit is unknown until it answers
+        if not self.is_client and not self.syn_reply_carries_data:
+            payload = b""
+        else:
+            payload = bytes(self._send_buf[:limit])
+            del self._send_buf[:limit]
+        control = Flag.SYNCHRONIZE
+        carries = self.is_client or self.syn_reply_carries_data
+        if self._close_requested and not self._send_buf and carries:
+            control |= Flag.CLOSE
+            self._close_seq = 0
+        if self.is_client and payload:
+            self.stats.initial_data_in_syn = True
+            self.stats.syn_payload_bytes = len(payload)
+        self._next_seq = 1
+        self._track(0, payload, control, now)
+        return self._build(0, payload, control, now)
+
+    def _pre_ack(self) -> bytes:
+        """Plain ACK of the peer's not-yet-seen SYN reply (send stream id 0, ack through 0)."""
+        self.stats.pre_ack_sent = True
+        return encode(
+            Packet(send_stream_id=0, receive_stream_id=self.local_stream_id, ack_through=0)
+        )
+
+    def _plain_ack(self) -> bytes:
+        ack_through, nacks, _ = self._ack_fields()
+        packet = Packet(
+            send_stream_id=self.remote_stream_id,
+            receive_stream_id=self.local_stream_id,
+            sequence_num=0,
+            ack_through=ack_through,
+            nacks=nacks,
+            delay_requested=self._delay_option(),
+        )
+        self._clear_ack_state()
+        return encode(packet)
+
+    def _track(self, seq: int, payload: bytes, control: Flag, now: float) -> None:
+        self._unacked[seq] = _Sent(seq, payload, control, now, now)
+        self.stats.bytes_sent += len(payload)
+        if self._rto_deadline is None:
+            self._rto_deadline = now + self.rtt.rto
+
+    def _send_new_data(self, now: float) -> list[bytes]:
+        out: list[bytes] = []
+        if self.state not in (State.SYN_SENT, State.ESTABLISHED):
+            return out
+        limit = self._payload_limit()
+        while self._send_buf or (self._close_requested and self._close_seq is None):
+            room = self.congestion.window - len(self._unacked)
+            if self._peer_choked:
+                probe_due = (
+                    not self._unacked
+                    and self._probe_deadline is not None
+                    and now >= self._probe_deadline
+                )
+                if not probe_due:
+                    break
+                self._probe_deadline = now + self.rtt.rto
+                room = 1
+            if room <= 0:
+                break
+            payload = bytes(self._send_buf[:limit])
+            del self._send_buf[:limit]
+            control = Flag(0)
+            if self._close_requested and not self._send_buf:
+                control = Flag.CLOSE
+                self._close_seq = self._next_seq
+            seq = self._next_seq
+            self._next_seq += 1
+            self._track(seq, payload, control, now)
+            out.append(self._build(seq, payload, control, now))
+            if self._peer_choked:
+                break
+        return out
+
+    def _maybe_finish(self, now: float) -> None:
+        """Both sides closed and everything acknowledged: linger briefly, then forget."""
+        if (
+            self.state is State.ESTABLISHED
+            and self._close_acked
+            and self._ended
+            and not self._unacked
+            and self._linger_deadline is None
+        ):
+            self.state = State.CLOSED
+            self._ack_now = self._ack_now or self._received_since_ack > 0
+            self._linger_deadline = now + min(2 * self.rtt.rto, 10.0)

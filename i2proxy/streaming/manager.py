@@ -1,0 +1,600 @@
+"""asyncio adapter: many streaming connections over one message transport (I2CP).
+
+Thin on purpose: it routes packets to :class:`~i2proxy.streaming.connection.Connection` cores,
+moves bytes between them and standard ``asyncio.StreamReader``/``StreamWriter`` pairs through a
+small custom transport, and arms one ``loop.call_at`` timer per connection from the core's
+``get_timer()``. All protocol decisions live in the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from i2proxy.dialer.base import (
+    DialError,
+    DialTimeout,
+    PeerRefused,
+    PeerUnreachable,
+    StreamStats,
+)
+from i2proxy.streaming.connection import Connection, PacketRejected, PeerProfile
+from i2proxy.streaming.events import (
+    ConnectionClosed,
+    ConnectionEstablished,
+    ConnectionReset,
+    DataReceived,
+    PongReceived,
+    ResetReason,
+    StreamEnded,
+)
+from i2proxy.streaming.options import StreamingOptions
+from i2proxy.streaming.packet import Flag, Packet, PacketError, decode, encode, verify_signature
+
+if TYPE_CHECKING:
+    from i2proxy.i2p.destination import Destination
+    from i2proxy.i2p.keys import PrivateKeys
+
+log = structlog.get_logger(__name__)
+
+SendFunction = Callable[["Destination", bytes, int, int], None]
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
+
+#: Follow-on packets that arrive before their SYN: how many streams, packets, and how long.
+MAX_PENDING_STREAMS = 64
+MAX_PENDING_PACKETS = 16
+PENDING_TIMEOUT = 10.0
+#: Peers whose RTT/window/SYN-reply habits we remember (control-block sharing).
+MAX_PROFILES = 512
+#: Concurrent connections; SYNs beyond this are refused with a RESET.
+MAX_CONNECTIONS = 4096
+
+
+class StreamResetError(ConnectionResetError):
+    """An established stream died; ``reason`` says why."""
+
+    def __init__(self, reason: ResetReason, detail: str) -> None:
+        super().__init__(f"I2P stream reset ({reason.value}): {detail}")
+        self.reason = reason
+
+
+def _dial_error(reason: ResetReason, detail: str) -> DialError:
+    if reason is ResetReason.PEER_RESET:
+        return PeerRefused(f"peer refused the stream: {detail}")
+    if reason is ResetReason.CONNECT_TIMEOUT:
+        return DialTimeout(f"no answer within the connect timeout: {detail}")
+    return PeerUnreachable(f"stream could not be opened ({reason.value}): {detail}")
+
+
+class _Stream:
+    """Glue between one core connection and its asyncio reader/writer."""
+
+    def __init__(
+        self,
+        manager: StreamManager,
+        conn: Connection,
+        destination: Destination,
+        local_port: int,
+        remote_port: int,
+        *,
+        lazy: bool = False,
+    ) -> None:
+        loop = manager.loop
+        self.manager = manager
+        self.conn = conn
+        self.destination = destination
+        self.local_port = local_port
+        self.remote_port = remote_port
+        self.lazy = lazy
+        self.reader = asyncio.StreamReader(limit=2**16, loop=loop)
+        self.protocol = asyncio.StreamReaderProtocol(self.reader, loop=loop)
+        self.transport = StreamTransport(self)
+        self.protocol.connection_made(self.transport)
+        self.writer = asyncio.StreamWriter(self.transport, self.protocol, self.reader, loop)
+        self.established: asyncio.Future[None] = loop.create_future()
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at: float | None = None
+        self.pump_scheduled = False
+        self.writing_paused = False
+        self.finished = False
+        self.pong: asyncio.Future[float] | None = None
+
+    def stats(self) -> StreamStats:
+        s = self.conn.stats
+        return StreamStats(
+            packets_sent=s.packets_sent,
+            packets_received=s.packets_received,
+            retransmissions=s.retransmissions,
+            rtt=self.conn.rtt.srtt,
+            initial_data_in_syn=s.initial_data_in_syn,
+            syn_payload_bytes=s.syn_payload_bytes,
+        )
+
+
+class StreamTransport(asyncio.Transport):
+    """An ``asyncio.Transport`` over one streaming connection, so StreamReader/Writer work."""
+
+    def __init__(self, stream: _Stream) -> None:
+        super().__init__()
+        self._stream = stream
+        self._closing = False
+        self._reading_paused = False
+
+    # -- writing
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        stream = self._stream
+        if not data:
+            return
+        if self._closing or stream.conn.is_terminated:
+            raise ConnectionResetError("I2P stream is closed")
+        first_pending = stream.conn.state.value == "new"
+        stream.conn.send(bytes(data), flush=not (stream.lazy and first_pending))
+        if (
+            not stream.writing_paused
+            and stream.conn.unsent_bytes > stream.manager.options.send_buffer
+        ):
+            stream.writing_paused = True
+            stream.protocol.pause_writing()
+        stream.manager._schedule_pump(stream)
+
+    def write_eof(self) -> None:
+        """Send CLOSE after the buffered data. i2pd then discards its unsent reply: see docs."""
+        self._stream.conn.close()
+        self._stream.manager._schedule_pump(self._stream)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def get_write_buffer_size(self) -> int:
+        return self._stream.conn.unsent_bytes
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        high = self._stream.manager.options.send_buffer
+        return high // 4, high
+
+    # -- reading
+    def pause_reading(self) -> None:
+        if not self._reading_paused:
+            self._reading_paused = True
+            self._stream.conn.pause_receiving()
+            self._stream.manager._schedule_pump(self._stream)
+
+    def resume_reading(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            self._stream.conn.resume_receiving()
+            self._stream.manager._schedule_pump(self._stream)
+
+    def is_reading(self) -> bool:
+        return not self._reading_paused
+
+    # -- lifecycle
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._stream.conn.close()
+        self._stream.manager._schedule_pump(self._stream)
+
+    def abort(self) -> None:
+        self._closing = True
+        self._stream.manager._abort_stream(self._stream)
+
+    def is_closing(self) -> bool:
+        return self._closing or self._stream.conn.is_terminated
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        stream = self._stream
+        if name == "stream_stats":
+            return stream.stats()
+        if name in ("peername", "destination"):
+            return stream.destination
+        if name == "peer_b32":
+            return stream.destination.b32
+        if name == "ports":
+            return stream.local_port, stream.remote_port
+        if name == "connection":
+            return stream.conn
+        return default
+
+
+class StreamManager:
+    """All streams of one local destination.
+
+    ``send(destination, payload, src_port, dst_port)`` hands one streaming packet to the I2CP
+    layer (protocol 6; it does the gzip framing). Feed every incoming protocol-6 payload to
+    :meth:`handle_payload`.
+    """
+
+    def __init__(
+        self,
+        keys: PrivateKeys,
+        send: SendFunction,
+        options: StreamingOptions | None = None,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.keys = keys
+        self.options = (options or StreamingOptions()).validate()
+        self._send = send
+        self._loop = loop
+        self._streams: dict[int, _Stream] = {}
+        self._incoming_by_remote: dict[int, _Stream] = {}
+        self._pending: dict[int, tuple[float, list[Packet]]] = {}
+        self._listeners: dict[int | None, Handler] = {}
+        self._profiles: OrderedDict[bytes, PeerProfile] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.invalid_packets = 0
+        self.unroutable_packets = 0
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    @property
+    def stream_count(self) -> int:
+        return len(self._streams)
+
+    def _now(self) -> float:
+        return self.loop.time()
+
+    def _new_stream_id(self) -> int:
+        while True:
+            sid = secrets.randbits(32)
+            if sid and sid not in self._streams:
+                return sid
+
+    def _profile(self, destination: Destination) -> PeerProfile:
+        key = destination.hash
+        profile = self._profiles.get(key)
+        if profile is None:
+            profile = PeerProfile()
+            self._profiles[key] = profile
+            while len(self._profiles) > MAX_PROFILES:
+                self._profiles.popitem(last=False)
+        else:
+            self._profiles.move_to_end(key)
+        return profile
+
+    # ------------------------------------------------------------------ outgoing
+    async def open_stream(
+        self,
+        destination: Destination,
+        port: int = 0,
+        initial_data: bytes = b"",
+        *,
+        timeout: float | None = None,
+        lazy: bool = False,
+        local_port: int = 0,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Open a stream; ``initial_data`` rides in the SYN.
+
+        By default the SYN leaves at once and this returns when the peer answered (SYN reply)
+        or raises a :class:`~i2proxy.dialer.DialError`. With ``lazy=True`` it returns at once
+        and the SYN waits up to ``connect_delay`` for more writes (Java's connectDelay) or
+        until a full packet is buffered; failures then surface on the reader and writer.
+        """
+        if len(self._streams) >= MAX_CONNECTIONS:
+            raise PeerUnreachable(f"too many streams ({MAX_CONNECTIONS})")
+        now = self._now()
+        options = self.options
+        if timeout is not None:
+            options = options.with_overrides(connect_timeout=max(0.001, timeout))
+        conn = Connection.outgoing(
+            keys=self.keys,
+            remote_destination=destination,
+            local_stream_id=self._new_stream_id(),
+            now=now,
+            options=options,
+            profile=self._profile(destination),
+        )
+        if initial_data:
+            conn.send(bytes(initial_data), flush=not lazy)
+        elif not lazy:
+            conn.flush()
+        stream = _Stream(self, conn, destination, local_port, port, lazy=lazy)
+        self._streams[conn.local_stream_id] = stream
+        self._pump(stream)
+        if lazy:
+            return stream.reader, stream.writer
+        try:
+            await asyncio.shield(stream.established)
+        except asyncio.CancelledError:
+            self._abort_stream(stream)
+            raise
+        return stream.reader, stream.writer
+
+    # ------------------------------------------------------------------ incoming
+    def listen(self, handler: Handler, port: int | None = None) -> None:
+        """Serve incoming streams on ``port`` (None: any port without its own handler).
+
+        The handler runs as soon as the SYN is accepted; what it writes within the connect
+        delay rides in the SYN reply (with CLOSE too if it closes the writer by then).
+        """
+        self._listeners[port] = handler
+
+    def unlisten(self, port: int | None = None) -> None:
+        self._listeners.pop(port, None)
+
+    def _accept(self, syn: Packet, src_port: int, dst_port: int) -> None:
+        if syn.receive_stream_id in self._incoming_by_remote:
+            existing = self._incoming_by_remote[syn.receive_stream_id]
+            existing.conn.receive_packet(syn, self._now())  # retransmitted SYN
+            self._pump(existing)
+            return
+        handler = self._listeners.get(dst_port) or self._listeners.get(None)
+        try:
+            profile = self._profile(syn.from_destination) if syn.from_destination else None
+            conn = Connection.incoming(
+                syn,
+                keys=self.keys,
+                local_stream_id=self._new_stream_id(),
+                now=self._now(),
+                options=self.options,
+                profile=profile,
+            )
+        except PacketRejected as exc:
+            self.invalid_packets += 1
+            log.info("streaming.syn_rejected", reason=str(exc))
+            return
+        assert conn.remote_destination is not None
+        stream = _Stream(self, conn, conn.remote_destination, dst_port, src_port)
+        self._streams[conn.local_stream_id] = stream
+        self._incoming_by_remote[syn.receive_stream_id] = stream
+        if handler is None or len(self._streams) > MAX_CONNECTIONS:
+            log.info("streaming.refused", port=dst_port, reason="no listener or too many")
+            conn.reset(self._now(), "no listener on this port")
+            self._pump(stream)
+            return
+        for saved in self._take_pending(syn.receive_stream_id):
+            conn.receive_packet(saved, self._now())
+        task = self.loop.create_task(self._run_handler(handler, stream))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._pump(stream)
+
+    async def _run_handler(self, handler: Handler, stream: _Stream) -> None:
+        try:
+            result = handler(stream.reader, stream.writer)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("streaming.handler_failed", peer=stream.destination.b32)
+            stream.transport.abort()
+
+    def _take_pending(self, remote_id: int) -> list[Packet]:
+        entry = self._pending.pop(remote_id, None)
+        return entry[1] if entry else []
+
+    def _hold_pending(self, packet: Packet) -> None:
+        now = self._now()
+        for rid, (first, _) in list(self._pending.items()):
+            if now - first > PENDING_TIMEOUT:
+                del self._pending[rid]
+        entry = self._pending.get(packet.receive_stream_id)
+        if entry is None:
+            if len(self._pending) >= MAX_PENDING_STREAMS:
+                self.unroutable_packets += 1
+                return
+            entry = (now, [])
+            self._pending[packet.receive_stream_id] = entry
+        if len(entry[1]) < MAX_PENDING_PACKETS:
+            entry[1].append(packet)
+        else:
+            self.unroutable_packets += 1
+
+    # ------------------------------------------------------------------ packet input
+    def handle_payload(self, payload: bytes, *, src_port: int = 0, dst_port: int = 0) -> None:
+        """One incoming streaming packet (I2CP protocol 6, gzip framing already removed)."""
+        try:
+            packet = decode(payload)
+        except PacketError as exc:
+            self.invalid_packets += 1
+            log.debug("streaming.bad_packet", error=str(exc))
+            return
+        except Exception:  # a Destination parser bug must not kill the I2CP reader
+            self.invalid_packets += 1
+            log.exception("streaming.decode_failed")
+            return
+        if packet.send_stream_id:
+            stream = self._streams.get(packet.send_stream_id)
+            if stream is not None:
+                stream.conn.receive_packet(packet, self._now())
+                self._pump(stream)
+            elif packet.has(Flag.ECHO):
+                self._answer_ping(packet, src_port, dst_port)
+            else:
+                self.unroutable_packets += 1
+            return
+        if packet.has(Flag.ECHO):  # a pong: routed by the id we put in the ping
+            stream = self._streams.get(packet.receive_stream_id)
+            if stream is not None:
+                stream.conn.receive_packet(packet, self._now())
+                self._pump(stream)
+            return
+        if packet.is_syn:
+            self._accept(packet, src_port, dst_port)
+            return
+        stream = self._incoming_by_remote.get(packet.receive_stream_id)
+        if stream is not None:
+            stream.conn.receive_packet(packet, self._now())
+            self._pump(stream)
+        else:
+            self._hold_pending(packet)
+
+    def _answer_ping(self, ping: Packet, src_port: int, dst_port: int) -> None:
+        if not self.options.answer_pings or ping.from_destination is None:
+            return
+        if not verify_signature(ping, ping.from_destination):
+            self.invalid_packets += 1
+            return
+        pong = Packet(
+            send_stream_id=0,
+            receive_stream_id=ping.send_stream_id,
+            flags=Flag.ECHO,
+            payload=ping.payload[:1024],
+        )
+        self._transmit(ping.from_destination, encode(pong), dst_port, src_port)
+
+    # ------------------------------------------------------------------ driving the cores
+    def _transmit(self, destination: Destination, data: bytes, src: int, dst: int) -> None:
+        try:
+            self._send(destination, data, src, dst)
+        except Exception as exc:  # router down: retransmission or abort_all takes over
+            log.debug("streaming.send_failed", error=str(exc))
+
+    def _schedule_pump(self, stream: _Stream) -> None:
+        if not stream.pump_scheduled and not stream.finished:
+            stream.pump_scheduled = True
+            self.loop.call_soon(self._pump, stream)
+
+    def _pump(self, stream: _Stream) -> None:
+        stream.pump_scheduled = False
+        if stream.finished:
+            return
+        conn = stream.conn
+        now = self._now()
+        for data in conn.packets_to_send(now):
+            self._transmit(stream.destination, data, stream.local_port, stream.remote_port)
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, DataReceived):
+                stream.protocol.data_received(event.data)
+            elif isinstance(event, ConnectionEstablished):
+                self._remember(stream)
+                if not stream.established.done():
+                    stream.established.set_result(None)
+            elif isinstance(event, StreamEnded):
+                stream.protocol.eof_received()
+            elif isinstance(event, ConnectionReset):
+                self._finish(stream, event.reason, event.detail)
+                return
+            elif isinstance(event, ConnectionClosed):
+                self._finish(stream, None, "")
+                return
+            elif (
+                isinstance(event, PongReceived)
+                and stream.pong is not None
+                and not stream.pong.done()
+            ):
+                stream.pong.set_result(event.rtt)
+        # packets produced while handling events (e.g. ACKs)
+        for data in conn.packets_to_send(now):
+            self._transmit(stream.destination, data, stream.local_port, stream.remote_port)
+        if stream.writing_paused and conn.unsent_bytes <= self.options.send_buffer // 4:
+            stream.writing_paused = False
+            stream.protocol.resume_writing()
+        self._arm_timer(stream)
+
+    def _arm_timer(self, stream: _Stream) -> None:
+        when = stream.conn.get_timer()
+        if when == stream.timer_at and stream.timer is not None:
+            return
+        if stream.timer is not None:
+            stream.timer.cancel()
+            stream.timer = None
+        stream.timer_at = when
+        if when is not None:
+            stream.timer = self.loop.call_at(when, self._on_timer, stream)
+
+    def _on_timer(self, stream: _Stream) -> None:
+        stream.timer = None
+        stream.timer_at = None
+        if stream.finished:
+            return
+        stream.conn.handle_timer(self._now())
+        self._pump(stream)
+
+    def _finish(self, stream: _Stream, reason: ResetReason | None, detail: str) -> None:
+        """Remove a dead or closed stream and tell its reader/writer."""
+        if stream.finished:
+            return
+        stream.finished = True
+        if stream.timer is not None:
+            stream.timer.cancel()
+        self._streams.pop(stream.conn.local_stream_id, None)
+        if self._incoming_by_remote.get(stream.conn.remote_stream_id) is stream:
+            del self._incoming_by_remote[stream.conn.remote_stream_id]
+        self._remember(stream)
+        exc: Exception | None = None
+        if reason is not None and reason is not ResetReason.LOCAL:
+            if not stream.established.done():
+                exc = _dial_error(reason, detail)
+            else:
+                exc = StreamResetError(reason, detail)
+        if not stream.established.done():
+            stream.established.set_exception(exc or PeerUnreachable(detail or "closed"))
+            stream.established.exception()  # mark retrieved; open_stream re-raises it
+        if reason is ResetReason.LOCAL:
+            exc = None
+        with contextlib.suppress(Exception):
+            stream.protocol.connection_lost(exc)
+
+    def _remember(self, stream: _Stream) -> None:
+        learned = stream.conn.profile()
+        profile = self._profile(stream.destination)
+        if learned.srtt is not None:
+            profile.srtt = learned.srtt
+        profile.window = learned.window
+
+    def _abort_stream(self, stream: _Stream) -> None:
+        if stream.finished:
+            return
+        stream.conn.reset(self._now())
+        for data in stream.conn.packets_to_send(self._now()):
+            self._transmit(stream.destination, data, stream.local_port, stream.remote_port)
+        self._finish(stream, ResetReason.LOCAL, "aborted")
+
+    def abort_all(self, exc: BaseException) -> None:
+        """The router went away: every stream fails now with ``exc`` (no packets are sent)."""
+        for stream in list(self._streams.values()):
+            stream.finished = True
+            if stream.timer is not None:
+                stream.timer.cancel()
+            if not stream.established.done():
+                stream.established.set_exception(exc)
+                stream.established.exception()
+            with contextlib.suppress(Exception):
+                stream.protocol.connection_lost(exc if isinstance(exc, Exception) else None)
+        self._streams.clear()
+        self._incoming_by_remote.clear()
+        self._pending.clear()
+
+    async def ping(self, destination: Destination, timeout: float = 30.0) -> float:
+        """Round-trip time in seconds of a signed ECHO to ``destination`` (TimeoutError)."""
+        conn = Connection.outgoing(
+            keys=self.keys,
+            remote_destination=destination,
+            local_stream_id=self._new_stream_id(),
+            now=self._now(),
+            options=self.options,
+        )
+        stream = _Stream(self, conn, destination, 0, 0)
+        stream.pong = self.loop.create_future()
+        self._streams[conn.local_stream_id] = stream
+        try:
+            conn.ping(self._now())
+            for data in conn.packets_to_send(self._now()):
+                self._transmit(destination, data, 0, 0)
+            return await asyncio.wait_for(stream.pong, timeout)
+        finally:
+            stream.finished = True
+            self._streams.pop(conn.local_stream_id, None)
+
+    async def close(self) -> None:
+        """Reset every stream and cancel handler tasks."""
+        for stream in list(self._streams.values()):
+            self._abort_stream(stream)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -1,0 +1,187 @@
+"""StreamManager: two managers wired back to back in memory (the message layer is the fake).
+
+Packets cross with a configurable one-way delay through the event loop, so what is tested is
+the real asyncio adapter (transport, StreamReader/StreamWriter, timers) around the real core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import pytest
+
+from i2proxy.dialer import DialTimeout, PeerRefused, RouterUnavailable
+from i2proxy.streaming.manager import StreamManager
+from i2proxy.streaming.options import StreamingOptions
+from i2proxy.streaming.packet import decode
+from tests.unit.streaming_sim import keys
+
+
+class Wire:
+    """Delivers each manager's packets to the other after ``delay`` seconds."""
+
+    def __init__(self, delay: float = 0.01, drop_first_syn_reply: bool = False) -> None:
+        self.delay = delay
+        self.managers: dict[bytes, StreamManager] = {}
+        self.sent: list[tuple[bytes, bytes]] = []
+        self.drop_first_syn_reply = drop_first_syn_reply
+
+    def sender(self, me: bytes):
+        def send(destination, payload: bytes, src_port: int, dst_port: int) -> None:
+            self.sent.append((me, payload))
+            packet = decode(payload)
+            if self.drop_first_syn_reply and packet.is_syn and packet.send_stream_id:
+                self.drop_first_syn_reply = False
+                return
+            target = self.managers.get(destination.hash)
+            if target is None:
+                return
+            loop = asyncio.get_running_loop()
+            loop.call_later(
+                self.delay,
+                lambda: target.handle_payload(payload, src_port=src_port, dst_port=dst_port),
+            )
+
+        return send
+
+    def manager(self, index: int, options: StreamingOptions | None = None) -> StreamManager:
+        k = keys(index)
+        m = StreamManager(k, self.sender(k.destination.hash), options)
+        self.managers[k.destination.hash] = m
+        return m
+
+
+async def echo_upper(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    data = await reader.readuntil(b"\n")
+    writer.write(data.upper())
+    writer.close()
+
+
+async def test_request_rides_in_syn_and_reply_in_syn_reply():
+    wire = Wire(delay=0.05)
+    client, server = wire.manager(0), wire.manager(1)
+    server.listen(echo_upper, port=80)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    reader, writer = await client.open_stream(
+        keys(1).destination, 80, b"get / http/1.0\n", timeout=5
+    )
+    body = await reader.read()
+    elapsed = loop.time() - started
+    assert body == b"GET / HTTP/1.0\n"
+    stats = writer.get_extra_info("stream_stats")
+    assert stats.initial_data_in_syn and stats.syn_payload_bytes == 15
+    # one round trip (2 x 50 ms) plus the server's scheduling; far below two round trips
+    assert elapsed < 0.15, elapsed
+    writer.close()
+
+
+async def test_bulk_both_ways_sha256_intact():
+    wire = Wire(delay=0.005)
+    client, server = wire.manager(0), wire.manager(1)
+    payload = bytes(range(256)) * 4096  # 1 MiB
+
+    async def sink_then_send(reader, writer):
+        got = await reader.readexactly(len(payload))
+        writer.write(hashlib.sha256(got).digest())
+        writer.write(payload)
+        await writer.drain()
+        writer.close()
+
+    server.listen(sink_then_send)
+    reader, writer = await client.open_stream(keys(1).destination, 7, timeout=5)
+    writer.write(payload)
+    await writer.drain()
+    digest = await reader.readexactly(32)
+    back = await reader.read()
+    assert digest == hashlib.sha256(payload).digest()
+    assert hashlib.sha256(back).digest() == hashlib.sha256(payload).digest()
+    writer.close()
+
+
+async def test_no_listener_means_peer_refused():
+    wire = Wire()
+    client, _server = wire.manager(0), wire.manager(1)
+    with pytest.raises(PeerRefused):
+        await client.open_stream(keys(1).destination, 80, b"hello", timeout=5)
+
+
+async def test_silent_peer_means_dial_timeout():
+    wire = Wire()
+    client = wire.manager(0)  # nobody registered for keys(1): packets vanish
+    with pytest.raises(DialTimeout):
+        await client.open_stream(keys(1).destination, 80, b"hello", timeout=0.3)
+    assert client.stream_count == 0
+
+
+async def test_abort_all_fails_every_stream_promptly():
+    wire = Wire()
+    client, server = wire.manager(0), wire.manager(1)
+    gate = asyncio.Event()
+
+    async def hold(reader, writer):
+        await gate.wait()
+
+    server.listen(hold)
+    reader, _writer = await client.open_stream(keys(1).destination, 1, b"x", timeout=5)
+    pending_dial = asyncio.ensure_future(client.open_stream(keys(2).destination, 1, b"y"))
+    await asyncio.sleep(0.05)
+    client.abort_all(RouterUnavailable("router went away"))
+    with pytest.raises(RouterUnavailable):
+        await asyncio.wait_for(reader.read(), 1)
+    with pytest.raises(RouterUnavailable):
+        await asyncio.wait_for(pending_dial, 1)
+    gate.set()
+
+
+async def test_handler_answer_rides_in_the_syn_reply():
+    wire = Wire(delay=0.02)
+    client, server = wire.manager(0), wire.manager(1)
+    server.listen(echo_upper)
+    await client.open_stream(keys(1).destination, 0, b"ping\n", timeout=5)
+    syn_replies = [decode(p) for who, p in wire.sent if who == keys(1).destination.hash]
+    first = syn_replies[0]
+    assert first.is_syn and first.payload == b"PING\n"
+
+
+async def test_lost_syn_reply_with_data_is_recovered_not_lost():
+    """Our own server never counts a pre-ACK, so it resends a lost data-bearing SYN reply."""
+    wire = Wire(delay=0.01, drop_first_syn_reply=True)
+    options = StreamingOptions(initial_rto=0.2, pre_ack_guard=5.0)
+    client, server = wire.manager(0, options), wire.manager(1, options)
+    server.listen(echo_upper)
+    reader, _writer = await client.open_stream(keys(1).destination, 0, b"abc\n", timeout=5)
+    assert await asyncio.wait_for(reader.read(), 5) == b"ABC\n"
+    assert server.stream_count <= 1
+
+
+async def test_lazy_open_coalesces_writes_into_the_syn():
+    wire = Wire(delay=0.01)
+    client, server = wire.manager(0), wire.manager(1)
+    server.listen(echo_upper)
+    reader, writer = await client.open_stream(keys(1).destination, 0, lazy=True)
+    writer.write(b"two ")
+    writer.write(b"parts\n")
+    assert await asyncio.wait_for(reader.read(), 5) == b"TWO PARTS\n"
+    assert writer.get_extra_info("stream_stats").syn_payload_bytes == 10
+
+
+async def test_ping_measures_round_trip():
+    wire = Wire(delay=0.02)
+    client, _server = wire.manager(0), wire.manager(1)
+    rtt = await client.ping(keys(1).destination, timeout=2)
+    assert 0.04 <= rtt < 0.2
+
+
+async def test_control_block_seeds_next_connection_rtt():
+    wire = Wire(delay=0.03)
+    client, server = wire.manager(0), wire.manager(1)
+    server.listen(echo_upper)
+    reader, writer = await client.open_stream(keys(1).destination, 0, b"a\n", timeout=5)
+    await reader.read()
+    writer.close()
+    await asyncio.sleep(0.3)
+    profile = client._profile(keys(1).destination)
+    assert profile.srtt is not None and 0.05 < profile.srtt < 0.2
+    assert profile.syn_reply_empty is False  # our server bundles its answer
