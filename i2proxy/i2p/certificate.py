@@ -60,8 +60,11 @@ class Certificate:
         need(data, offset, 3, "certificate header")
         ctype, length = struct.unpack_from(">BH", data, offset)
         need(data, offset + 3, length, f"certificate payload ({length} bytes)")
-        cert = cls(ctype, bytes(data[offset + 3 : offset + 3 + length]))
-        cert._validate(offset)
+        raw = bytes(data[offset : offset + 3 + length])
+        cert = _COMMON.get(raw)
+        if cert is None:
+            cert = cls(ctype, raw[3:])
+            cert._validate(offset)
         return cert, offset + 3 + length
 
     def _validate(self, offset: int) -> None:
@@ -131,3 +134,17 @@ def excess_signing_length(st: SigType) -> int:
 def excess_crypto_length(ct: CryptoType) -> int:
     """How many crypto-key bytes overflow the 256-byte slot into the certificate."""
     return max(0, CRYPTO_PUBLIC_KEY_SIZES[ct] - PUBLIC_KEY_FIELD)
+
+
+# The few certificates without excess key bytes (NULL, KEY for each type pair) are immutable and
+# cover almost every destination: share them instead of parsing and validating each time.
+_COMMON: dict[bytes, Certificate] = {
+    c.to_bytes(): c
+    for c in [Certificate.null()]
+    + [
+        Certificate.key(st, ct)
+        for st in SigType
+        for ct in CryptoType
+        if excess_signing_length(st) == 0 and excess_crypto_length(ct) == 0
+    ]
+}

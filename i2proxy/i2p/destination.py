@@ -10,7 +10,6 @@ would change.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 from i2proxy.i2p import base64 as i2b64
 from i2proxy.i2p.certificate import (
@@ -20,6 +19,7 @@ from i2proxy.i2p.certificate import (
     CertType,
 )
 from i2proxy.i2p.errors import I2PFormatError, need
+from i2proxy.i2p.lazy import lazy
 from i2proxy.i2p.signatures import sha256
 from i2proxy.i2p.signatures import verify as _verify
 from i2proxy.i2p.sigtypes import CRYPTO_PUBLIC_KEY_SIZES, SIG_SIZES, CryptoType, SigType
@@ -112,7 +112,7 @@ class Destination:
         """The wire form, byte-identical to what was parsed."""
         return self._bytes
 
-    @cached_property
+    @lazy
     def _bytes(self) -> bytes:
         return self.public_key_field + self.signing_key_field + self.certificate.to_bytes()
 
@@ -125,12 +125,12 @@ class Destination:
 
     # --- identity ------------------------------------------------------------------------------
 
-    @cached_property
+    @lazy
     def hash(self) -> bytes:
         """SHA-256 of the serialised destination: its 32-byte identity in the network."""
         return sha256(self._bytes)
 
-    @cached_property
+    @lazy
     def b32(self) -> str:
         """The ``<52 chars>.b32.i2p`` address."""
         return i2b64.b32encode(self.hash) + ".b32.i2p"
@@ -152,7 +152,7 @@ class Destination:
         """Length of a signature made by this destination."""
         return SIG_SIZES[self.sig_type].signature
 
-    @cached_property
+    @lazy
     def signing_public_key(self) -> bytes:
         """The raw signing public key, reassembled from its slot and the certificate excess."""
         length = SIG_SIZES[self.sig_type].public_key
@@ -160,7 +160,7 @@ class Destination:
             return self.signing_key_field[SIGNING_KEY_FIELD - length :]
         return self.signing_key_field + self.certificate.excess_signing_key
 
-    @cached_property
+    @lazy
     def encryption_public_key(self) -> bytes:
         """The raw crypto public key from the start of the 256-byte field."""
         length = CRYPTO_PUBLIC_KEY_SIZES[self.crypto_type]

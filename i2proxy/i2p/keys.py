@@ -10,7 +10,9 @@ Our key file (``save``/``load``) is a small JSON document, documented in ``docs/
 
 JSON rather than i2pd's binary layout because i2pd's layout has room for only one encryption
 key, and a destination that works with i2pd needs two (X25519 and ElGamal).  Loading checks that
-the private keys match the destination, so a damaged file is reported, not silently used.
+the signing key matches the destination, so a damaged file is reported, not silently used.
+(Encryption keys need not match the destination's 256-byte field: peers take them from the
+LeaseSet2, and i2pd itself fills that field with random bytes for the destinations it makes.)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from i2proxy.i2p import base64 as i2b64
 from i2proxy.i2p.destination import Destination
 from i2proxy.i2p.encryption import EncryptionKey
-from i2proxy.i2p.errors import I2PFormatError
+from i2proxy.i2p.errors import I2PFormatError, UnsupportedTypeError, need
 from i2proxy.i2p.signing import SigningPrivateKey
 from i2proxy.i2p.sigtypes import SIG_SIZES, CryptoType, SigType
 
@@ -42,6 +44,10 @@ class PrivateKeys:
     destination: Destination
     signing_key: SigningPrivateKey
     encryption_keys: tuple[EncryptionKey, ...] = field(default=())
+    #: The crypto-private-key slot of an imported i2pd/SAM key when it is not one of
+    #: ``encryption_keys`` (i2pd fills it with random bytes for destinations it creates);
+    #: kept only so that :meth:`to_sam_base64` reproduces the imported bytes.
+    crypto_key_slot: bytes | None = None
 
     def __post_init__(self) -> None:
         if self.signing_key.sig_type != self.destination.sig_type:
@@ -54,14 +60,13 @@ class PrivateKeys:
         types = [k.crypto_type for k in self.encryption_keys]
         if len(set(types)) != len(types):
             raise I2PFormatError("two encryption keys of the same type")
-        for key in self.encryption_keys:
-            if (
-                key.crypto_type == self.destination.crypto_type
-                and key.public != self.destination.encryption_public_key
-            ):
-                raise I2PFormatError(
-                    f"{key.crypto_type.name} private key does not match the destination"
-                )
+        if self.crypto_key_slot is not None and len(self.crypto_key_slot) != _slot_length(
+            self.destination
+        ):
+            raise I2PFormatError(
+                f"crypto key slot is {len(self.crypto_key_slot)} bytes, expected "
+                f"{_slot_length(self.destination)}"
+            )
 
     @classmethod
     def generate(cls, sig_type: SigType = SigType.EDDSA_SHA512_ED25519) -> PrivateKeys:
@@ -123,6 +128,8 @@ class PrivateKeys:
                 for k in self.encryption_keys
             ],
         }
+        if self.crypto_key_slot is not None:
+            doc["crypto_key_slot"] = i2b64.b64encode(self.crypto_key_slot)
         return json.dumps(doc, indent=1) + "\n"
 
     @classmethod
@@ -150,7 +157,86 @@ class PrivateKeys:
             except ValueError:
                 raise I2PFormatError(f"key file: unknown crypto type {ctype}") from None
             enc.append(EncryptionKey(ct, i2b64.b64decode(_field(entry, "key", str))))
-        return cls(dest, signing, tuple(enc))
+        slot = doc.get("crypto_key_slot")
+        if slot is not None and not isinstance(slot, str):
+            raise I2PFormatError("key file: 'crypto_key_slot' is not str")
+        return cls(dest, signing, tuple(enc), i2b64.b64decode(slot) if slot else None)
+
+    # --- i2pd and SAM layout -----------------------------------------------------------------
+
+    def to_binary(self) -> bytes:
+        """i2pd/SAM layout: Destination ‖ crypto private key ‖ signing private key.
+
+        The crypto slot is 32 bytes for crypto type 4 and 256 otherwise (as i2pd reads it); it
+        holds our key of the destination's crypto type (ElGamal for destinations we generate).
+        """
+        slot = self.crypto_key_slot
+        if slot is None:
+            key = self.encryption_key(self.destination.crypto_type)
+            if key is None:
+                raise I2PFormatError(
+                    f"no {self.destination.crypto_type.name} private key for the i2pd/SAM layout"
+                )
+            slot = key.private
+        return self.destination.to_bytes() + slot + self.signing_key.raw
+
+    def to_sam_base64(self) -> str:
+        """The private-key base64 that SAM's ``SESSION CREATE DESTINATION=`` accepts."""
+        return i2b64.b64encode(self.to_binary())
+
+    @classmethod
+    def from_binary(cls, data: bytes) -> PrivateKeys:
+        """Parse the i2pd ``.dat`` / SAM layout (see :meth:`to_binary`).
+
+        The crypto slot becomes an encryption key only if it really is the private key of the
+        destination's public-key field; i2pd-made destinations have random bytes there.  Any
+        X25519/ElGamal key still missing is generated, as i2pd itself does at session start,
+        so the result can publish the LeaseSet2 that i2pd and ElGamal-only peers need.
+        Offline-signed key files (all-zero signing key) are not supported.
+        """
+        dest, pos = Destination.parse(data)
+        slot_len = _slot_length(dest)
+        need(data, pos, slot_len, f"{dest.crypto_type.name} private key")
+        slot = bytes(data[pos : pos + slot_len])
+        pos += slot_len
+        sig_len = SIG_SIZES[dest.sig_type].private_key
+        need(data, pos, sig_len, f"{dest.sig_type.name} signing private key")
+        raw_signing = bytes(data[pos : pos + sig_len])
+        pos += sig_len
+        if not any(raw_signing):
+            raise UnsupportedTypeError(
+                "offline-signed key file (all-zero signing key) is not supported", offset=pos
+            )
+        if pos != len(data):
+            raise I2PFormatError(
+                f"private keys: {len(data) - pos} unexpected bytes after the signing key",
+                offset=pos,
+            )
+        signing = SigningPrivateKey(dest.sig_type, raw_signing)
+        keys: dict[CryptoType, EncryptionKey] = {}
+        imported = _matching_key(dest, slot)
+        if imported is not None:
+            keys[imported.crypto_type] = imported
+        for ct in (CryptoType.X25519, CryptoType.ELGAMAL):
+            keys.setdefault(ct, EncryptionKey.generate(ct))
+        ordered = (keys[CryptoType.X25519], keys[CryptoType.ELGAMAL])
+        return cls(dest, signing, ordered, None if imported is not None else slot)
+
+    @classmethod
+    def from_i2pd_dat(cls, data: bytes) -> PrivateKeys:
+        """Import an i2pd key file (``keys = ...dat`` of a tunnel; binary)."""
+        try:
+            return cls.from_binary(data)
+        except I2PFormatError as exc:
+            raise type(exc)(f"i2pd key file: {exc}") from None
+
+    @classmethod
+    def from_sam_base64(cls, text: str) -> PrivateKeys:
+        """Import the ``PRIV=`` base64 that SAM's ``DEST GENERATE`` returns."""
+        try:
+            return cls.from_binary(i2b64.b64decode(text.strip()))
+        except I2PFormatError as exc:
+            raise type(exc)(f"SAM private key: {exc}") from None
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the key file atomically (temp file + rename) with mode 0600.
@@ -203,6 +289,22 @@ class PrivateKeys:
 
     def __repr__(self) -> str:
         return f"PrivateKeys({self.destination.b32}, <secret>)"
+
+
+def _slot_length(dest: Destination) -> int:
+    """i2pd's crypto-private-key slot: 32 bytes for X25519 destinations, else 256."""
+    return 32 if dest.crypto_type == CryptoType.X25519 else 256
+
+
+def _matching_key(dest: Destination, slot: bytes) -> EncryptionKey | None:
+    """The slot as an EncryptionKey if it is the private key of the destination's field."""
+    if dest.crypto_type not in (CryptoType.X25519, CryptoType.ELGAMAL):
+        return None
+    try:
+        key = EncryptionKey(dest.crypto_type, slot)
+    except I2PFormatError:
+        return None
+    return key if key.public == dest.encryption_public_key else None
 
 
 def _field(doc: dict[str, object], name: str, kind: type) -> object:

@@ -203,3 +203,10 @@ def test_leaseset2_round_trip(keys, lease_list, published, lifetime, props):
 def test_random_bytes_raise_only_format_errors(data):
     with contextlib.suppress(I2PFormatError):
         LeaseSet2.from_bytes(data)
+
+
+@given(leases)
+def test_lease2_round_trip(lease):
+    raw = lease.to_bytes()
+    assert len(raw) == 40
+    assert Lease2.parse(raw) == (lease, 40)
