@@ -1,0 +1,174 @@
+"""Shared pieces of the I2CP / native-dialer integration tests and benchmarks.
+
+Router roles on the default 5-router test network: 0 and 1 are floodfills (a floodfill's own
+netDb confuses its client lookups, so no client runs there), 2 runs i2pd's HTTP proxy, 4 the
+demo eepsite. Our client uses router 3, our server and the SAM peers router 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+CLIENT_ROUTER = 3
+SERVER_ROUTER = 2
+
+
+def tunnel_options(status: object, quantity: int = 2) -> dict[str, str]:
+    """Tunnel options matching the test network's hop count (fewer tunnels: faster start)."""
+    length = str(getattr(status, "tunnel_length", 1))
+    return {
+        "inbound.length": length,
+        "outbound.length": length,
+        "inbound.quantity": str(quantity),
+        "outbound.quantity": str(quantity),
+    }
+
+
+def i2cp_address(status: object, router: int) -> tuple[str, int]:
+    return status.routers[router].i2cp_host_port  # type: ignore[attr-defined]
+
+
+def sam_address(status: object, router: int) -> tuple[str, int]:
+    return status.routers[router].sam_host_port  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------------------
+# A minimal SAM v3 client: the i2pd peer our native stack must interoperate with.
+
+
+class SamError(Exception):
+    pass
+
+
+def _parse(line: bytes) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in line.decode().strip().split(" ")[2:]:
+        key, _, value = part.partition("=")
+        fields[key] = value.strip('"')
+    return fields
+
+
+async def _sam_connect(
+    address: tuple[str, int],
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection(*address)
+    writer.write(b"HELLO VERSION MIN=3.1 MAX=3.3\n")
+    reply = _parse(await asyncio.wait_for(reader.readline(), 10))
+    if reply.get("RESULT") != "OK":
+        writer.close()
+        raise SamError(f"HELLO failed: {reply}")
+    return reader, writer
+
+
+async def _command(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: str, timeout: float
+) -> dict[str, str]:
+    writer.write(line.encode() + b"\n")
+    return _parse(await asyncio.wait_for(reader.readline(), timeout))
+
+
+@dataclass
+class SamSession:
+    address: tuple[str, int]
+    id: str
+    destination: str  # public, base64
+    control: asyncio.StreamWriter
+
+    async def connect(
+        self, destination: str, timeout: float = 60
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await _sam_connect(self.address)
+        reply = await _command(
+            reader,
+            writer,
+            f"STREAM CONNECT ID={self.id} DESTINATION={destination} SILENT=false",
+            timeout,
+        )
+        if reply.get("RESULT") != "OK":
+            writer.close()
+            raise SamError(f"STREAM CONNECT failed: {reply}")
+        return reader, writer
+
+    async def accept(
+        self, timeout: float = 60
+    ) -> tuple[str, asyncio.StreamReader, asyncio.StreamWriter]:
+        """Wait for one incoming stream: (peer destination, reader, writer)."""
+        reader, writer = await _sam_connect(self.address)
+        reply = await _command(reader, writer, f"STREAM ACCEPT ID={self.id} SILENT=false", 10)
+        if reply.get("RESULT") != "OK":
+            writer.close()
+            raise SamError(f"STREAM ACCEPT failed: {reply}")
+        peer = await asyncio.wait_for(reader.readline(), timeout)
+        return peer.decode().strip().split(" ")[0], reader, writer
+
+    async def lookup(self, name: str, timeout: float = 30) -> str | None:
+        reader, writer = await _sam_connect(self.address)
+        try:
+            reply = await _command(reader, writer, f"NAMING LOOKUP NAME={name}", timeout)
+        finally:
+            writer.close()
+        return reply.get("VALUE") if reply.get("RESULT") == "OK" else None
+
+    def close(self) -> None:
+        self.control.close()
+
+
+@contextlib.asynccontextmanager
+async def sam_session(
+    address: tuple[str, int],
+    options: Mapping[str, str],
+    *,
+    verify_from: tuple[str, int] | None = None,
+    attempts: int = 3,
+) -> AsyncIterator[SamSession]:
+    """A SAM STREAM session; with ``verify_from``, re-created until another router resolves it
+    (i2pd sometimes never publishes a new destination's LeaseSet, see the testnet notes)."""
+    last_error: Exception | None = None
+    for _ in range(attempts):
+        reader, writer = await _sam_connect(address)
+        session_id = "t" + secrets.token_hex(6)
+        opts = " ".join(f"{k}={v}" for k, v in options.items())
+        reply = await _command(
+            reader,
+            writer,
+            f"SESSION CREATE STYLE=STREAM ID={session_id} DESTINATION=TRANSIENT "
+            f"SIGNATURE_TYPE=7 {opts}",
+            120,
+        )
+        if reply.get("RESULT") != "OK":
+            writer.close()
+            raise SamError(f"SESSION CREATE failed: {reply}")
+        session = SamSession(address, session_id, "", writer)
+        me = await session.lookup("ME")
+        if me is None:
+            session.close()
+            raise SamError("NAMING LOOKUP ME failed")
+        session.destination = me
+        if verify_from is not None and not await _resolvable(verify_from, me):
+            last_error = SamError("SAM destination was not published")
+            session.close()
+            continue
+        try:
+            yield session
+        finally:
+            session.close()
+        return
+    raise last_error or SamError("no SAM session")
+
+
+async def _resolvable(address: tuple[str, int], destination_b64: str, timeout: float = 30) -> bool:
+    from i2proxy.i2p.destination import Destination
+
+    b32 = Destination.from_base64(destination_b64).b32
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    probe = SamSession(address, "", "", None)  # type: ignore[arg-type]
+    while loop.time() < deadline:
+        if await probe.lookup(b32, timeout=15) is not None:
+            return True
+        await asyncio.sleep(1)
+    return False
