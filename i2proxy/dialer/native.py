@@ -1,0 +1,272 @@
+"""The native dialer: our own streaming stack over our own I2CP session.
+
+Unlike SAM, the first request rides in the SYN. Targets are a ``Destination``, a ``.b32.i2p``
+name (resolved by an I2CP HostLookup of its hash, cached for ``lookup_ttl``) or a full base64
+destination. When the router goes away every stream fails at once with ``RouterUnavailable``;
+the I2CP client reconnects with backoff and re-creates the session with the same destination,
+after which new streams work again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from i2proxy.dialer.base import (
+    DialError,
+    DialTimeout,
+    InvalidTarget,
+    PeerUnreachable,
+    RouterUnavailable,
+)
+from i2proxy.i2cp.client import DEFAULT_HOST, DEFAULT_PORT, I2CPClient
+from i2proxy.i2cp.identity import KeysIdentity
+from i2proxy.i2cp.payload import Payload, Protocol
+from i2proxy.i2p.base64 import b32decode
+from i2proxy.i2p.destination import Destination
+from i2proxy.i2p.errors import B33NotSupported, I2PFormatError
+from i2proxy.i2p.keys import PrivateKeys
+from i2proxy.log import get_logger
+from i2proxy.streaming.manager import StreamManager
+from i2proxy.streaming.options import StreamingOptions
+
+log = get_logger("i2proxy.dialer.native")
+
+#: Option prefixes that configure the streaming layer, not the router session.
+STREAMING_PREFIXES = ("i2p.streaming.", "i2proxy.streaming.")
+#: How long a b32 → Destination answer stays valid (LeaseSets change, destinations do not).
+DEFAULT_LOOKUP_TTL = 600.0
+DEFAULT_LOOKUP_TIMEOUT = 15.0
+#: How long ``open_stream`` waits for a session that is being re-created before giving up.
+DEFAULT_ROUTER_WAIT = 0.0
+KEY_FILE_NAME = "client-destination.keys"
+
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def split_options(options: Mapping[str, str] | None) -> tuple[dict[str, str], dict[str, str]]:
+    """(router session options, streaming options): ``i2p.streaming.*`` go to our stack."""
+    session: dict[str, str] = {}
+    streaming: dict[str, str] = {}
+    for key, value in (options or {}).items():
+        (streaming if key.startswith(STREAMING_PREFIXES) else session)[key] = str(value)
+    return session, streaming
+
+
+class NativeDialer:
+    """``Dialer`` over I2CP + our streaming ``StreamManager``."""
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        *,
+        keys: PrivateKeys,
+        options: Mapping[str, str] | None = None,
+        lookup_ttl: float = DEFAULT_LOOKUP_TTL,
+        lookup_timeout: float = DEFAULT_LOOKUP_TIMEOUT,
+        router_wait: float = DEFAULT_ROUTER_WAIT,
+        start_timeout: float = 120.0,
+    ) -> None:
+        self.keys = keys
+        self.lookup_ttl = lookup_ttl
+        self.lookup_timeout = lookup_timeout
+        self.router_wait = router_wait
+        self.start_timeout = start_timeout
+        session_options, streaming_options = split_options(options)
+        self.client = I2CPClient(
+            KeysIdentity(keys),
+            host=host,
+            port=port,
+            options=session_options,
+            on_payload=self._on_payload,
+            on_down=self._on_router_down,
+            on_up=self._on_router_up,
+        )
+        self.manager = StreamManager(
+            keys, self._send, StreamingOptions.from_properties(streaming_options)
+        )
+        self._cache: dict[bytes, tuple[Destination, float]] = {}
+        #: Incoming payloads we dropped because they were not streaming (protocol 6).
+        self.ignored_payloads = 0
+
+    @classmethod
+    def with_key_file(
+        cls, path: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, **kwargs: Any
+    ) -> NativeDialer:
+        """A dialer whose persistent client destination lives in ``path`` (created if absent)."""
+        return cls(host, port, keys=PrivateKeys.load_or_create(path), **kwargs)
+
+    @property
+    def destination(self) -> Destination:
+        return self.keys.destination
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Connect, create the session and hand over the LeaseSet; streams work afterwards."""
+        await self.client.start(timeout=self.start_timeout)
+        log.info(
+            "native.started",
+            b32=self.destination.b32,
+            router=f"{self.client.host}:{self.client.port}",
+        )
+
+    async def wait_published(self, timeout: float = 60.0, interval: float = 1.0) -> float:
+        """Wait until the network (a floodfill) returns our own LeaseSet; seconds it took.
+
+        Outgoing streams do not need this (our LeaseSet rides with our first message), but
+        peers that dial *us* do.
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PeerUnreachable(f"our LeaseSet was not published within {timeout} s")
+            try:
+                found = await self.client.lookup(
+                    hash=self.destination.hash, timeout=min(remaining, 10.0)
+                )
+            except RouterUnavailable:
+                found = None
+                await self.client.wait_ready(remaining)
+            if found is not None:
+                return time.monotonic() - started
+            await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+    async def close(self) -> None:
+        self.manager.abort_all(RouterUnavailable("dialer closed"))
+        await self.client.close()
+
+    # ---------------------------------------------------------------- Dialer
+
+    async def open_stream(
+        self,
+        target: Destination | str,
+        port: int = 0,
+        initial_data: bytes = b"",
+        *,
+        timeout: float | None = None,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        await self._require_router()
+        started = time.monotonic()
+        destination = await self.resolve(target, timeout=timeout)
+        if timeout is not None:
+            timeout = timeout - (time.monotonic() - started)
+            if timeout <= 0:
+                raise DialTimeout(f"resolving {target} used the whole timeout")
+        return await self.manager.open_stream(destination, port, initial_data, timeout=timeout)
+
+    def listen(self, handler: StreamHandler, port: int | None = None) -> None:
+        """Accept incoming streams on I2P ``port`` (None: every port without its own handler).
+
+        ``handler(reader, writer)`` runs per stream; what it writes within the connect delay
+        rides in the SYN reply. Peers find us once our LeaseSet is published (``wait_published``).
+        """
+        self.manager.listen(handler, port)
+
+    # ---------------------------------------------------------------- resolution
+
+    async def resolve(
+        self, target: Destination | str, *, timeout: float | None = None
+    ) -> Destination:
+        """The Destination behind ``target``; raises ``InvalidTarget`` or ``PeerUnreachable``."""
+        if isinstance(target, Destination):
+            return target
+        if not isinstance(target, str):
+            raise InvalidTarget(f"not a destination: {target!r}")
+        text = target.strip()
+        if text.lower().endswith(".i2p"):
+            return await self._lookup_b32(text.lower(), timeout)
+        try:
+            return Destination.from_base64(text)
+        except (I2PFormatError, ValueError) as exc:
+            raise InvalidTarget(
+                f"not a .b32.i2p name or base64 destination: {text[:60]!r}"
+            ) from exc
+
+    async def _lookup_b32(self, name: str, timeout: float | None) -> Destination:
+        try:
+            digest = b32_hash_from_name(name)
+        except (I2PFormatError, ValueError) as exc:
+            raise InvalidTarget(f"{name}: {exc}") from exc
+        cached = self._cache.get(digest)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        lookup_timeout = (
+            self.lookup_timeout if timeout is None else min(timeout, self.lookup_timeout)
+        )
+        found = await self.client.lookup(hash=digest, timeout=lookup_timeout)
+        if found is None:
+            raise PeerUnreachable(f"{name}: no LeaseSet found")
+        try:
+            destination = Destination.from_bytes(found)
+        except (I2PFormatError, ValueError) as exc:
+            raise PeerUnreachable(f"{name}: router returned a malformed destination") from exc
+        if destination.hash != digest:
+            raise PeerUnreachable(f"{name}: router returned a different destination")
+        self._cache[digest] = (destination, now + self.lookup_ttl)
+        if len(self._cache) > 4096:
+            self._expire_cache(now)
+        return destination
+
+    def _expire_cache(self, now: float) -> None:
+        for digest, (_, expiry) in list(self._cache.items()):
+            if expiry <= now:
+                del self._cache[digest]
+        while len(self._cache) > 4096:
+            self._cache.pop(next(iter(self._cache)))
+
+    # ---------------------------------------------------------------- glue
+
+    async def _require_router(self) -> None:
+        if self.client.ready:
+            return
+        if self.router_wait > 0:
+            await self.client.wait_ready(self.router_wait)
+            return
+        raise RouterUnavailable(
+            f"I2CP router {self.client.host}:{self.client.port} not connected; reconnecting"
+        )
+
+    def _send(
+        self, destination: Destination | bytes, payload: bytes, src_port: int = 0, dst_port: int = 0
+    ) -> None:
+        raw = destination if isinstance(destination, bytes) else destination.to_bytes()
+        self.client.send(
+            raw, payload, protocol=Protocol.STREAMING, src_port=src_port, dst_port=dst_port
+        )
+
+    def _on_payload(self, payload: Payload) -> None:
+        if payload.protocol != Protocol.STREAMING:
+            self.ignored_payloads += 1
+            return
+        self.manager.handle_payload(
+            payload.data, src_port=payload.src_port, dst_port=payload.dst_port
+        )
+
+    def _on_router_down(self, exc: Exception) -> None:
+        error = exc if isinstance(exc, DialError) else RouterUnavailable(str(exc))
+        self.manager.abort_all(error)
+
+    def _on_router_up(self) -> None:
+        log.info("native.router_back", sessions=self.client.sessions_created)
+
+
+def b32_hash_from_name(name: str) -> bytes:
+    """The 32-byte hash a ``<52 chars>.b32.i2p`` name stands for."""
+    label = name.lower().removesuffix(".b32.i2p")
+    if label == name.lower():
+        raise InvalidTarget(f"{name!r}: only .b32.i2p names are resolved here")
+    if len(label) >= 56:
+        raise B33NotSupported(f"{name}: b33 (encrypted LeaseSet) addresses are not supported")
+    if len(label) != 52:
+        raise InvalidTarget(f"{name}: a b32 name has 52 characters before .b32.i2p")
+    digest = b32decode(label)
+    if len(digest) != 32:
+        raise InvalidTarget(f"{name}: does not decode to a 32-byte hash")
+    return digest
