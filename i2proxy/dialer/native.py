@@ -10,6 +10,7 @@ after which new streams work again.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -94,10 +95,26 @@ class NativeDialer:
 
     @classmethod
     def with_key_file(
-        cls, path: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, **kwargs: Any
+        cls,
+        path: str | os.PathLike[str],
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        **kwargs: Any,
     ) -> NativeDialer:
         """A dialer whose persistent client destination lives in ``path`` (created if absent)."""
         return cls(host, port, keys=PrivateKeys.load_or_create(path), **kwargs)
+
+    @classmethod
+    def from_data_dir(
+        cls,
+        data_dir: str | os.PathLike[str],
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        **kwargs: Any,
+    ) -> NativeDialer:
+        """A dialer whose destination persists in ``<data_dir>/client-destination.keys``."""
+        os.makedirs(data_dir, mode=0o700, exist_ok=True)
+        return cls.with_key_file(os.path.join(data_dir, KEY_FILE_NAME), host, port, **kwargs)
 
     @property
     def destination(self) -> Destination:

@@ -1,0 +1,72 @@
+"""NativeDialer behaviour that needs no router: target parsing, option split, router down."""
+
+from __future__ import annotations
+
+import pytest
+
+from i2proxy.dialer.base import Dialer, InvalidTarget, RouterUnavailable
+from i2proxy.dialer.native import NativeDialer, b32_hash_from_name, split_options
+from i2proxy.i2p.errors import B33NotSupported
+from i2proxy.i2p.keys import PrivateKeys
+
+
+@pytest.fixture(scope="module")
+def keys() -> PrivateKeys:
+    return PrivateKeys.generate()
+
+
+def test_is_a_dialer(keys):
+    assert isinstance(NativeDialer(keys=keys), Dialer)
+
+
+def test_streaming_options_are_split_from_session_options():
+    session, streaming = split_options(
+        {"inbound.length": "1", "i2p.streaming.connectDelay": "0", "i2proxy.streaming.preAck": "1"}
+    )
+    assert session == {"inbound.length": "1"}
+    assert streaming == {"i2p.streaming.connectDelay": "0", "i2proxy.streaming.preAck": "1"}
+
+
+def test_b32_name_gives_the_hash(keys):
+    assert b32_hash_from_name(keys.destination.b32) == keys.destination.hash
+    assert b32_hash_from_name(keys.destination.b32.upper()) == keys.destination.hash
+    with pytest.raises(B33NotSupported):
+        b32_hash_from_name("a" * 56 + ".b32.i2p")
+    with pytest.raises(InvalidTarget):
+        b32_hash_from_name("short.b32.i2p")
+
+
+async def test_resolve_accepts_destination_and_base64_and_rejects_garbage(keys):
+    dialer = NativeDialer(keys=keys)
+    other = PrivateKeys.generate().destination
+    assert await dialer.resolve(other) is other
+    assert await dialer.resolve(other.to_base64()) == other
+    for bad in ("example.com", "not base64 at all", "x" * 600, "demo.i2p", 42):
+        with pytest.raises(InvalidTarget):
+            await dialer.resolve(bad)  # type: ignore[arg-type]
+
+
+async def test_open_stream_without_router_fails_at_once_with_router_unavailable(keys):
+    dialer = NativeDialer("127.0.0.1", 1, keys=keys)
+    with pytest.raises(RouterUnavailable):
+        await dialer.open_stream(PrivateKeys.generate().destination, 80, b"GET / HTTP/1.0\r\n\r\n")
+
+
+async def test_start_against_a_closed_port_reports_router_unavailable(keys):
+    dialer = NativeDialer("127.0.0.1", 1, keys=keys, start_timeout=1.0)
+    with pytest.raises(RouterUnavailable):
+        await dialer.start()
+    await dialer.close()
+
+
+def test_key_file_is_created_once_and_reused(tmp_path):
+    path = str(tmp_path / "client.keys")
+    first = NativeDialer.with_key_file(path)
+    second = NativeDialer.with_key_file(path)
+    assert first.destination == second.destination
+
+
+def test_data_dir_holds_the_persistent_destination(tmp_path):
+    first = NativeDialer.from_data_dir(tmp_path / "data")
+    assert (tmp_path / "data" / "client-destination.keys").exists()
+    assert NativeDialer.from_data_dir(tmp_path / "data").destination == first.destination
