@@ -10,6 +10,12 @@ import structlog
 _configured = False
 
 
+def _current_stderr_logger(*_args: object) -> structlog.PrintLogger:
+    """A PrintLogger on the *current* sys.stderr: one captured at configure time may be closed
+    later (pytest's capture, daemonized processes), and logging must never raise."""
+    return structlog.PrintLogger(file=sys.stderr)
+
+
 def configure(*, json: bool | None = None, level: str = "info") -> None:
     """Set up structlog and the stdlib root logger. Idempotent; later calls reconfigure.
 
@@ -36,7 +42,7 @@ def configure(*, json: bool | None = None, level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_current_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric_level, stream=sys.stderr, format="%(name)s: %(message)s")
