@@ -12,6 +12,7 @@ from i2proxy import __version__, log
 #: Modules that each expose ``register(subparsers)``; one line per command group.
 COMMAND_MODULES: list[str] = [
     "i2proxy.proxy.cli",
+    "i2proxy.naming.cli",
 ]
 
 

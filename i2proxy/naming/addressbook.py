@@ -1,0 +1,543 @@
+"""The address book: layered books searched in order, with a reverse index and atomic storage.
+
+Search order: ``local`` (the user's, writable) → ``session`` (this run only, e.g. an address
+helper the user accepted without saving) → ``default`` (shipped ``hosts.txt``, read-only) → one
+book per subscription, in the configured order. ``.b32.i2p`` names need no book.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from i2proxy.log import get_logger
+from i2proxy.naming import storage
+from i2proxy.naming.book import Book, dest_hash
+from i2proxy.naming.errors import InvalidDestination, NameConflict, ReadOnlyBook, UnknownBook
+from i2proxy.naming.hoststxt import ParseStats, parse_document, split_lines
+from i2proxy.naming.merge import MergeStats, apply_entry, check_entry
+from i2proxy.naming.names import is_b32_name, is_b33_name, normalize, validate_hostname
+from i2proxy.naming.signing import parse_destination
+
+if TYPE_CHECKING:
+    from i2proxy.i2p.destination import Destination
+
+log = get_logger("i2proxy.naming")
+
+#: Feeds of the well-known providers. reg.i2p is addressed by its b32 name because its
+#: destination is not in the shipped book (the b32 is the one i2pd ships as its default URL).
+DEFAULT_SUBSCRIPTIONS: tuple[str, ...] = (
+    "http://i2p-projekt.i2p/hosts.txt",
+    "http://stats.i2p/cgi-bin/newhosts.txt",
+    "http://notbob.i2p/hosts.txt",
+    "http://shx5vqsw7usdaunyzr2qmes2fq37oumybpudrd4jjj4e4vk4uusa.b32.i2p/hosts.txt",
+)
+LOCAL_HEADER = (
+    "i2proxy local address book (hosts.txt format): name=base64-destination, one per line.\n"
+    "Your own names; searched first. Edit with `i2proxy addressbook add/remove` or by hand."
+)
+SUBSCRIPTIONS_HEADER = (
+    "i2proxy address book subscriptions: one http://<name>.i2p/... URL per line.\n"
+    "Fetched over I2P every 12 hours; '#' starts a comment."
+)
+#: Books whose names are fixed, in search order before the subscriptions.
+FIXED_BOOKS = ("local", "session", "default")
+
+
+def default_data_dir() -> Path:
+    """``$I2PROXY_DATA_DIR``, else ``$XDG_DATA_HOME/i2proxy``, else ``~/.local/share/i2proxy``."""
+    env = os.environ.get("I2PROXY_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share") / "i2proxy"
+
+
+def shipped_hosts_text() -> bytes:
+    """The shipped default book (``i2proxy/naming/hosts.txt``, the repository's ``hosts.txt``)."""
+    return resources.files("i2proxy.naming").joinpath("hosts.txt").read_bytes()
+
+
+def subscription_slug(url: str) -> str:
+    """A stable, readable file name for a subscription URL."""
+    readable = re.sub(r"[^a-z0-9.\-]+", "_", url.lower().split("://", 1)[-1]).strip("_")[:60]
+    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
+    return f"{readable}-{digest}"
+
+
+def _to_b64(destination: Destination | str) -> str:
+    """Accept a Destination or its base64; validate by parsing."""
+    if isinstance(destination, str):
+        text = destination.strip()
+        parse_destination(text)
+        return text
+    return destination.to_base64()
+
+
+@dataclass
+class _Snapshot:
+    books: list[tuple[Book, Path, str, list[tuple[str, list[str]]]]]
+    state: dict[str, Any]
+
+
+class AddressBook:
+    """Name → destination resolution over layered books, with subscriptions merged in.
+
+    Methods are safe to call from one event loop; merges apply their (cheap) changes in the
+    caller's thread, while parsing and signature checks may run in a worker thread.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        subscriptions: Iterable[str] | None = None,
+        default_hosts: bytes | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.local = Book("local", kind="local")
+        self.session = Book("session", kind="session")
+        self.default = Book("default", kind="default", writable=False)
+        self._subs: dict[str, Book] = {}
+        self._state: dict[str, Any] = {"subscriptions": {}, "default_masked": []}
+        self._masked: set[str] = set()
+        self._file_sigs: dict[str, tuple[int, int] | None] = {}
+        self._lock = threading.RLock()
+        self.load_stats: dict[str, ParseStats] = {}
+        stats = ParseStats()
+        raw = default_hosts if default_hosts is not None else shipped_hosts_text()
+        self.default.load_pairs(
+            (e.name, e.dest)
+            for e in parse_document(split_lines(raw), stats)
+            if e.name is not None and e.dest is not None
+        )
+        self.load_stats["default"] = stats
+        if subscriptions is not None:
+            for url in subscriptions:
+                self._subs.setdefault(url, Book(url, kind="subscription"))
+
+    # --- opening and saving ---------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path | str | None = None,
+        *,
+        subscriptions: Iterable[str] | None = None,
+        default_hosts: bytes | None = None,
+    ) -> AddressBook:
+        """Load the books of ``data_dir`` (default: :func:`default_data_dir`), creating it.
+
+        ``subscriptions`` overrides ``subscriptions.txt``; when neither exists the well-known
+        feeds are used and written to ``subscriptions.txt`` so the user can edit them.
+        """
+        root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+        directory = root / "addressbook"
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        storage.remove_stale_temp_files(directory)
+        storage.remove_stale_temp_files(directory / "subscriptions")
+        urls = list(subscriptions) if subscriptions is not None else None
+        if urls is None:
+            urls = storage.read_url_list(directory / "subscriptions.txt")
+            if urls is None:
+                urls = list(DEFAULT_SUBSCRIPTIONS)
+                header = "".join(f"# {line}\n" for line in SUBSCRIPTIONS_HEADER.splitlines())
+                body = header + "".join(f"{u}\n" for u in urls)
+                storage.atomic_write(directory / "subscriptions.txt", [body.encode()])
+        book = cls(root, subscriptions=urls, default_hosts=default_hosts)
+        book._load_all()
+        return book
+
+    @property
+    def directory(self) -> Path | None:
+        return self.data_dir / "addressbook" if self.data_dir is not None else None
+
+    def _path_of(self, book: Book) -> Path | None:
+        directory = self.directory
+        if directory is None:
+            return None
+        if book.kind == "local":
+            return directory / "local.txt"
+        if book.kind == "subscription":
+            return directory / "subscriptions" / f"{subscription_slug(book.name)}.txt"
+        return None
+
+    def _file_sig(self, path: Path) -> tuple[int, int] | None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def _load_book(self, book: Book) -> None:
+        path = self._path_of(book)
+        if path is None:
+            return
+        book.reset()
+        stats = storage.load_book(path, book)
+        self._file_sigs[book.name] = self._file_sig(path)
+        self.load_stats[book.name] = stats
+        if stats.invalid_total:
+            log.warning("addressbook.invalid_lines", book=book.name, invalid=dict(stats.invalid))
+
+    def _load_all(self) -> None:
+        directory = self.directory
+        assert directory is not None
+        self._load_book(self.local)
+        for book in self._subs.values():
+            self._load_book(book)
+        self._load_state()
+
+    def _load_state(self) -> None:
+        directory = self.directory
+        if directory is None:
+            return
+        state = storage.read_json(directory / "state.json")
+        subs = state.get("subscriptions")
+        self._state = {
+            "subscriptions": subs if isinstance(subs, dict) else {},
+            "default_masked": [n for n in state.get("default_masked", []) if isinstance(n, str)],
+        }
+        self._masked = set(self._state["default_masked"])
+        self._file_sigs["state.json"] = self._file_sig(directory / "state.json")
+
+    def refresh(self) -> bool:
+        """Reload books another process (the CLI) rewrote since we read them; True if any."""
+        changed = False
+        with self._lock:
+            for book in (self.local, *self._subs.values()):
+                path = self._path_of(book)
+                if path is not None and self._file_sig(path) != self._file_sigs.get(book.name):
+                    if book.dirty:
+                        continue  # ours is newer; it will be written next
+                    self._load_book(book)
+                    changed = True
+            directory = self.directory
+            if directory is not None:
+                sig = self._file_sig(directory / "state.json")
+                if sig != self._file_sigs.get("state.json"):
+                    self._load_state()
+                    changed = True
+        return changed
+
+    def save(self) -> None:
+        """Write every changed book, then the state; each file atomically."""
+        self.write_snapshot(self.snapshot_for_save())
+
+    def snapshot_for_save(self) -> _Snapshot:
+        """Copy what must be written (cheap, in the caller's thread) so that the slow part,
+        :meth:`write_snapshot`, can run in a worker thread while lookups and merges go on."""
+        with self._lock:
+            books = []
+            for book in (self.local, *self._subs.values()):
+                path = self._path_of(book)
+                if book.dirty and path is not None:
+                    header = LOCAL_HEADER if book.kind == "local" else f"subscription {book.name}"
+                    books.append((book, path, header, [(n, list(d)) for n, d in book.items()]))
+                    book.dirty = False
+            self._state["default_masked"] = sorted(self._masked)
+            state = json.loads(json.dumps(self._state))
+        return _Snapshot(books, state)
+
+    def write_snapshot(self, snapshot: _Snapshot) -> None:
+        """Write a snapshot: books first, state (ETags) last, under the cross-process lock."""
+        directory = self.directory
+        if directory is None:
+            return
+        try:
+            with storage.exclusive_lock(directory):
+                for book, path, header, pairs in snapshot.books:
+                    storage.write_book(path, pairs, header)
+                    self._file_sigs[book.name] = self._file_sig(path)
+                storage.write_json(directory / "state.json", snapshot.state)
+                self._file_sigs["state.json"] = self._file_sig(directory / "state.json")
+        except BaseException:
+            for book, *_ in snapshot.books:
+                book.dirty = True  # try again on the next save
+            raise
+
+    def _write_book(self, book: Book) -> None:
+        path = self._path_of(book)
+        if path is None:
+            return
+        header = LOCAL_HEADER if book.kind == "local" else f"subscription {book.name}"
+        storage.write_book(path, list(book.items()), header)
+        book.dirty = False
+        self._file_sigs[book.name] = self._file_sig(path)
+
+    # --- books ----------------------------------------------------------------------------------
+
+    def books(self) -> list[Book]:
+        """All books in search order."""
+        return [self.local, self.session, self.default, *self._subs.values()]
+
+    def book(self, name: str) -> Book:
+        """A book by name: ``local``, ``session``, ``default`` or a subscription URL."""
+        for b in self.books():
+            if b.name == name:
+                return b
+        raise UnknownBook(name)
+
+    @property
+    def subscription_urls(self) -> list[str]:
+        return list(self._subs)
+
+    def subscription_book(self, url: str) -> Book:
+        book = self._subs.get(url)
+        if book is None:
+            book = self._subs[url] = Book(url, kind="subscription")
+            self._load_book(book)
+        return book
+
+    def subscription_state(self, url: str) -> dict[str, Any]:
+        """Mutable per-subscription metadata (etag, last_modified, fetch times, counters)."""
+        subs = self._state["subscriptions"]
+        state = subs.get(url)
+        if not isinstance(state, dict):
+            state = subs[url] = {}
+        return state
+
+    # --- lookups --------------------------------------------------------------------------------
+
+    def find(self, name: str) -> Book | None:
+        """The first book, in search order, that binds ``name`` (BookView for merges)."""
+        for book in (self.local, self.session):
+            if name in book:
+                return book
+        if name in self.default and name not in self._masked:
+            return self.default
+        for book in self._subs.values():
+            if name in book:
+                return book
+        return None
+
+    def lookup_b64(self, name: str) -> str | None:
+        """Primary base64 destination of a book name (no b32 handling)."""
+        name = normalize(name)
+        book = self.find(name)
+        return book.get(name) if book is not None else None
+
+    def lookup(self, name: str) -> Destination | str | None:
+        """Resolve a host name to what a Dialer takes.
+
+        ``<52>.b32.i2p`` (and b33) names come back as the normalized name itself: the router
+        resolves them. Book names give a parsed ``Destination``; unknown or invalid names None.
+        """
+        host = normalize(name)
+        if host.endswith(".b32.i2p"):
+            return host if is_b32_name(host) or is_b33_name(host) else None
+        b64 = self.lookup_b64(host)
+        if b64 is None:
+            return None
+        try:
+            return parse_destination(b64)
+        except InvalidDestination:
+            log.warning("addressbook.unparsable_entry", name=host)
+            return None
+
+    resolve = lookup
+
+    def lookup_entry(self, name: str) -> tuple[str, str] | None:
+        """(book name, base64 destination) for a book name: which book answered."""
+        host = normalize(name)
+        book = self.find(host)
+        if book is None:
+            return None
+        b64 = book.get(host)
+        return (book.name, b64) if b64 is not None else None
+
+    def reverse(self, key: bytes | str) -> str | None:
+        """Host name for a destination hash (32 bytes), a ``.b32.i2p`` name or a Destination."""
+        if isinstance(key, str):
+            from i2proxy.i2p.base64 import b32decode
+
+            host = normalize(key)
+            if not is_b32_name(host):
+                return None
+            h = b32decode(host[: -len(".b32.i2p")])
+        elif isinstance(key, bytes | bytearray):
+            h = bytes(key)
+        else:
+            h = key.hash
+        for book in (self.local, self.session, self.default, *self._subs.values()):
+            for name in book.names_for_hash(h):
+                if book is self.default and name in self._masked:
+                    continue
+                if self.find(name) is book:
+                    return name
+        return None
+
+    def holders_of(self, dest_b64: str) -> list[tuple[Book, str]]:
+        """Every (book, name) binding ``dest_b64`` (BookView for removeall)."""
+        h = dest_hash(dest_b64)
+        out: list[tuple[Book, str]] = []
+        for book in (self.local, self.session, self.default, *self._subs.values()):
+            for name in book.names_for_hash(h):
+                if book is self.default and name in self._masked:
+                    continue
+                out.append((book, name))
+        return out
+
+    def mask_default(self, name: str) -> None:
+        """Hide a shipped entry that a signed command changed or removed (BookView)."""
+        self._masked.add(name)
+
+    def __contains__(self, name: str) -> bool:
+        return self.lookup(name) is not None
+
+    def names(self) -> Iterator[tuple[str, str, str]]:
+        """(name, book, primary base64) of every visible name, each once, in search order."""
+        seen: set[str] = set()
+        for book in self.books():
+            for name, dests in book.items():
+                if name in seen or (book is self.default and name in self._masked):
+                    continue
+                seen.add(name)
+                yield name, book.name, dests[0]
+
+    def export_lines(self, book: str | None = None) -> Iterator[str]:
+        """hosts.txt lines (no newline): one book, or every visible name with all its dests."""
+        if book is not None:
+            for name, dests in self.book(book).items():
+                for d in dests:
+                    yield f"{name}={d}"
+            return
+        seen: set[str] = set()
+        for b in self.books():
+            for name, dests in b.items():
+                if name in seen or (b is self.default and name in self._masked):
+                    continue
+                seen.add(name)
+                for d in dests:
+                    yield f"{name}={d}"
+
+    # --- changes by the user ----------------------------------------------------------------------
+
+    def add(
+        self,
+        name: str,
+        destination: Destination | str,
+        book: str = "local",
+        *,
+        replace: bool = False,
+    ) -> bool:
+        """Bind ``name`` in the user's ``local`` (saved at once) or ``session`` book.
+
+        Returns False if it was already bound to that destination there. Raises InvalidName,
+        InvalidDestination, or NameConflict when the book binds it elsewhere and not ``replace``.
+        Other books are not consulted: the user's choice wins over feeds (local is searched
+        first).
+        """
+        host = validate_hostname(normalize(name))
+        b64 = _to_b64(destination)
+        if book not in ("local", "session"):
+            raise ReadOnlyBook(f"book {book!r} is not writable by the user")
+        target = self.local if book == "local" else self.session
+        with self._lock:
+            if target is self.local:
+                self._sync_local()
+            current = target.get(host)
+            if current == b64:
+                return False
+            if current is not None and not replace:
+                raise NameConflict(host, current)
+            target.put(host, b64)
+            if target is self.local:
+                self._persist_local()
+        log.info("addressbook.added", name=host, book=book)
+        return True
+
+    def add_session(self, name: str, destination: Destination | str) -> bool:
+        """Bind ``name`` for this run only (an address-helper choice the user did not save)."""
+        return self.add(name, destination, book="session", replace=True)
+
+    def remove(self, name: str, book: str = "local") -> bool:
+        """Remove ``name`` from the local or session book; True if it was there."""
+        host = normalize(name)
+        if book not in ("local", "session"):
+            raise ReadOnlyBook(f"book {book!r} is not writable by the user")
+        target = self.local if book == "local" else self.session
+        with self._lock:
+            if target is self.local:
+                self._sync_local()
+            removed = target.remove(host)
+            if removed and target is self.local:
+                self._persist_local()
+        return removed
+
+    def _sync_local(self) -> None:
+        path = self._path_of(self.local)
+        if (
+            path is not None
+            and not self.local.dirty
+            and self._file_sig(path) != self._file_sigs.get("local")
+        ):
+            self._load_book(self.local)
+
+    def _persist_local(self) -> None:
+        directory = self.directory
+        if directory is None:
+            return
+        with storage.exclusive_lock(directory):
+            self._write_book(self.local)
+
+    # --- merging feeds ---------------------------------------------------------------------------
+
+    def merge_text(
+        self,
+        data: bytes | str,
+        *,
+        into: str,
+        source: str | None = None,
+        now: float | None = None,
+    ) -> MergeStats:
+        """Parse, check and merge a hosts.txt document into a subscription or the local book.
+
+        Synchronous (CLI import, tests); the subscription manager splits the phases instead.
+        """
+        now = time.time() if now is None else now
+        stats = MergeStats(source=source or into)
+        entries = list(parse_document(split_lines(data), stats.parse))
+        checked = [(e, check_entry(e, now=now)) for e in entries]
+        self.apply_checked(checked, into=into, stats=stats)
+        return stats
+
+    def apply_checked(
+        self,
+        checked: Iterable[tuple[Any, str | None]],
+        *,
+        into: str,
+        stats: MergeStats,
+    ) -> MergeStats:
+        """Apply (entry, invalid-reason) pairs from :func:`check_entry` to the books."""
+        target = self.local if into == "local" else self.subscription_book(into)
+        with self._lock:
+            if target is self.local:
+                self._sync_local()
+            for entry, reason in checked:
+                if reason is not None:
+                    stats.invalid[reason] += 1
+                    stats.note(f"{entry.name or '#!'}: {reason}")
+                    continue
+                apply_entry(self, target, entry, stats)
+        self._log_merge(stats)
+        return stats
+
+    def _log_merge(self, stats: MergeStats) -> None:
+        for example in stats.examples:
+            log.info("addressbook.merge_note", source=stats.source, note=example)
+        log.info(
+            "addressbook.merged",
+            source=stats.source,
+            **stats.summary(),
+            invalid_reasons=dict(stats.invalid + stats.parse.invalid),
+        )

@@ -1,0 +1,198 @@
+"""Files of the address book in the data directory, every write atomic.
+
+Layout (``<data_dir>/addressbook/``)::
+
+    local.txt                  the user's book (hosts.txt format, writable by hand too)
+    subscriptions.txt          subscription URLs, one per line ('#' comments)
+    subscriptions/<slug>.txt   one book per subscription (hosts.txt format)
+    state.json                 per-subscription ETag / Last-Modified / fetch times / counters,
+                               and default-book names superseded by signed commands
+
+Why hosts.txt files and not a database: they are what every I2P tool imports and exports, a user
+can read and fix them with an editor, and a whole-file rewrite (temp file, fsync, rename, fsync
+of the directory) gives crash atomicity without a journal. A kill -9 at any point leaves either
+the old or the new file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from i2proxy.naming.book import Book
+from i2proxy.naming.hoststxt import ParseStats, parse_document, split_lines
+
+#: Largest book file read from disk (100 000 entries are ~55 MB).
+MAX_BOOK_BYTES = 512 * 1024 * 1024
+#: Largest state.json / subscriptions.txt.
+MAX_SMALL_FILE_BYTES = 4 * 1024 * 1024
+_TMP_RE = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+class FileTooLarge(OSError):
+    """A file in the data directory exceeds its size bound."""
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """Read a whole file, refusing more than ``limit`` bytes."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLarge(errno.EFBIG, f"{path} is larger than {limit} bytes")
+    return data
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename durable: fsync the directory that holds the entry."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, chunks: Iterable[bytes], *, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``chunks`` so that a crash leaves the old or the new content.
+
+    Temp file in the same directory, fsync, rename over the target, fsync the directory.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def remove_stale_temp_files(directory: Path) -> int:
+    """Delete temp files left by writers that died (their pid is gone); returns how many."""
+    removed = 0
+    if not directory.is_dir():
+        return 0
+    for entry in directory.iterdir():
+        match = _TMP_RE.match(entry.name)
+        if not match:
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid() and _pid_alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            entry.unlink()
+            removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- books -------------------------------------------------------------------------------------
+
+
+def book_lines(
+    pairs: Iterable[tuple[str, list[str]]], header: str | None = None
+) -> Iterator[bytes]:
+    """A book in hosts.txt format; alternates of a name are further lines with the same name."""
+    if header:
+        for line in header.splitlines():
+            yield f"# {line}\n".encode() if line else b"#\n"
+    batch: list[str] = []
+    for name, dests in pairs:
+        for d in dests:
+            batch.append(f"{name}={d}\n")
+        if len(batch) >= 4096:
+            yield "".join(batch).encode()
+            batch.clear()
+    if batch:
+        yield "".join(batch).encode()
+
+
+def write_book(
+    path: Path, pairs: Iterable[tuple[str, list[str]]], header: str | None = None
+) -> None:
+    """Atomically write a book given as (name, destinations) pairs."""
+    atomic_write(path, book_lines(pairs, header))
+
+
+def load_book(path: Path, book: Book, *, limit: int = MAX_BOOK_BYTES) -> ParseStats:
+    """Fill ``book`` from a hosts.txt file; invalid lines are skipped and counted, never fatal.
+
+    A missing file is an empty book.
+    """
+    stats = ParseStats()
+    try:
+        data = read_bounded(path, limit)
+    except FileNotFoundError:
+        return stats
+    book.load_pairs(
+        (e.name, e.dest)
+        for e in parse_document(split_lines(data), stats)
+        if e.name is not None and e.dest is not None
+    )
+    book.dirty = False
+    return stats
+
+
+# --- small files -------------------------------------------------------------------------------
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object; a missing or corrupt file gives {} (state is advisory)."""
+    try:
+        value = json.loads(read_bounded(path, MAX_SMALL_FILE_BYTES))
+    except (FileNotFoundError, ValueError, FileTooLarge):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def write_json(path: Path, value: dict[str, Any]) -> None:
+    atomic_write(path, [json.dumps(value, indent=2, sort_keys=True).encode() + b"\n"])
+
+
+def read_url_list(path: Path) -> list[str] | None:
+    """URLs of subscriptions.txt (comments and blanks skipped); None if the file is absent."""
+    try:
+        data = read_bounded(path, MAX_SMALL_FILE_BYTES)
+    except FileNotFoundError:
+        return None
+    urls: list[str] = []
+    for line in split_lines(data):
+        line = line.strip()
+        if line and not line.startswith(("#", ";")) and line not in urls:
+            urls.append(line)
+    return urls
+
+
+@contextlib.contextmanager
+def exclusive_lock(directory: Path) -> Iterator[None]:
+    """Serialize read-modify-write cycles of several processes (CLI next to a running proxy)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
