@@ -361,6 +361,19 @@ async def collect_window(
     return bytes(data)
 
 
+_WRONG_PORT_BODY = (
+    b"This is i2proxy's SOCKS port. Configure it as a SOCKS5 proxy (with remote DNS), or use the "
+    b"HTTP proxy port (default 4444) as an HTTP proxy.\n"
+)
+_WRONG_PORT_REPLY = (
+    b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\ncontent-length: "
+    + str(len(_WRONG_PORT_BODY)).encode()
+    + b"\r\n\r\n"
+    + _WRONG_PORT_BODY
+)
+
+
 class SocksSession:
     """One SOCKS client: handshake, policy, dial with the first bytes in the SYN, relay."""
 
@@ -373,6 +386,12 @@ class SocksSession:
     async def run(self, initial: bytes) -> None:
         handshake = SocksHandshake(require_auth=bool(self.config.users))
         deadline = asyncio.get_running_loop().time() + self.config.handshake_timeout
+        if not initial:
+            initial = await asyncio.wait_for(self.reader.read(4096), self.config.handshake_timeout)
+        if initial[:1].isalpha():
+            # A browser pointed at the SOCKS port as if it were an HTTP proxy: say so.
+            await self._send(_WRONG_PORT_REPLY)
+            return
         events = handshake.receive_data(initial) if initial else []
         while True:
             for event in events:

@@ -448,3 +448,39 @@ async def test_fuzz_live_sockets_never_crash_the_server(proxy, listener, data):
     )
     assert reply.endswith(b"xx")
     assert proxy.stats.internal_errors == 0
+
+
+async def test_http_request_on_the_socks_port_gets_an_explanation(proxy):
+    reply = await raw(proxy, b"GET http://site.i2p/ HTTP/1.1\r\nHost: x\r\n\r\n", "socks")
+    assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"SOCKS port" in reply
+
+
+async def test_full_destination_helper_can_be_saved_to_the_address_book(proxy):
+    from i2proxy.i2p.keys import PrivateKeys
+
+    destination = PrivateKeys.generate().destination
+    helper = destination.to_base64()
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"http://fresh.i2p/x?a=1&i2paddresshelper={helper}", proxy=url(proxy)
+        ) as resp:
+            page = await resp.text()
+        assert "Save to my address book" in page
+        assert destination.b32 in page
+        token = re.search(r'name=token value="([^"]+)"', page).group(1)
+        dest_field = re.search(r'name=dest value="([^"]+)"', page).group(1)
+        form = {
+            "host": "fresh.i2p",
+            "dest": dest_field,
+            "url": "http://fresh.i2p/x?a=1",
+            "token": token,
+            "choice": "save",
+        }
+        async with session.post(
+            "http://proxy.i2p/add", data=form, proxy=url(proxy), allow_redirects=False
+        ) as resp:
+            assert resp.status == 303
+            assert resp.headers["location"] == "http://fresh.i2p/x?a=1"
+    assert proxy.book.saved["fresh.i2p"] == destination
+    assert "fresh.i2p" not in proxy.book.session
