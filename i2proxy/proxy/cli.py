@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from typing import Any
 
-from i2proxy.config import Config, ConfigError, load_config
+from i2proxy.config import Config, ConfigError, load_config, parse_listen
 from i2proxy.log import get_logger
 
 log = get_logger("i2proxy.run")
@@ -97,21 +96,39 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def open_address_book(config: Config) -> Any:
-    """The persistent address book in the data dir (None if the naming package is missing)."""
+    """The persistent address book in the data dir (None if it cannot be opened)."""
     try:
-        from i2proxy.naming import AddressBook  # type: ignore[attr-defined]
-    except ImportError:
-        log.warning("no address book available; only .b32.i2p names will work")
+        from i2proxy.naming import AddressBook
+    except ImportError:  # pragma: no cover - naming is part of the package
         return None
-    os.makedirs(config.data_dir, exist_ok=True)
-    return AddressBook(os.path.join(config.data_dir, "addressbook"))
+    try:
+        return AddressBook.open(config.data_dir)
+    except Exception as exc:
+        log.warning("address book unavailable; only .b32.i2p names work", error=repr(exc))
+        return None
 
 
 def make_dialer(config: Config) -> Any:
-    from i2proxy.dialer.select import make_dialer as select_dialer
+    """The router backend named by ``config.router`` (``sam://`` or ``i2cp://``)."""
+    try:
+        from i2proxy.dialer.select import make_dialer as select_dialer
+    except ImportError:
+        select_dialer = None
+    if select_dialer is not None:
+        return select_dialer(config.router, keys=config.keys_file or None, options={})
+    scheme, _, rest = config.router.partition("://")
+    host, port = parse_listen(rest.rstrip("/"), "router")
+    if scheme == "i2cp":
+        from i2proxy.dialer.native import NativeDialer
 
-    keys = config.keys_file or None
-    return select_dialer(config.router, keys=keys, options={})
+        if config.keys_file:
+            return NativeDialer.with_key_file(config.keys_file, host, port)
+        return NativeDialer.from_data_dir(config.data_dir, host, port)
+    if scheme == "sam":
+        from i2proxy.dialer.sam import SAMDialer  # type: ignore[import-not-found]
+
+        return SAMDialer(host, port)
+    raise ConfigError(f"router: unknown scheme in {config.router!r} (sam:// or i2cp://)")
 
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
@@ -119,7 +136,11 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
     from i2proxy.proxy.server import ProxyServer
 
     book = open_address_book(config)
-    dialer = make_dialer(config)
+    try:
+        dialer = make_dialer(config)
+    except (ConfigError, ImportError) as exc:
+        log.error("no router backend", router=config.router, error=str(exc))
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -73,7 +73,9 @@ class NameBook(Protocol):
 
     def lookup(self, name: str) -> Destination | None: ...
 
-    def add(self, name: str, destination: Destination, book: str = "local") -> Any: ...
+    def add(
+        self, name: str, destination: Destination, book: str = "local", *, replace: bool = False
+    ) -> Any: ...
 
     def add_session(self, name: str, destination: Destination) -> Any: ...
 
@@ -124,7 +126,8 @@ class Resolver:
             return
         self.session.pop(name, None)
         if save:
-            self.book.add(name, target, book="local")
+            # The user confirmed on the page, having seen any conflict: replace it.
+            self.book.add(name, target, book="local", replace=True)
         else:
             self.book.add_session(name, target)
 

@@ -29,6 +29,7 @@ from i2proxy.dialer.base import (
     RouterUnavailable,
 )
 from i2proxy.log import get_logger
+from i2proxy.naming.errors import NamingError
 from i2proxy.proxy import pages
 from i2proxy.proxy.headers import Origin, filter_request_headers, filter_response_headers
 from i2proxy.proxy.http import (
@@ -713,7 +714,10 @@ class HttpSession:
         save = form.get("choice") == "save"
         if save and not self.server.resolver.can_save(destination):
             raise HttpError(400, "Bad Request", "this address can only be used for this run")
-        self.server.resolver.remember(host, destination, save=save)
+        try:
+            self.server.resolver.remember(host, destination, save=save)
+        except (ValueError, NamingError) as exc:  # the naming rules refuse name or destination
+            raise HttpError(400, "Bad Request", f"cannot store {host}: {exc}") from None
         log.info("address helper accepted", host=host, b32=b32_of(destination), saved=save)
         parts = urlsplit(url)
         if parts.scheme != "http" or (parts.hostname or "").lower() != host:

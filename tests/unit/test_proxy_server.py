@@ -35,7 +35,7 @@ class Book:
     def lookup(self, name):
         return self.session.get(name) or self.saved.get(name) or self.names.get(name)
 
-    def add(self, name, destination, book="local"):
+    def add(self, name, destination, book="local", *, replace=False):
         self.saved[name] = destination
 
     def add_session(self, name, destination):
@@ -484,3 +484,36 @@ async def test_full_destination_helper_can_be_saved_to_the_address_book(proxy):
             assert resp.headers["location"] == "http://fresh.i2p/x?a=1"
     assert proxy.book.saved["fresh.i2p"] == destination
     assert "fresh.i2p" not in proxy.book.session
+
+
+async def test_helper_save_goes_into_the_real_address_book_and_is_written_to_disk(tmp_path):
+    from i2proxy.i2p.keys import PrivateKeys
+    from i2proxy.naming import AddressBook
+
+    runner, port = await start_origin()
+    destination = PrivateKeys.generate().destination
+    book = AddressBook.open(tmp_path, subscriptions=[])
+    dialer = LoopbackDialer(routes={destination.b32: port})
+    server = ProxyServer(Config(http_listen="127.0.0.1:0", socks_listen=""), dialer, book)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            helper = destination.to_base64()
+            async with session.get(
+                f"http://saved.i2p/headers?i2paddresshelper={helper}", proxy=url(server)
+            ) as resp:
+                page = await resp.text()
+            form = {
+                "host": "saved.i2p",
+                "dest": re.search(r'name=dest value="([^"]+)"', page).group(1),
+                "url": "http://saved.i2p/headers",
+                "token": re.search(r'name=token value="([^"]+)"', page).group(1),
+                "choice": "save",
+            }
+            async with session.post("http://proxy.i2p/add", data=form, proxy=url(server)) as resp:
+                seen = headers_of(await resp.read())  # followed the 303 to the site
+        assert seen["host"] == destination.b32
+        assert AddressBook.open(tmp_path, subscriptions=[]).lookup("saved.i2p") == destination
+    finally:
+        await server.close(grace=1)
+        await runner.cleanup()
