@@ -20,7 +20,11 @@ ALT_SUFFIX = ".i2p.alt"
 #: Names that belong to the local router or proxy, never to a remote destination.
 RESERVED = frozenset({"proxy.i2p", "router.i2p", "console.i2p", "b32.i2p"})
 
+_RESERVED_SUFFIXES = tuple("." + r for r in RESERVED)
 _ALLOWED = re.compile(r"[0-9a-z.\-]+")
+#: Fast path: labels of [a-z0-9] with single inner hyphens, ending in .i2p. A name that fails it
+#: goes through the rule-by-rule checks below, which also name the broken rule.
+_COMMON_NAME = re.compile(r"(?:[a-z0-9](?:-?[a-z0-9])*\.)+i2p")
 _B32_CHARS = re.compile(r"[a-z2-7]+")
 #: A standard b32 address: base32 of the 32-byte SHA-256 of the destination.
 _B32_NAME = re.compile(r"[a-z2-7]{52}\.b32\.i2p")
@@ -54,6 +58,15 @@ def validate_hostname(name: str) -> str:
     ``.b32.i2p`` names are refused here on purpose: they resolve without any book.
     """
     host = name.strip().lower()
+    if (
+        MIN_NAME_LENGTH <= len(host) <= MAX_NAME_LENGTH
+        and _COMMON_NAME.fullmatch(host) is not None
+        and not host.endswith(B32_SUFFIX)
+        and host not in RESERVED
+        and not host.endswith(_RESERVED_SUFFIXES)
+        and not (len(host) == 56 and _B32_CHARS.fullmatch(host, 0, 52))
+    ):
+        return host
     if not host.endswith(".i2p"):
         raise InvalidName(name, "must end with .i2p")
     if len(host) > MAX_NAME_LENGTH:

@@ -1,0 +1,207 @@
+"""Subscriptions on the private network: a feed served by the demo eepsite (an aiohttp server behind
+an i2pd server tunnel) is fetched through i2proxy's own dialers, a conditional GET gives 304 on the
+second fetch, and the new names then resolve and can be dialed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from i2proxy.naming.addressbook import AddressBook
+from i2proxy.naming.feedsign import new_identity, sign_line
+from i2proxy.naming.subscriptions import SubscriptionManager
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+SIGNED = 12
+
+
+def _router_for_client(testnet):
+    """A router other than the eepsite's, so every fetch crosses the network."""
+    return next(r for r in testnet.routers if r.index != testnet.eepsite.router)
+
+
+def _make_dialer(backend: str, testnet, data_dir: Path):
+    router = _router_for_client(testnet)
+    if backend == "i2cp":
+        from i2proxy.dialer.native import NativeDialer
+
+        host, port = router.i2cp_host_port
+        return NativeDialer.from_data_dir(data_dir, host, port)
+    try:
+        from i2proxy.dialer.sam import SAMDialer
+    except ImportError:
+        pytest.skip("SAM dialer not available yet")
+    host, port = router.sam_host_port
+    return SAMDialer(host, port)
+
+
+def _write_feed(www_dir: Path, site_name: str, eepsite_dest: str) -> tuple[Path, list[str]]:
+    """A feed: the eepsite under a new name, signed entries of several key types, two bad lines."""
+    lines = ["# test feed", f"{site_name}={eepsite_dest}"]
+    names = [site_name]
+    for i in range(SIGNED):
+        sig_type = (7, 1, 0)[i % 3]  # Ed25519, ECDSA-P256, DSA
+        dest, key = new_identity(sig_type)
+        name = f"signed{i}-{uuid.uuid4().hex[:6]}.i2p"
+        lines.append(sign_line(name, dest.to_base64(), key, date="1700000000"))
+        names.append(name)
+    forged_dest, _ = new_identity()
+    _, stranger = new_identity()
+    lines.append(sign_line("forged-entry.i2p", forged_dest.to_base64(), stranger))
+    lines.append("this line is not hosts.txt")
+    path = www_dir / f"feed-{uuid.uuid4().hex}.txt"
+    path.write_text("\r\n".join(lines) + "\r\n")
+    return path, names
+
+
+def _forbid_dns(monkeypatch) -> None:
+    """Any name resolution during the test fails it: feeds travel over I2P only."""
+
+    def no_dns(*args, **kwargs):
+        raise AssertionError(f"DNS lookup attempted: {args[:2]}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    loop = asyncio.get_running_loop()
+
+    async def no_loop_dns(*args, **kwargs):
+        raise AssertionError(f"DNS lookup attempted: {args[:2]}")
+
+    monkeypatch.setattr(loop, "getaddrinfo", no_loop_dns)
+
+
+async def _http_get_over(dialer, target, port: int, host: str) -> bytes:
+    request = f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    reader, writer = await dialer.open_stream(target, port, request, timeout=120)
+    try:
+        data = await asyncio.wait_for(reader.read(1 << 20), 120)
+        while chunk := await asyncio.wait_for(reader.read(1 << 20), 120):
+            data += chunk
+    finally:
+        writer.close()
+    return data
+
+
+@pytest.mark.parametrize("backend", ["i2cp", "sam"])
+async def test_feed_from_an_eepsite_is_fetched_over_i2p_with_conditional_get(
+    testnet, tmp_path, backend, monkeypatch
+):
+    eep = testnet.eepsite
+    site_name = f"newsite-{uuid.uuid4().hex[:8]}.i2p"
+    feed_path, names = _write_feed(Path(eep.www_dir), site_name, eep.destination)
+    url = f"http://{eep.b32}/files/{feed_path.name}"
+    book = AddressBook.open(tmp_path / "data", subscriptions=[url])
+    assert book.lookup(site_name) is None
+
+    dialer = _make_dialer(backend, testnet, tmp_path / "keys")
+    await asyncio.wait_for(dialer.start(), 180)
+    _forbid_dns(monkeypatch)
+    manager = SubscriptionManager(book, dialer)
+    try:
+        first = await manager.update_one(url)
+        assert first.result == "updated", first.error
+        assert first.http_status == 200
+        assert first.stats.added == 1 + SIGNED
+        assert first.stats.invalid == {"bad-signature": 1}
+        assert first.stats.parse.invalid == {"not-name-dest": 1}
+
+        second = await manager.update_one(url)
+        assert second.result == "not-modified", second.error
+        assert second.http_status == 304
+
+        # The new names resolve; the eepsite's name leads to the eepsite.
+        for name in names:
+            assert book.lookup(name) is not None, name
+        assert book.lookup("forged-entry.i2p") is None
+        target = book.lookup(site_name)
+        assert target.to_base64() == eep.destination
+        assert book.reverse(eep.b32) == site_name
+        page = await _http_get_over(dialer, target, eep.port, site_name)
+        assert page.startswith(b"HTTP/1.1 200") and b"i2proxy demo eepsite" in page
+
+        # A changed feed is fetched again (new ETag) and merged incrementally.
+        extra_dest, extra_key = new_identity()
+        with feed_path.open("a") as f:
+            f.write(sign_line("late-entry.i2p", extra_dest.to_base64(), extra_key) + "\n")
+        third = await manager.update_one(url)
+        assert third.result == "updated" and third.http_status == 200, third.error
+        assert third.stats.added == 1 and third.stats.unchanged == 1 + SIGNED
+        assert book.lookup("late-entry.i2p") == extra_dest
+
+        # A feed addressed by a book name (not a b32) goes through the same path.
+        book.add("feeds.i2p", eep.destination)
+        by_name = f"http://feeds.i2p/files/{feed_path.name}"
+        fourth = await manager.update_one(by_name)
+        assert fourth.result == "updated", fourth.error
+        assert fourth.stats.added == 0 and fourth.stats.unchanged == 2 + SIGNED
+
+        # Hosts outside I2P are refused before anything is sent.
+        refused = await manager.update_one("http://example.com/hosts.txt")
+        assert refused.result == "failed" and "not an .i2p host" in refused.error
+    finally:
+        await manager.close()
+        await dialer.close()
+        feed_path.unlink(missing_ok=True)
+
+    # Everything survived a restart: books and the validators for the next conditional GET.
+    again = AddressBook.open(tmp_path / "data", subscriptions=[url])
+    assert again.lookup(site_name).to_base64() == eep.destination
+    assert again.subscription_state(url)["etag"]
+    assert again.subscription_state(url)["failures"] == 0
+
+
+def test_cli_update_fetches_and_lookup_resolves(testnet, tmp_path):
+    pytest.importorskip("i2proxy.dialer.select")
+    eep = testnet.eepsite
+    site_name = f"clisite-{uuid.uuid4().hex[:8]}.i2p"
+    feed_path, _names = _write_feed(Path(eep.www_dir), site_name, eep.destination)
+    url = f"http://{eep.b32}/files/{feed_path.name}"
+    data_dir = tmp_path / "data"
+    router = _router_for_client(testnet)
+    env = {**os.environ, "I2PROXY_DATA_DIR": str(data_dir)}
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "i2proxy",
+                "--log-level",
+                "warning",
+                "addressbook",
+                "update",
+                "--router",
+                f"sam://{router.sam}",
+                "--url",
+                url,
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"added {1 + SIGNED}" in proc.stdout, proc.stdout
+        assert "invalid 2" in proc.stdout, proc.stdout
+        proc = subprocess.run(
+            [sys.executable, "-m", "i2proxy", "addressbook", "lookup", site_name],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert eep.b32 in proc.stdout and f"book: {url}" in proc.stdout
+    finally:
+        feed_path.unlink(missing_ok=True)
