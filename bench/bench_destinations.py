@@ -9,6 +9,9 @@ address book (Ed25519, DSA/NULL certificate, P-256, P-521).  Measured, best of R
 - ``from_bytes + b32``: what the I2CP/streaming layers do with a destination off the wire;
 - ``floor``: the same work with no validation or objects at all (stdlib base64 decode, SHA-256,
   base32 encode) — the peer that shows what our structure and checks cost.
+
+Times are CPU time of this process (``time.process_time``), best of R: the machine is shared,
+and wall-clock numbers swung by 2x with other jobs running.
 """
 
 from __future__ import annotations
@@ -47,9 +50,9 @@ def make_inputs(count: int) -> list[bytes]:
 def best_of(repeat: int, fn) -> float:
     best = float("inf")
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best
 
 

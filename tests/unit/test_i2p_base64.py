@@ -84,3 +84,18 @@ def test_decoders_raise_only_format_errors(text):
     for decode in (b64decode, b32decode):
         with contextlib.suppress(I2PFormatError):
             decode(text)
+
+
+@given(st.text(alphabet="AQgw-~+/=Ya \n", max_size=16))
+def test_base64_accepts_exactly_the_canonical_encodings(text):
+    """Reference: a string is valid iff it is what encoding its bytes gives back."""
+    try:
+        reference = std.b64decode(text.translate(str.maketrans("-~", "+/")), validate=True)
+        valid = "+" not in text and "/" not in text and b64encode(reference) == text
+    except ValueError:
+        valid = False
+    if valid:
+        assert b64decode(text) == reference
+    else:
+        with pytest.raises(I2PFormatError):
+            b64decode(text)
