@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import time
 from collections.abc import Callable
@@ -263,3 +264,17 @@ class SubscriptionManager:
             except Exception:  # a bug here must not stop the schedule or the proxy
                 log.exception("subscription.loop_error")
                 await asyncio.sleep(60.0)
+
+
+def start_subscriptions(book: AddressBook | None, dialer: Dialer) -> SubscriptionManager | None:
+    """Start background feed fetching for a running proxy (None without a book).
+
+    ``I2PROXY_SUBSCRIPTIONS=off`` disables it (offline test setups, or a user who only wants
+    the names they add themselves).
+    """
+    if book is None or os.environ.get("I2PROXY_SUBSCRIPTIONS", "").lower() in ("off", "0", "no"):
+        return None
+    manager = SubscriptionManager(book, dialer)
+    manager.start()
+    log.info("subscriptions.scheduled", feeds=len(book.subscription_urls))
+    return manager
