@@ -12,7 +12,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from i2proxy.i2p.destination import Destination
 from i2proxy.i2p.errors import I2PFormatError, UnsupportedTypeError, need
@@ -29,6 +30,12 @@ MAX_LEASES = 16
 LEASE2_LENGTH = 40
 EMPTY_MAPPING = Mapping()
 _KEY_SIZES_BY_CODE = {int(t): n for t, n in CRYPTO_PUBLIC_KEY_SIZES.items()}
+
+
+class Signer(Protocol):
+    """Anything that signs as the destination (or its transient key)."""
+
+    def sign(self, data: bytes) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -169,13 +176,13 @@ class LeaseSet2:
         """The bytes the signature covers: 0x03 ‖ body."""
         return SIGNATURE_PREFIX + self.body_bytes()
 
-    def sign(self, signer: object) -> LeaseSet2:
-        """Return a signed copy; ``signer`` has ``sign(data) -> bytes`` (e.g. PrivateKeys)."""
-        signature = signer.sign(self.signed_bytes())  # type: ignore[attr-defined]
+    def sign(self, signer: Signer) -> LeaseSet2:
+        """Return a signed copy; ``signer`` is e.g. PrivateKeys or a SigningPrivateKey."""
+        signature = signer.sign(self.signed_bytes())
         expected = SIG_SIZES[self.signer_sig_type].signature
         if len(signature) != expected:
             raise I2PFormatError(f"leaseset2: signature is {len(signature)} bytes, not {expected}")
-        return _replace_signature(self, signature)
+        return replace(self, signature=signature)
 
     def verify(self) -> bool:
         """True iff the signature (and any offline authorisation) is valid."""
@@ -277,9 +284,3 @@ def _parse_encryption_key(data: bytes, pos: int) -> tuple[PublicEncryptionKey, i
         )
     need(data, pos + 4, length, f"encryption key ({length} bytes)")
     return PublicEncryptionKey(ctype, bytes(data[pos + 4 : pos + 4 + length])), pos + 4 + length
-
-
-def _replace_signature(ls: LeaseSet2, signature: bytes) -> LeaseSet2:
-    from dataclasses import replace
-
-    return replace(ls, signature=signature)
