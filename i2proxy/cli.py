@@ -13,6 +13,7 @@ from i2proxy import __version__, log
 COMMAND_MODULES: list[str] = [
     "i2proxy.proxy.cli",
     "i2proxy.naming.cli",
+    "i2proxy.i2p.cli",
 ]
 
 
