@@ -67,6 +67,8 @@ log = get_logger("i2proxy.proxy")
 
 #: One streaming packet's worth of payload: once this much is buffered, dial at once.
 SYN_PAYLOAD_TARGET = 1730
+#: After the first bytes arrived, how long to wait for a second write before dialling.
+COALESCE_GAP = 0.01
 #: Request bodies up to this size wait (briefly) to join the head in the first packets.
 SMALL_BODY = 16 * 1024
 _READ = 64 * 1024
@@ -344,12 +346,19 @@ async def relay(
 async def collect_window(
     reader: asyncio.StreamReader, initial: bytes, window: float, target: int
 ) -> bytes:
-    """What the client sends within ``window`` seconds (at once once ``target`` bytes are in)."""
+    """The client's first bytes: wait up to ``window`` seconds for them to start, then only
+    ``COALESCE_GAP`` for a write split in two (head, body), and stop at ``target`` bytes.
+
+    Like Java's connect delay, but the dial starts as soon as the first write is in instead of
+    always waiting the whole window.
+    """
     data = bytearray(initial)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + window
     while len(data) < target:
         remaining = deadline - loop.time()
+        if data:
+            remaining = min(remaining, COALESCE_GAP)
         if remaining <= 0:
             break
         try:

@@ -1,0 +1,210 @@
+"""Helpers for the proxy integration tests: a real ``i2proxy run`` process and a site of our own.
+
+- :class:`ProxyProcess` starts ``python -m i2proxy run`` against a router of the test network
+  (``sam://`` or ``i2cp://``), with its own data dir and address book, and stops it with SIGTERM
+  (checking the graceful exit).
+- :class:`SamSite` serves an aiohttp app over I2P: a SAM STREAM session on a router other than
+  the proxy's (published and confirmed resolvable), whose accepted streams are bridged to the
+  app on 127.0.0.1. The server side is i2pd's streaming, independent of the code under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ProxyProcess:
+    """``i2proxy run`` as a child process; ``http``/``socks`` are ``host:port`` strings."""
+
+    def __init__(self, router_url: str, data_dir: Path, *extra: str) -> None:
+        self.router_url = router_url
+        self.data_dir = data_dir
+        self.http = f"127.0.0.1:{free_port()}"
+        self.socks = f"127.0.0.1:{free_port()}"
+        self.extra = list(extra)
+        self.log_path = data_dir / "i2proxy.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "i2proxy",
+            "--log-json",
+            "run",
+            "--router",
+            self.router_url,
+            "--http",
+            self.http,
+            "--socks",
+            self.socks,
+            "--data-dir",
+            str(self.data_dir),
+            *self.extra,
+        ]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=self._log, stderr=self._log, env=env)
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"i2proxy run exited early:\n{self.log_path.read_text()}")
+            if b'"i2proxy ready"' in self.log_path.read_bytes():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"i2proxy run not ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> int:
+        """SIGTERM, and the exit status (0 means the graceful shutdown completed)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return -9
+        finally:
+            self._log.close()
+
+    def log_events(self) -> list[dict[str, Any]]:
+        events = []
+        for line in self.log_path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return events
+
+
+def site_app() -> web.Application:
+    """Our own site: request headers as JSON, an echo, n bytes, and an HTML page."""
+
+    async def headers(request: web.Request) -> web.Response:
+        pairs = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.raw_headers]
+        return web.json_response({"method": request.method, "headers": pairs})
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(body=await request.read(), content_type="application/octet-stream")
+
+    async def nbytes(request: web.Request) -> web.Response:
+        return web.Response(body=b"y" * int(request.match_info["n"]))
+
+    async def cookie(request: web.Request) -> web.Response:
+        response = web.Response(text="ok")
+        response.headers.add("Set-Cookie", "super=1; Domain=.i2p")
+        response.headers.add("Set-Cookie", "own=2; Path=/")
+        response.headers.add("Proxy-Authenticate", "Basic realm=x")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/headers", headers)
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/bytes/{n}", nbytes)
+    app.router.add_get("/cookie", cookie)
+    return app
+
+
+async def _sam_hello(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"HELLO VERSION MIN=3.1 MAX=3.3\n")
+    line = await reader.readline()
+    if b"RESULT=OK" not in line:
+        raise RuntimeError(f"SAM HELLO failed: {line!r}")
+    return reader, writer
+
+
+class SamSite:
+    """An aiohttp app reachable over I2P through a SAM session (runs its own loop thread)."""
+
+    def __init__(self, sam: tuple[str, int], check_via: tuple[str, int]) -> None:
+        self.sam = sam
+        self.check_via = check_via
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.destination = ""
+        self.b32 = ""
+        self.accepted = 0
+        self.bridges: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=240)
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+    async def _start(self) -> None:
+        from i2proxy.testnet.samprobe import create_published_session
+
+        from i2proxy.i2p.destination import Destination
+
+        self.runner = web.AppRunner(site_app())
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.app_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        nickname = f"proxytest{os.getpid()}{int(time.time())}"
+        self.session = await create_published_session(self.sam, nickname, check_via=self.check_via)
+        self.nickname = nickname
+        self.destination = self.session.destination
+        self.b32 = Destination.from_base64(self.destination).b32
+        self.tasks = [asyncio.create_task(self._acceptor()) for _ in range(4)]
+
+    async def _stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        self.session.close()
+        await self.runner.cleanup()
+
+    async def _acceptor(self) -> None:
+        while True:
+            try:
+                reader, writer = await _sam_hello(*self.sam)
+                writer.write(f"STREAM ACCEPT ID={self.nickname} SILENT=false\n".encode())
+                status = await reader.readline()
+                if b"RESULT=OK" not in status:
+                    writer.close()
+                    await asyncio.sleep(0.5)
+                    continue
+                await reader.readline()  # the peer's destination (+ ports) line
+            except (OSError, RuntimeError, asyncio.IncompleteReadError):
+                await asyncio.sleep(0.5)
+                continue
+            self.accepted += 1
+            bridge = asyncio.create_task(self._bridge(reader, writer))
+            self.bridges.add(bridge)
+            bridge.add_done_callback(self.bridges.discard)
+
+    async def _bridge(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from i2proxy.proxy.server import relay
+
+        try:
+            app_reader, app_writer = await asyncio.open_connection("127.0.0.1", self.app_port)
+            await relay(reader, writer, app_reader, app_writer)
+        except OSError:
+            pass
+        finally:
+            writer.close()
