@@ -172,11 +172,7 @@ class SubscriptionManager:
             body = result.body or b""
             outcome.result, outcome.size = "updated", len(body)
             notify(url, "merging", {"bytes": len(body)})
-            checked, stats = await asyncio.to_thread(_check_all, body, url, now)
-            for i in range(0, len(checked), APPLY_BATCH):
-                self.book.apply_checked(checked[i : i + APPLY_BATCH], into=url, stats=stats)
-                await asyncio.sleep(0)
-            outcome.stats = stats
+            outcome.stats = await self.merge_body(url, body, now=now)
         # The validators are stored only together with the merged book (one save, books first):
         # a crash in between re-fetches the feed instead of skipping it forever.
         state["etag"] = result.etag
@@ -197,6 +193,19 @@ class SubscriptionManager:
         )
         notify(url, outcome.result, {"stats": outcome.stats})
         return outcome
+
+    async def merge_body(self, url: str, body: bytes, *, now: float) -> MergeStats:
+        """Merge a fetched feed without stalling the event loop.
+
+        Parsing and signature checks run in a worker thread; entries are applied in batches with
+        a yield in between; finally the books are frozen out of the garbage collector's scans.
+        """
+        checked, stats = await asyncio.to_thread(_check_all, body, url, now)
+        for i in range(0, len(checked), APPLY_BATCH):
+            self.book.apply_checked(checked[i : i + APPLY_BATCH], into=url, stats=stats)
+            await asyncio.sleep(0)
+        self.book.freeze_if_large()
+        return stats
 
     async def _save(self) -> None:
         snapshot = self.book.snapshot_for_save()
