@@ -14,6 +14,7 @@ COMMAND_MODULES: list[str] = [
     "i2proxy.proxy.cli",
     "i2proxy.naming.cli",
     "i2proxy.i2p.cli",
+    "i2proxy.testnet.cli",
 ]
 
 

@@ -157,9 +157,8 @@ class SamSite:
         self.thread.join(timeout=10)
 
     async def _start(self) -> None:
-        from i2proxy.testnet.samprobe import create_published_session
-
         from i2proxy.i2p.destination import Destination
+        from i2proxy.testnet.samprobe import create_published_session
 
         self.runner = web.AppRunner(site_app())
         await self.runner.setup()

@@ -1,0 +1,195 @@
+"""``i2proxy testnet up | status | down | delay | stop-router | start-router``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from i2proxy.testnet import process
+from i2proxy.testnet.netns import MissingPrerequisite
+from i2proxy.testnet.network import Network, NetworkConfig, TestnetError
+from i2proxy.testnet.status import TestnetStatus
+
+DEFAULT_NAME = "default"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "testnet",
+        help="a private I2P network of real i2pd routers (tests, demo, benchmarks)",
+        description="Run a private, offline I2P network of real i2pd routers on this machine.",
+    )
+    commands = parser.add_subparsers(dest="testnet_command", metavar="ACTION", required=True)
+
+    def named(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("--name", default=DEFAULT_NAME, help="network name (default: %(default)s)")
+        return sub
+
+    up = named("up", "start a network and wait until it is ready")
+    up.add_argument("--routers", type=int, default=5, help="number of i2pd routers (default 5)")
+    up.add_argument("--floodfills", type=int, default=2, help="how many are floodfills (default 2)")
+    up.add_argument("--tunnel-length", type=int, default=1, help="hops per tunnel (default 1)")
+    up.add_argument(
+        "--link-delay", type=float, default=0.0, metavar="MS",
+        help="one-way delay added to every router-to-router link, in ms (default 0)",
+    )  # fmt: skip
+    up.add_argument("--json", action="store_true", help="print the status as JSON when ready")
+    up.set_defaults(handler=_up)
+
+    status = named("status", "show a running network (ports, eepsite, router pids)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=_status)
+
+    named("down", "stop a network and remove everything it left").set_defaults(handler=_down)
+
+    delay = named("delay", "change the link delay of a running network")
+    delay.add_argument("ms", type=float, metavar="MS", help="one-way delay in milliseconds")
+    delay.set_defaults(handler=_delay)
+
+    stop = named("stop-router", "stop one router (to test a router crash)")
+    stop.add_argument("index", type=int)
+    stop.set_defaults(handler=_stop_router)
+
+    start = named("start-router", "start a stopped router again and wait until it is usable")
+    start.add_argument("index", type=int)
+    start.set_defaults(handler=_start_router)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="offline demo: private I2P network + eepsite + proxy, until Ctrl-C",
+        description="Start a private I2P network with a demo eepsite and a proxy, print what "
+        "to try, and run until Ctrl-C (then clean up). ./scripts/demo also installs what is "
+        "missing.",
+    )
+    demo.add_argument("--name", default="demo", help="network name (default: %(default)s)")
+    demo.add_argument("--link-delay", type=float, default=0.0, metavar="MS")
+    demo.set_defaults(handler=_demo)
+
+
+def _fail(message: str) -> int:
+    print(f"i2proxy testnet: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _run(coro) -> int:  # type: ignore[no-untyped-def]
+    try:
+        asyncio.run(coro)
+    except (TestnetError, MissingPrerequisite, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    try:
+        network = Network(args.name)
+        config = NetworkConfig(
+            routers=args.routers,
+            floodfills=args.floodfills,
+            tunnel_length=args.tunnel_length,
+            link_delay_ms=args.link_delay,
+        )
+        config.validate()
+    except TestnetError as exc:
+        return _fail(str(exc))
+    rc = _run(network.up(config))
+    if rc == 0:
+        status = network.status()
+        print(status.to_json() if args.json else describe(status))
+    return rc
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        status = TestnetStatus.load(Network(args.name).name)
+    except (TestnetError, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    print(status.to_json() if args.json else describe(status))
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    try:
+        network = Network(args.name)
+    except TestnetError as exc:
+        return _fail(str(exc))
+    if not network.exists():
+        return _fail(f"no test network named {args.name!r}")
+    rc = _run(network.down())
+    if rc == 0:
+        print(f"test network {args.name!r} is down")
+    return rc
+
+
+def _delay(args: argparse.Namespace) -> int:
+    rc = _run(_network(args).set_link_delay(args.ms))
+    if rc == 0:
+        print(f"link delay of {args.name!r} is now {args.ms:g} ms")
+    return rc
+
+
+def _stop_router(args: argparse.Namespace) -> int:
+    rc = _run(_network(args).stop_router(args.index))
+    if rc == 0:
+        print(f"router {args.index} of {args.name!r} stopped")
+    return rc
+
+
+def _start_router(args: argparse.Namespace) -> int:
+    rc = _run(_network(args).start_router(args.index))
+    if rc == 0:
+        print(f"router {args.index} of {args.name!r} is running again")
+    return rc
+
+
+class _Lazy:
+    """Defers Network() so a bad name is reported by ``_run`` like every other error."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+
+    def __getattr__(self, attr: str):  # type: ignore[no-untyped-def]
+        async def call(*a, **kw):  # type: ignore[no-untyped-def]
+            network = Network(self.args.name)
+            if not network.state_dir.exists():
+                raise TestnetError(f"no test network named {self.args.name!r}")
+            return await getattr(network, attr)(*a, **kw)
+
+        return call
+
+
+def _network(args: argparse.Namespace) -> Network:
+    return _Lazy(args)  # type: ignore[return-value]
+
+
+def describe(status: TestnetStatus) -> str:
+    """A human-readable summary of a network."""
+    lines = [
+        f"test network {status.name!r}: namespace {status.netns}, state in {status.state_dir}",
+        f"  ready after {status.ready_seconds} s; tunnel length {status.tunnel_length}, "
+        f"link delay {status.link_delay_ms:g} ms",
+    ]
+    for r in status.routers:
+        state = "running" if r.pid and process.is_running(r.pid) else "STOPPED"
+        role = "floodfill" if r.floodfill else "router"
+        lines.append(f"  {r.name} ({role}, {state}, pid {r.pid}): I2CP {r.i2cp}  SAM {r.sam}")
+    lines += [
+        f"  i2pd HTTP proxy {status.http_proxy}, SOCKS proxy {status.socks_proxy} "
+        f"(router {status.proxy_router})",
+        f"  eepsite http://{status.eepsite.b32}/ (router {status.eepsite.router}, "
+        f"files from {status.eepsite.www_dir})",
+        f"  try: curl -x http://{status.http_proxy} http://{status.eepsite.b32}/",
+    ]
+    return "\n".join(lines)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from i2proxy.testnet.demo import run_demo
+
+    try:
+        config = NetworkConfig(link_delay_ms=args.link_delay)
+        config.validate()
+    except TestnetError as exc:
+        return _fail(str(exc))
+    return _run(run_demo(config, name=args.name))

@@ -1,0 +1,187 @@
+"""The demo eepsite: a small aiohttp server published through an i2pd server tunnel.
+
+Endpoints (tests and benchmarks rely on them):
+
+- ``/`` — a small HTML page.
+- ``/headers`` — JSON ``{"method", "path", "headers": [[name, value], ...]}``: the request line's
+  method and raw target, and the headers exactly as received (order and case kept), so proxy
+  tests can assert what leaked upstream.
+- ``/echo`` (any method) — the request body, verbatim, with the method in ``X-Echo-Method``.
+- ``/bytes/{n}`` — ``n`` deterministic bytes (:func:`expected_bytes`), ``n`` up to 64 MiB, with
+  Content-Length.
+- ``/files/{name}`` — a file from ``www_dir`` with ETag, Last-Modified, conditional GET (304) and
+  gzip when the client accepts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from i2proxy.log import configure, get_logger
+
+log = get_logger(__name__)
+
+MAX_BYTES = 64 * 1024 * 1024
+MAX_ECHO_BODY = 16 * 1024 * 1024
+MAX_FILE = 64 * 1024 * 1024
+_PATTERN_PERIOD = 251  # prime, so the pattern does not line up with any power-of-two chunking
+_PATTERN = bytes(i % _PATTERN_PERIOD for i in range(_PATTERN_PERIOD * 1024))
+
+INDEX_HTML = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>i2proxy demo eepsite</title></head>
+<body>
+<h1>Hello from the private I2P network</h1>
+<p>This page was served by the i2proxy demo eepsite, through an i2pd server tunnel,
+over a private network of real i2pd routers on this machine.</p>
+<ul>
+<li><a href="/headers">/headers</a>: the request headers as they arrived here</li>
+<li><a href="/bytes/1048576">/bytes/1048576</a>: 1 MiB of test data</li>
+<li><a href="/files/hello.txt">/files/hello.txt</a>: a static file</li>
+</ul>
+</body></html>
+"""
+
+
+def expected_bytes(n: int, offset: int = 0) -> bytes:
+    """The body of ``/bytes/{n}`` (or the part of it starting at ``offset``)."""
+    out = bytearray()
+    pos = offset
+    while len(out) < n:
+        start = pos % _PATTERN_PERIOD
+        take = min(n - len(out), len(_PATTERN) - start)
+        out += _PATTERN[start : start + take]
+        pos += take
+    return bytes(out)
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.Response(text=INDEX_HTML, content_type="text/html")
+
+
+async def headers(request: web.Request) -> web.Response:
+    body = {
+        "method": request.method,
+        "path": request.raw_path,
+        "headers": [
+            [name.decode("latin-1"), value.decode("latin-1")] for name, value in request.raw_headers
+        ],
+    }
+    return web.Response(text=json.dumps(body), content_type="application/json")
+
+
+async def echo(request: web.Request) -> web.Response:
+    body = await request.read()
+    return web.Response(
+        body=body,
+        headers={"X-Echo-Method": request.method},
+        content_type=request.content_type or "application/octet-stream",
+    )
+
+
+async def some_bytes(request: web.Request) -> web.StreamResponse:
+    try:
+        n = int(request.match_info["n"])
+    except ValueError:
+        raise web.HTTPBadRequest(text="n must be an integer\n") from None
+    if not 0 <= n <= MAX_BYTES:
+        raise web.HTTPBadRequest(text=f"n must be between 0 and {MAX_BYTES}\n")
+    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    response.content_length = n
+    await response.prepare(request)
+    if request.method != "HEAD":
+        sent = 0
+        while sent < n:
+            chunk = expected_bytes(min(len(_PATTERN) - _PATTERN_PERIOD, n - sent), sent)
+            await response.write(chunk)
+            sent += len(chunk)
+    await response.write_eof()
+    return response
+
+
+def _resolve(www_dir: Path, name: str) -> Path:
+    root = www_dir.resolve()
+    path = (root / name).resolve()
+    if root not in path.parents or any(part.startswith(".") for part in Path(name).parts):
+        raise web.HTTPNotFound()
+    if not path.is_file():
+        raise web.HTTPNotFound()
+    return path
+
+
+def _etag_matches(header: str, etags: set[str]) -> bool:
+    candidates = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in candidates or bool(candidates & etags)
+
+
+async def files(request: web.Request) -> web.Response:
+    www_dir: Path = request.app["www_dir"]
+    path = _resolve(www_dir, request.match_info["name"])
+    stat = path.stat()
+    if stat.st_size > MAX_FILE:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FILE, actual_size=stat.st_size)
+    content = path.read_bytes()
+    digest = hashlib.sha256(content).hexdigest()[:32]
+    identity_tag, gzip_tag = f'"{digest}"', f'"{digest}-gz"'
+    use_gzip = "gzip" in request.headers.get("Accept-Encoding", "").lower()
+    etag = gzip_tag if use_gzip else identity_tag
+    modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
+    common = {
+        "ETag": etag,
+        "Last-Modified": format_datetime(modified, usegmt=True),
+        "Vary": "Accept-Encoding",
+        "Cache-Control": "no-cache",
+    }
+
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        if _etag_matches(if_none_match, {identity_tag, gzip_tag}):
+            return web.Response(status=304, headers=common)
+    elif (since := request.headers.get("If-Modified-Since")) is not None:
+        try:
+            if modified <= parsedate_to_datetime(since):
+                return web.Response(status=304, headers=common)
+        except (TypeError, ValueError):
+            pass  # an unparsable date is ignored, as RFC 9110 says
+
+    if use_gzip:
+        content = gzip.compress(content, mtime=0)
+        common["Content-Encoding"] = "gzip"
+    content_type = "text/plain" if path.suffix in (".txt", "") else "application/octet-stream"
+    if path.suffix in (".html", ".htm"):
+        content_type = "text/html"
+    return web.Response(body=content, headers=common, content_type=content_type)
+
+
+def make_app(www_dir: Path) -> web.Application:
+    app = web.Application(client_max_size=MAX_ECHO_BODY)
+    app["www_dir"] = www_dir
+    app.router.add_get("/", index)
+    app.router.add_route("*", "/headers", headers)
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/bytes/{n}", some_bytes)
+    app.router.add_get("/files/{name:.+}", files)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="the i2proxy demo eepsite")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--www-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    configure(json=True)
+    log.info("eepsite starting", host=args.host, port=args.port, www_dir=str(args.www_dir))
+    web.run_app(make_app(args.www_dir), host=args.host, port=args.port, print=None)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,563 @@
+"""Bring a private network of real i2pd routers up and down; stop and restart single routers.
+
+``up`` in order: namespace with one Yggdrasil-range address per router → nftables redirects of
+router-to-router connections to the link-delay relay → helper process (relay + host-namespace
+forwarders) → routers' first run (each writes its router.info, the eepsite router its eepsite
+keys) → every router.info copied into every other router's netDb → eepsite server and routers
+started for good → readiness: the eepsite's LeaseSet resolves on every router (floodfills known,
+client tunnels built) and i2pd's HTTP proxy fetches its page. All async; the CLI wraps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from i2proxy.log import get_logger
+from i2proxy.testnet import netns, process
+from i2proxy.testnet.eepsite import INDEX_HTML
+from i2proxy.testnet.router import (
+    EEPSITE_LOCAL_PORT,
+    RouterSpec,
+    netdb_relative_path,
+    render_eepsite_tunnel,
+    render_i2pd_conf,
+    router_info_caps,
+)
+from i2proxy.testnet.samprobe import naming_lookup, sam_alive, wait_resolvable
+from i2proxy.testnet.status import (
+    EepsiteStatus,
+    RouterStatus,
+    TestnetStatus,
+    state_dir_for,
+)
+
+log = get_logger(__name__)
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
+EEPSITE_KEYS = "eepsite.dat"
+READY_TIMEOUT = 240.0
+#: How long the eepsite may take to become resolvable before its router is restarted.
+EEPSITE_PUBLISH_TIMEOUT = 40.0
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class TestnetError(RuntimeError):
+    """A test network operation failed; the message says why."""
+
+    __test__ = False
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    routers: int = 5
+    floodfills: int = 2
+    tunnel_length: int = 1
+    link_delay_ms: float = 0.0
+
+    def validate(self) -> None:
+        if not 2 <= self.routers <= 16:
+            raise TestnetError("--routers must be between 2 and 16")
+        if not 1 <= self.floodfills < self.routers:
+            raise TestnetError("--floodfills must be at least 1 and less than --routers")
+        if not 0 <= self.tunnel_length <= 3:
+            raise TestnetError("--tunnel-length must be between 0 and 3")
+        if not 0 <= self.link_delay_ms <= 10_000:
+            raise TestnetError("--link-delay must be between 0 and 10000 ms")
+
+    @property
+    def proxy_router(self) -> int:
+        """The first non-floodfill (a floodfill's own netDb confuses its client lookups)."""
+        return self.floodfills
+
+    @property
+    def eepsite_router(self) -> int:
+        last = self.routers - 1
+        return last if last != self.proxy_router else 0
+
+
+def netns_name(name: str) -> str:
+    return f"i2pt-{name}"
+
+
+def validate_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise TestnetError(
+            f"invalid network name {name!r}: use 1-24 lowercase letters, digits or '-'"
+        )
+
+
+def _i2p_b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode().translate(str.maketrans("+/", "-~"))
+
+
+def destination_from_keys_file(data: bytes) -> tuple[str, str]:
+    """(full base64 destination, b32 name) of an i2pd private keys file (``eepsite.dat``)."""
+    import base64
+    import hashlib
+
+    cert_len = int.from_bytes(data[385:387], "big")
+    dest = data[: 387 + cert_len]
+    b32 = base64.b32encode(hashlib.sha256(dest).digest()).decode().lower().rstrip("=")
+    return _i2p_b64(dest), f"{b32}.b32.i2p"
+
+
+class Network:
+    """One named test network. Its state lives in ``state_dir_for(name)``."""
+
+    def __init__(self, name: str) -> None:
+        validate_name(name)
+        self.name = name
+        self.state_dir = state_dir_for(name)
+        self.netns = netns_name(name)
+
+    # --- files --------------------------------------------------------------------------------
+
+    @property
+    def _pids_path(self) -> Path:
+        return self.state_dir / "pids.json"
+
+    @property
+    def _delay_path(self) -> Path:
+        return self.state_dir / "link_delay_ms"
+
+    def _load_pids(self) -> dict:  # type: ignore[type-arg]
+        try:
+            return json.loads(self._pids_path.read_text())
+        except (OSError, ValueError):
+            return {"helper": None, "eepsite": None, "routers": {}}
+
+    def _save_pids(self, pids: dict) -> None:  # type: ignore[type-arg]
+        tmp = self._pids_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(pids))
+        tmp.replace(self._pids_path)
+
+    def _specs(self, config: NetworkConfig) -> list[RouterSpec]:
+        return [
+            RouterSpec(i, i < config.floodfills, self.state_dir / f"r{i}")
+            for i in range(config.routers)
+        ]
+
+    def _config(self) -> NetworkConfig:
+        data = json.loads((self.state_dir / "config.json").read_text())
+        return NetworkConfig(**data)
+
+    def status(self) -> TestnetStatus:
+        return TestnetStatus.load(self.name)
+
+    # --- up -----------------------------------------------------------------------------------
+
+    async def up(self, config: NetworkConfig | None = None) -> TestnetStatus:
+        """Start the network and return once it is ready. Cleans up after itself on failure."""
+        config = config or NetworkConfig()
+        config.validate()
+        netns.check_prerequisites()
+        if self.state_dir.exists() or netns.exists(self.netns):
+            raise TestnetError(
+                f"a test network named {self.name!r} already exists ({self.state_dir}); "
+                f"take it down first: python -m i2proxy testnet down --name {self.name}"
+            )
+        started = time.monotonic()
+        self.state_dir.mkdir(parents=True)
+        try:
+            status = await self._up(config, started)
+        except BaseException:
+            log.error("testnet up failed; cleaning up", name=self.name)
+            await self.down()
+            raise
+        log.info("testnet ready", name=self.name, ready_seconds=status.ready_seconds)
+        return status
+
+    async def _up(self, config: NetworkConfig, started: float) -> TestnetStatus:
+        (self.state_dir / "config.json").write_text(json.dumps(config.__dict__))
+        self._save_pids({"helper": None, "eepsite": None, "routers": {}})
+        specs = self._specs(config)
+
+        netns.create(self.netns, [s.ygg_address for s in specs])
+        netns.install_redirects(
+            self.netns,
+            [netns.Redirect(s.ygg_address, s.port("ntcp2"), s.port("relay")) for s in specs],
+        )
+        ports = await self._start_helper(config, specs)
+
+        www_dir = self.state_dir / "www"
+        www_dir.mkdir()
+        (www_dir / "index.html").write_text(INDEX_HTML)
+        (www_dir / "hello.txt").write_text("Hello from the i2proxy demo eepsite.\n")
+        for spec in specs:
+            spec.data_dir.mkdir()
+            spec.conf_path.write_text(
+                render_i2pd_conf(
+                    spec,
+                    tunnel_length=config.tunnel_length,
+                    proxies=spec.index == config.proxy_router,
+                )
+            )
+            spec.tunnels_conf_path.write_text(
+                render_eepsite_tunnel(tunnel_length=config.tunnel_length, keys_file=EEPSITE_KEYS)
+                if spec.index == config.eepsite_router
+                else ""
+            )
+            (spec.data_dir / "tunnels.d").mkdir()
+
+        await self._first_run(config, specs)
+        self._seed_netdbs(specs)
+        eepsite_spec = specs[config.eepsite_router]
+        destination, b32 = destination_from_keys_file(
+            (eepsite_spec.data_dir / EEPSITE_KEYS).read_bytes()
+        )
+        await self._start_eepsite(www_dir)
+        for spec in specs:
+            self._start_router(spec)
+
+        status = TestnetStatus(
+            name=self.name,
+            state_dir=str(self.state_dir),
+            netns=self.netns,
+            ready_seconds=None,
+            tunnel_length=config.tunnel_length,
+            link_delay_ms=config.link_delay_ms,
+            routers=[
+                RouterStatus(
+                    index=s.index,
+                    name=s.name,
+                    floodfill=s.floodfill,
+                    i2cp=f"127.0.0.1:{ports[f'{s.name}.i2cp']}",
+                    sam=f"127.0.0.1:{ports[f'{s.name}.sam']}",
+                    pid=self._load_pids()["routers"].get(str(s.index)),
+                )
+                for s in specs
+            ],
+            http_proxy=f"127.0.0.1:{ports['http_proxy']}",
+            socks_proxy=f"127.0.0.1:{ports['socks_proxy']}",
+            proxy_router=config.proxy_router,
+            eepsite=EepsiteStatus(
+                b32=b32,
+                destination=destination,
+                www_dir=str(www_dir),
+                router=config.eepsite_router,
+                port=80,
+            ),
+        )
+        status.save()  # early, so a half-ready network can be inspected and taken down
+        await self._wait_ready(status, deadline=started + READY_TIMEOUT)
+        status.ready_seconds = round(time.monotonic() - started, 1)
+        status.save()
+        return status
+
+    async def _start_helper(self, config: NetworkConfig, specs: list[RouterSpec]) -> dict:  # type: ignore[type-arg]
+        self._delay_path.write_text(f"{config.link_delay_ms}\n")
+        forwards: dict[str, int] = {}
+        for s in specs:
+            forwards[f"{s.name}.i2cp"] = s.port("i2cp")
+            forwards[f"{s.name}.sam"] = s.port("sam")
+        proxy = specs[config.proxy_router]
+        forwards["http_proxy"] = proxy.port("http_proxy")
+        forwards["socks_proxy"] = proxy.port("socks_proxy")
+        ports_file = self.state_dir / "ports.json"
+        plan = {
+            "netns": self.netns,
+            "forwards": forwards,
+            "relays": [
+                {"listen_port": s.port("relay"), "address": s.ygg_address, "port": s.port("ntcp2")}
+                for s in specs
+            ],
+            "delay_file": str(self._delay_path),
+            "ports_file": str(ports_file),
+        }
+        plan_path = self.state_dir / "helper-plan.json"
+        plan_path.write_text(json.dumps(plan, indent=2))
+        pid = process.spawn(
+            [sys.executable, "-m", "i2proxy.testnet.helper", str(plan_path)],
+            self.state_dir / "helper.log",
+            env=self._python_env(),
+        )
+        pids = self._load_pids()
+        pids["helper"] = pid
+        self._save_pids(pids)
+        deadline = time.monotonic() + 15
+        while not ports_file.exists():
+            if not process.is_running(pid) or time.monotonic() > deadline:
+                raise TestnetError(
+                    f"the helper process did not start; see {self.state_dir / 'helper.log'}"
+                )
+            await asyncio.sleep(0.05)
+        return json.loads(ports_file.read_text())
+
+    def _python_env(self) -> dict[str, str]:
+        import os
+
+        env = dict(os.environ)
+        env["PYTHONPATH"] = _PACKAGE_ROOT + (
+            ":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+        )
+        return env
+
+    async def _start_eepsite(self, www_dir: Path) -> None:
+        pid = process.spawn(
+            [
+                "ip", "netns", "exec", self.netns,
+                sys.executable, "-m", "i2proxy.testnet.eepsite",
+                "--host", "127.0.0.1", "--port", str(EEPSITE_LOCAL_PORT),
+                "--www-dir", str(www_dir),
+            ],
+            self.state_dir / "eepsite.log",
+            env=self._python_env(),
+        )  # fmt: skip
+        pids = self._load_pids()
+        pids["eepsite"] = pid
+        self._save_pids(pids)
+
+    def _router_argv(self, spec: RouterSpec) -> list[str]:
+        i2pd = netns.find_i2pd()
+        assert i2pd is not None
+        return [
+            "ip", "netns", "exec", self.netns, i2pd,
+            f"--conf={spec.conf_path}",
+            f"--tunconf={spec.tunnels_conf_path}",
+            f"--tunnelsdir={spec.data_dir / 'tunnels.d'}",
+            f"--datadir={spec.data_dir}",
+            f"--pidfile={spec.data_dir / 'i2pd.pid'}",
+        ]  # fmt: skip
+
+    def _start_router(self, spec: RouterSpec) -> int:
+        pid = process.spawn(self._router_argv(spec), spec.data_dir / "stdout.log")
+        pids = self._load_pids()
+        pids["routers"][str(spec.index)] = pid
+        self._save_pids(pids)
+        return pid
+
+    async def _first_run(self, config: NetworkConfig, specs: list[RouterSpec]) -> None:
+        """Run every router once until it has written its RouterInfo (and eepsite keys)."""
+        pids = {spec.index: self._start_router(spec) for spec in specs}
+        deadline = time.monotonic() + 30
+        pending = set(pids)
+        while pending:
+            for spec in specs:
+                if spec.index in pending and self._first_run_done(config, spec):
+                    pending.discard(spec.index)
+            if time.monotonic() > deadline:
+                raise TestnetError(
+                    f"routers {sorted(pending)} wrote no router.info within 30 s; "
+                    f"see {self.state_dir}/r*/i2pd.log"
+                )
+            for index in pending:
+                if not process.is_running(pids[index]):
+                    raise TestnetError(
+                        f"i2pd r{index} exited on first start; see {specs[index].log_path}"
+                    )
+            await asyncio.sleep(0.05)
+        marker = str(self.state_dir)
+        await asyncio.gather(*(process.terminate(pid, marker) for pid in pids.values()))
+
+    @staticmethod
+    def _first_run_done(config: NetworkConfig, spec: RouterSpec) -> bool:
+        try:
+            caps = router_info_caps(spec.router_info_path.read_bytes())
+        except (OSError, IndexError):
+            return False
+        if caps is None or (spec.floodfill and "f" not in caps):
+            return False  # i2pd rewrites router.info once it has applied its caps
+        if spec.index == config.eepsite_router:
+            return (spec.data_dir / EEPSITE_KEYS).exists()
+        return True
+
+    @staticmethod
+    def _seed_netdbs(specs: list[RouterSpec]) -> None:
+        infos = [spec.router_info_path.read_bytes() for spec in specs]
+        for spec in specs:
+            for other, info in zip(specs, infos, strict=True):
+                if other.index == spec.index:
+                    continue
+                path = spec.data_dir / "netDb" / netdb_relative_path(info)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(info)
+
+    # --- readiness ----------------------------------------------------------------------------
+
+    async def _wait_ready(self, status: TestnetStatus, deadline: float) -> None:
+        def remaining() -> float:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TestnetError(
+                    f"test network {self.name!r} not ready in {READY_TIMEOUT:.0f} s; "
+                    f"logs: {self.state_dir}/r*/i2pd.log"
+                )
+            return left
+
+        # 1. Every SAM bridge answers: the routers run.
+        for router in status.routers:
+            while not await sam_alive(*router.sam_host_port, timeout=2):
+                self._check_alive(router.index)
+                remaining()
+                await asyncio.sleep(0.1)
+        # 2. The eepsite resolves on every other non-floodfill router: floodfills known, client
+        #    tunnels built, eepsite LeaseSet published (no publish race). Never ask a floodfill:
+        #    i2pd 2.45.1 re-parses a LeaseSet2 from its own netDb as an old LeaseSet, fails, and
+        #    the stored LeaseSet stays unusable for everyone for about a minute.
+        eepsite = status.eepsite
+        others = [r for r in status.routers if r.index != eepsite.router and not r.floodfill]
+        for attempt in range(1, 5):
+            try:
+                await asyncio.gather(
+                    *(
+                        wait_resolvable(
+                            r.sam_host_port,
+                            eepsite.b32,
+                            timeout=min(remaining(), EEPSITE_PUBLISH_TIMEOUT),
+                            expected=eepsite.destination,
+                        )
+                        for r in others
+                    )
+                )
+                break
+            except TimeoutError:
+                # i2pd's publish race (see samprobe.create_published_session): the eepsite's
+                # first LeaseSet was never published. A router restart publishes it afresh.
+                log.warning("eepsite not resolvable; restarting its router", attempt=attempt)
+                await self._restart_router(eepsite.router)
+                status.routers[eepsite.router].pid = self._load_pids()["routers"][
+                    str(eepsite.router)
+                ]
+                status.save()
+        # 3. i2pd's own HTTP proxy fetches the eepsite page (the proxy's tunnels are built).
+        await self.wait_http_proxy(status, timeout=remaining())
+
+    @staticmethod
+    async def wait_http_proxy(status: TestnetStatus, timeout: float) -> None:
+        """Fetch ``http://<eepsite b32>/`` through i2pd's HTTP proxy until it works."""
+        deadline = time.monotonic() + timeout
+        url = f"http://{status.eepsite.b32}/"
+        last = "no attempt"
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                try:
+                    async with session.get(
+                        url,
+                        proxy=f"http://{status.http_proxy}",
+                        timeout=aiohttp.ClientTimeout(total=min(30, deadline - time.monotonic())),
+                    ) as response:
+                        body = await response.text()
+                        if response.status == 200 and "private I2P network" in body:
+                            return
+                        last = f"HTTP {response.status}"
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    last = repr(exc)
+                await asyncio.sleep(0.5)
+        raise TestnetError(f"i2pd's HTTP proxy could not fetch {url}: {last}")
+
+    async def _restart_router(self, index: int) -> None:
+        pids = self._load_pids()
+        await process.terminate(pids["routers"].get(str(index)), str(self.state_dir))
+        self._start_router(self._specs(self._config())[index])
+
+    def _check_alive(self, index: int) -> None:
+        pid = self._load_pids()["routers"].get(str(index))
+        if pid is None or not process.is_running(pid):
+            raise TestnetError(f"i2pd r{index} is not running; see {self.state_dir}/r{index}/")
+
+    # --- runtime control ----------------------------------------------------------------------
+
+    def _update_status(self, **changes: object) -> TestnetStatus:
+        status = self.status()
+        for key, value in changes.items():
+            setattr(status, key, value)
+        status.save()
+        return status
+
+    async def set_link_delay(self, delay_ms: float) -> TestnetStatus:
+        """Change the one-way delay of every router-to-router link (new data only)."""
+        if not 0 <= delay_ms <= 10_000:
+            raise TestnetError("the link delay must be between 0 and 10000 ms")
+        status = self.status()
+        self._delay_path.write_text(f"{delay_ms}\n")
+        import signal
+
+        if not process.signal_own(
+            self._load_pids()["helper"] or -1, str(self.state_dir), signal.SIGHUP
+        ):
+            raise TestnetError(f"the helper process of {self.name!r} is not running")
+        status.link_delay_ms = delay_ms
+        status.save()
+        return status
+
+    async def stop_router(self, index: int) -> None:
+        """Stop router ``index`` (SIGTERM, by pid); its forwarded ports then refuse connections."""
+        config = self._config()
+        self._check_index(config, index)
+        pids = self._load_pids()
+        await process.terminate(pids["routers"].get(str(index)), str(self.state_dir))
+        pids["routers"][str(index)] = None
+        self._save_pids(pids)
+        status = self.status()
+        status.routers[index].pid = None
+        status.save()
+
+    async def start_router(self, index: int, *, wait: bool = True, timeout: float = 120) -> None:
+        """Start router ``index`` again; with ``wait``, return once it is usable again."""
+        config = self._config()
+        self._check_index(config, index)
+        pid = self._load_pids()["routers"].get(str(index))
+        if pid is not None and process.is_running(pid):
+            raise TestnetError(f"router {index} is already running (pid {pid})")
+        spec = self._specs(config)[index]
+        pid = self._start_router(spec)
+        status = self.status()
+        status.routers[index].pid = pid
+        status.save()
+        if not wait:
+            return
+        deadline = time.monotonic() + timeout
+        router = status.routers[index]
+        while not await sam_alive(*router.sam_host_port, timeout=2):
+            self._check_alive(index)
+            if time.monotonic() > deadline:
+                raise TestnetError(f"router {index} did not come back in {timeout} s")
+            await asyncio.sleep(0.1)
+        eepsite = status.eepsite
+        # The restarted router can reach the network again (or, for the eepsite's router,
+        # the network can reach the eepsite again).
+        via = status.routers[status.proxy_router if index == eepsite.router else index]
+        await wait_resolvable(
+            via.sam_host_port,
+            eepsite.b32,
+            timeout=max(1.0, deadline - time.monotonic()),
+            expected=eepsite.destination,
+        )
+
+    @staticmethod
+    def _check_index(config: NetworkConfig, index: int) -> None:
+        if not 0 <= index < config.routers:
+            raise TestnetError(f"router index must be between 0 and {config.routers - 1}")
+
+    # --- down ---------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.state_dir.exists() or netns.exists(self.netns)
+
+    async def down(self) -> None:
+        """Stop this network's processes (by pid), delete its namespace and state directory."""
+        marker = str(self.state_dir)
+        pids = self._load_pids()
+        await asyncio.gather(
+            *(process.terminate(pid, marker) for pid in pids.get("routers", {}).values())
+        )
+        await process.terminate(pids.get("eepsite"), marker)
+        await process.terminate(pids.get("helper"), marker)
+        netns.delete(self.netns)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+async def lookup_from(status: TestnetStatus, router: int, name: str) -> str | None:
+    """Resolve ``name`` on ``router`` once (a convenience for tests)."""
+    return await naming_lookup(*status.routers[router].sam_host_port, name)

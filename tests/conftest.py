@@ -1,0 +1,92 @@
+"""Shared pytest set-up: the private I2P network fixture and the "no silent skips in CI" rule.
+
+- ``testnet`` (session): a :class:`~i2proxy.testnet.status.TestnetStatus` of a running network.
+  Reuses the network named by ``I2PROXY_TESTNET`` when set; otherwise brings up its own for the
+  session and takes it down at the end. Skips with one message when this machine cannot run one.
+- ``testnet_network``: the :class:`~i2proxy.testnet.network.Network` behind it, to stop/start
+  routers or change the link delay (``await testnet_network.stop_router(3)``).
+- With ``CI=true`` or ``I2PROXY_REQUIRE_TESTNET=1`` a skipped integration test fails the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+
+from i2proxy.testnet.netns import missing_prerequisites
+from i2proxy.testnet.network import Network
+from i2proxy.testnet.status import TestnetStatus
+
+REUSE_ENV = "I2PROXY_TESTNET"
+
+
+def testnet_required() -> bool:
+    """In CI (or when asked) the integration tests must run, not skip."""
+    return (
+        os.environ.get("CI", "").lower() == "true"
+        or os.environ.get("I2PROXY_REQUIRE_TESTNET") == "1"
+    )
+
+
+def skip_unless_testnet_possible() -> None:
+    """Skip the calling test/fixture with ONE message when no test network can run here."""
+    problems = missing_prerequisites()
+    if problems:
+        pytest.skip(
+            "private I2P test network unavailable here; missing: "
+            + "; ".join(problems)
+            + " (./scripts/install-deps installs the packages)"
+        )
+
+
+@pytest.fixture(scope="session")
+def testnet():
+    name = os.environ.get(REUSE_ENV)
+    if name:
+        try:
+            status = TestnetStatus.load(name)
+        except FileNotFoundError as exc:
+            pytest.fail(f"{REUSE_ENV}={name}: {exc}")
+        yield status
+        return
+    skip_unless_testnet_possible()
+    network = Network(f"pytest-{uuid.uuid4().hex[:8]}")
+    status = asyncio.run(network.up())
+    try:
+        yield status
+    finally:
+        asyncio.run(network.down())
+
+
+@pytest.fixture(scope="session")
+def testnet_network(testnet: TestnetStatus) -> Network:
+    return Network(testnet.name)
+
+
+# --- a skipped integration test fails the run in CI -----------------------------------------
+
+_skipped_integration: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "integration" in report.keywords:
+        _skipped_integration.append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    if _skipped_integration and testnet_required():
+        terminalreporter.section("integration tests skipped", red=True)
+        terminalreporter.line(
+            f"{len(_skipped_integration)} integration test(s) were skipped, which fails the run "
+            "because CI=true or I2PROXY_REQUIRE_TESTNET=1:"
+        )
+        for nodeid in sorted(set(_skipped_integration)):
+            terminalreporter.line(f"  {nodeid}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _skipped_integration and testnet_required() and exitstatus in (0, 5):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

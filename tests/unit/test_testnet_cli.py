@@ -1,0 +1,50 @@
+"""testnet CLI errors that need no network."""
+
+from __future__ import annotations
+
+import pytest
+
+from i2proxy.cli import main
+from i2proxy.testnet import netns
+
+
+@pytest.fixture(autouse=True)
+def empty_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("I2PROXY_TESTNET_DIR", str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["testnet", "status", "--name", "absent"], "no test network named 'absent'"),
+        (["testnet", "down", "--name", "absent"], "no test network named 'absent'"),
+        (["testnet", "delay", "--name", "absent", "50"], "no test network named 'absent'"),
+        (["testnet", "stop-router", "--name", "absent", "1"], "no test network named 'absent'"),
+        (["testnet", "up", "--name", "Bad Name"], "invalid network name"),
+        (["testnet", "up", "--routers", "1"], "--routers must be between 2 and 16"),
+        (["testnet", "up", "--floodfills", "5"], "--floodfills must be at least 1"),
+        (["testnet", "up", "--tunnel-length", "7"], "--tunnel-length must be between 0 and 3"),
+    ],
+)
+def test_errors_are_one_clear_line_and_exit_1(argv, message, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.startswith("i2proxy testnet: error:")
+
+
+def test_missing_prerequisites_are_listed_together_with_how_to_get_them(monkeypatch):
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(netns, "find_i2pd", lambda: None)
+    monkeypatch.setattr(netns.shutil, "which", lambda name: None)
+    with pytest.raises(netns.MissingPrerequisite) as info:
+        netns.check_prerequisites()
+    message = str(info.value)
+    for needed in ("root", "apt-get install i2pd", "apt-get install iproute2", "nftables"):
+        assert needed in message
+
+
+def test_up_without_prerequisites_fails_with_that_message(monkeypatch, capsys):
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert main(["testnet", "up", "--name", "x"]) == 1
+    assert "root privileges" in capsys.readouterr().err
