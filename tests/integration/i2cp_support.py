@@ -72,6 +72,17 @@ async def _command(
 
 
 @dataclass
+class PendingAccept:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    async def wait(self, timeout: float = 60) -> str:
+        """The peer's destination (base64) once a stream arrived; then use reader/writer."""
+        line = await asyncio.wait_for(self.reader.readline(), timeout)
+        return line.decode().strip().split(" ")[0]
+
+
+@dataclass
 class SamSession:
     address: tuple[str, int]
     id: str
@@ -93,17 +104,14 @@ class SamSession:
             raise SamError(f"STREAM CONNECT failed: {reply}")
         return reader, writer
 
-    async def accept(
-        self, timeout: float = 60
-    ) -> tuple[str, asyncio.StreamReader, asyncio.StreamWriter]:
-        """Wait for one incoming stream: (peer destination, reader, writer)."""
+    async def start_accept(self) -> PendingAccept:
+        """Issue STREAM ACCEPT; the returned object waits for the incoming stream."""
         reader, writer = await _sam_connect(self.address)
         reply = await _command(reader, writer, f"STREAM ACCEPT ID={self.id} SILENT=false", 10)
         if reply.get("RESULT") != "OK":
             writer.close()
             raise SamError(f"STREAM ACCEPT failed: {reply}")
-        peer = await asyncio.wait_for(reader.readline(), timeout)
-        return peer.decode().strip().split(" ")[0], reader, writer
+        return PendingAccept(reader, writer)
 
     async def lookup(self, name: str, timeout: float = 30) -> str | None:
         reader, writer = await _sam_connect(self.address)
@@ -172,3 +180,58 @@ async def _resolvable(address: tuple[str, int], destination_b64: str, timeout: f
             return True
         await asyncio.sleep(1)
     return False
+
+
+# ------------------------------------------------------------------------------------------------
+# Our own dialer on a router of the test network
+
+
+@contextlib.asynccontextmanager
+async def native_dialer(
+    status: object,
+    router: int,
+    *,
+    options: Mapping[str, str] | None = None,
+    keys: object | None = None,
+    published: bool = False,
+) -> AsyncIterator[object]:
+    """A started NativeDialer on ``router``; with ``published``, once peers can find us."""
+    from i2proxy.dialer.native import NativeDialer
+    from i2proxy.i2p.keys import PrivateKeys
+
+    host, port = i2cp_address(status, router)
+    dialer = NativeDialer(
+        host,
+        port,
+        keys=keys or PrivateKeys.generate(),  # type: ignore[arg-type]
+        options={**tunnel_options(status), **(options or {})},
+    )
+    await dialer.start()
+    try:
+        if published:
+            await dialer.wait_published(timeout=90)
+        yield dialer
+    finally:
+        await asyncio.wait_for(dialer.close(), 10)
+
+
+async def read_exactly_hashing(reader: asyncio.StreamReader, size: int) -> str:
+    """Read ``size`` bytes in chunks; the SHA-256 hex of what arrived."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    remaining = size
+    while remaining:
+        chunk = await reader.read(min(remaining, 1 << 16))
+        if not chunk:
+            raise EOFError(f"stream ended {remaining} bytes early")
+        digest.update(chunk)
+        remaining -= len(chunk)
+    return digest.hexdigest()
+
+
+async def write_all(writer: asyncio.StreamWriter, data: bytes, chunk: int = 1 << 16) -> None:
+    view = memoryview(data)
+    for offset in range(0, len(data), chunk):
+        writer.write(view[offset : offset + chunk])
+        await writer.drain()

@@ -1,0 +1,143 @@
+"""The native dialer (our I2CP + our streaming) against i2pd peers and against itself."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+
+import pytest
+
+from tests.integration.i2cp_support import (
+    CLIENT_ROUTER,
+    SERVER_ROUTER,
+    native_dialer,
+    read_exactly_hashing,
+    sam_address,
+    sam_session,
+    tunnel_options,
+    write_all,
+)
+
+pytest.importorskip("i2proxy.testnet.network", reason="the private test network is not built")
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+MB = 1 << 20
+
+
+async def test_our_client_to_i2pd_sam_server_10mb_each_way(testnet):
+    size = 10 * MB
+    upload, download = os.urandom(size), os.urandom(size)
+    async with (
+        sam_session(
+            sam_address(testnet, SERVER_ROUTER),
+            tunnel_options(testnet),
+            verify_from=sam_address(testnet, CLIENT_ROUTER),
+        ) as sam,
+        native_dialer(testnet, CLIENT_ROUTER) as dialer,
+    ):
+        pending = await sam.start_accept()
+        reader, writer = await dialer.open_stream(sam.destination, 0, upload[:1024], timeout=60)
+        await pending.wait(timeout=60)
+
+        async def client_side() -> str:
+            sending = asyncio.create_task(write_all(writer, upload[1024:]))
+            received = await read_exactly_hashing(reader, size)
+            await sending
+            return received
+
+        async def server_side() -> str:
+            sending = asyncio.create_task(write_all(pending.writer, download))
+            received = await read_exactly_hashing(pending.reader, size)
+            await sending
+            return received
+
+        client_got, server_got = await asyncio.wait_for(
+            asyncio.gather(client_side(), server_side()), 240
+        )
+        assert server_got == hashlib.sha256(upload).hexdigest()
+        assert client_got == hashlib.sha256(download).hexdigest()
+        stats = writer.get_extra_info("stream_stats")
+        print(f"stats: {stats}")
+        assert stats.initial_data_in_syn
+        writer.close()
+        pending.writer.close()
+
+
+async def test_i2pd_sam_client_to_our_server(testnet):
+    size = 2 * MB
+    request, response = os.urandom(size), os.urandom(size)
+    seen: list[str] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_exactly_hashing(reader, size))
+        await write_all(writer, response)
+        writer.close()
+
+    async with native_dialer(testnet, CLIENT_ROUTER, published=True) as dialer:
+        dialer.listen(handler)
+        async with sam_session(sam_address(testnet, SERVER_ROUTER), tunnel_options(testnet)) as sam:
+            reader, writer = await sam.connect(dialer.destination.to_base64(), timeout=90)
+            await write_all(writer, request)
+            got = await asyncio.wait_for(read_exactly_hashing(reader, size), 120)
+            writer.close()
+    assert seen == [hashlib.sha256(request).hexdigest()]
+    assert got == hashlib.sha256(response).hexdigest()
+
+
+async def test_our_client_gets_the_demo_eepsite(testnet):
+    from i2proxy.testnet.eepsite import expected_bytes
+
+    b32 = testnet.eepsite.b32
+    async with native_dialer(testnet, CLIENT_ROUTER) as dialer:
+        for path, check in (
+            ("/", lambda body: b"Hello from the private I2P network" in body),
+            ("/bytes/1048576", lambda body: body == expected_bytes(MB)),
+        ):
+            request = (f"GET {path} HTTP/1.1\r\nHost: {b32}\r\nConnection: close\r\n\r\n").encode()
+            reader, writer = await dialer.open_stream(b32, 80, request, timeout=60)
+            raw = await asyncio.wait_for(reader.read(), 120)
+            head, _, body = raw.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head[:100]
+            assert check(body), f"{path}: unexpected body ({len(body)} bytes)"
+            stats = writer.get_extra_info("stream_stats")
+            assert stats.initial_data_in_syn and stats.syn_payload_bytes == len(request)
+            writer.close()
+
+
+async def test_our_client_to_our_server_across_two_routers(testnet):
+    size = 4 * MB
+    upload = os.urandom(size)
+
+    async def echo_digest(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        header = await reader.readexactly(8)
+        length = int.from_bytes(header, "big")
+        digest = hashlib.sha256()
+        remaining = length
+        while remaining:
+            chunk = await reader.read(min(remaining, 1 << 16))
+            if not chunk:
+                return
+            digest.update(chunk)
+            writer.write(chunk)  # echo as it arrives: both directions busy at once
+            remaining -= len(chunk)
+        writer.write(digest.digest())
+        await writer.drain()
+        writer.close()
+
+    async with (
+        native_dialer(testnet, SERVER_ROUTER, published=True) as server,
+        native_dialer(testnet, CLIENT_ROUTER) as client,
+    ):
+        server.listen(echo_digest, 4444)
+        reader, writer = await client.open_stream(
+            server.destination.b32, 4444, size.to_bytes(8, "big"), timeout=60
+        )
+        sending = asyncio.create_task(write_all(writer, upload))
+        echoed = await asyncio.wait_for(read_exactly_hashing(reader, size), 180)
+        server_digest = await asyncio.wait_for(reader.readexactly(32), 30)
+        await sending
+        assert echoed == hashlib.sha256(upload).hexdigest()
+        assert server_digest == hashlib.sha256(upload).digest()
+        assert await asyncio.wait_for(reader.read(), 30) == b""  # the server's CLOSE arrived
+        writer.close()
