@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +28,13 @@ from i2proxy.i2cp.session import I2CPSession, SessionIdentity, State
 from i2proxy.log import get_logger
 
 log = get_logger("i2proxy.i2cp")
+
+#: When (seconds after the session became ready) the client re-sends its LeaseSet so i2pd
+#: publishes it even if its first attempt met unbuilt outbound tunnels ("not ready").
+PUBLISH_NUDGES = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0)
+#: The first nudges happen even if a lookup already finds us: after a router restart the
+#: floodfills may still hold our previous LeaseSet, whose tunnels are gone.
+UNCONDITIONAL_NUDGES = 3
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7654
@@ -146,6 +154,11 @@ class I2CPClient:
         self._statuses: dict[int, asyncio.Future[int]] = {}
         self._bandwidth: list[asyncio.Future[tuple[int, ...]]] = []
         self._reconfigure: list[asyncio.Future[bool]] = []
+        self._publish_watch: asyncio.Task[None] | None = None
+        #: Set once a lookup of our own hash through the network found our LeaseSet.
+        self.published = asyncio.Event()
+        #: LeaseSets re-sent to make the router publish (see ``PUBLISH_NUDGES``).
+        self.republished = 0
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -197,6 +210,8 @@ class I2CPClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(conn.closed), 1.0)
             conn.close()
+        if self._publish_watch is not None:
+            self._publish_watch.cancel()
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -239,6 +254,10 @@ class I2CPClient:
     def _connection_down(self) -> None:
         had_session = self._ready.is_set()
         self._ready.clear()
+        self.published.clear()
+        if self._publish_watch is not None:
+            self._publish_watch.cancel()
+            self._publish_watch = None
         error = RouterUnavailable(f"I2CP connection to {self.host}:{self.port} lost")
         self._fail_waiters(error)
         if had_session and not self._closing:
@@ -327,6 +346,9 @@ class I2CPClient:
             leases=len(conn.session.leases),
             sessions=self.sessions_created,
         )
+        self._publish_watch = asyncio.create_task(
+            self._watch_publication(conn), name="i2cp-publish-watch"
+        )
         if self._first_result is not None and not self._first_result.done():
             self._first_result.set_result(None)
         elif self.on_up is not None:
@@ -334,6 +356,32 @@ class I2CPClient:
                 self.on_up()
             except Exception:
                 log.exception("i2cp.on_up_failed")
+
+    async def _watch_publication(self, conn: _Connection) -> None:
+        """Re-send the LeaseSet until a lookup through the network finds us (see PUBLISH_NUDGES)."""
+        own_hash = hashlib.sha256(self.identity.destination_bytes).digest()
+        elapsed = 0.0
+        for step, at in enumerate(PUBLISH_NUDGES):
+            await asyncio.sleep(at - elapsed)
+            elapsed = at
+            if self._conn is not conn:
+                return
+            try:
+                found = await self.lookup(hash=own_hash, timeout=5.0) is not None
+            except RouterUnavailable:
+                return
+            if found:
+                self.published.set()
+                if step >= UNCONDITIONAL_NUDGES - 1:
+                    return
+            if (not found or step < UNCONDITIONAL_NUDGES) and conn.session.republish_lease_set(
+                time.time()
+            ):
+                self.republished += 1
+                log.debug("i2cp.leaseset_republished", found=found, after=at)
+                conn.flush()
+        if not self.published.is_set():
+            log.warning("i2cp.leaseset_not_published", after=PUBLISH_NUDGES[-1])
 
     # ---------------------------------------------------------------- operations
 

@@ -208,6 +208,26 @@ class I2CPSession:
         )
         return nonce
 
+    def republish_lease_set(self, now: float) -> bool:
+        """Hand the router a freshly signed LeaseSet2 for the current leases, unasked.
+
+        i2pd tries to publish a LeaseSet when it receives one; if its outbound tunnels are not
+        built yet it logs "Destination is not ready" and never retries until its inbound
+        tunnels change, leaving us unreachable. Re-sending the LeaseSet is what makes it try
+        again. Returns False when there is nothing to republish yet.
+        """
+        if self.state is not State.READY or self.session_id is None or not self.leases:
+            return False
+        try:
+            lease_set, private_keys = self.identity.lease_set2(
+                self.leases, self.router_time_ms(now)
+            )
+        except (I2CPError, ValueError) as exc:
+            self._events.append(ev.LeaseSetFailed(exc))
+            return False
+        self._queue(m.CreateLeaseSet2(self.session_id, lease_set, private_keys))
+        return True
+
     def request_bandwidth_limits(self) -> None:
         self._require_open()
         self._queue(m.GetBandwidthLimits())

@@ -222,3 +222,16 @@ def test_reconfigure_and_destroy():
     assert sent(session) == [m.DestroySession(0x4242)]
     assert router_says(session, m.SessionStatus(0x4242, 0)) == [ev.SessionDestroyed()]
     assert session.state is State.CLOSED
+
+
+def test_republish_resends_a_freshly_signed_lease_set_only_when_ready():
+    session, identity = created_session()
+    assert session.republish_lease_set(NOW) is False  # no leases yet
+    assert session.data_to_send() == b""
+    lease = m.RequestedLease(b"G" * 32, 7, int(NOW * 1000) + 600_000)
+    router_says(session, m.RequestVariableLeaseSet(0x4242, (lease,)))
+    session.data_to_send()
+    assert session.republish_lease_set(NOW + 3) is True
+    expected = m.CreateLeaseSet2(0x4242, b"LS2", ((4, b"x" * 32), (0, b"e" * 256)))
+    assert session.data_to_send() == m.encode_message(expected)
+    assert identity.lease_requests[-1] == ((lease,), int((NOW + 3) * 1000) + 5000)
