@@ -65,7 +65,16 @@ def main() -> int:
     parser.add_argument("--signed", type=int, default=10_000)
     parser.add_argument("--lookups", type=int, default=100_000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--peer-i2pd",
+        action="store_true",
+        help="also time i2pd 2.x loading the same hosts.txt and answering SAM NAMING LOOKUPs "
+        "(runs i2pd in a fresh network namespace with only loopback: needs root + unshare)",
+    )
+    parser.add_argument("--_in_netns", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args._in_netns:
+        return _i2pd_peer_inside(args)
     configure(level="warning")
     rng = random.Random(112)
     results: dict[str, float | int | str] = {"entries": args.entries, "signed": args.signed}
@@ -157,6 +166,8 @@ def main() -> int:
         _, t = timed(_check_all, ("\n".join(lines)).encode(), "x", time.time())
         per_type[sig_type.name] = round(t / len(lines) * 1e6, 1)
     results["verify_us_by_type"] = json.dumps(per_type)
+    if args.peer_i2pd:
+        results.update(_i2pd_peer(args))
     results["python"] = sys.version.split()[0]
     results["cpus"] = os.cpu_count() or 0
 
@@ -165,6 +176,137 @@ def main() -> int:
     else:
         for k, v in results.items():
             print(f"{k:28} {v}")
+    return 0
+
+
+I2PD_CONF = """\
+log = file
+loglevel = info
+ipv4 = true
+ipv6 = false
+host = 127.0.0.1
+port = 17000
+notransit = true
+[ntcp2]
+enabled = true
+published = false
+[ssu2]
+enabled = false
+[http]
+enabled = false
+[httpproxy]
+enabled = false
+[socksproxy]
+enabled = false
+[sam]
+enabled = true
+address = 127.0.0.1
+port = 17656
+[bob]
+enabled = false
+[i2cp]
+enabled = false
+[upnp]
+enabled = false
+[reseed]
+urls =
+[addressbook]
+enabled = true
+defaulturl =
+subscriptions =
+"""
+
+
+def _i2pd_peer(args: argparse.Namespace) -> dict[str, float | str]:
+    """Re-run this script in a new network namespace (loopback only: i2pd cannot reach anything)."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("i2pd"):
+        return {"peer_i2pd": "skipped (needs root, unshare and i2pd)"}
+    cmd = [
+        "unshare", "-n", "sh", "-c",
+        'ip link set lo up && exec "$0" "$@"',
+        sys.executable, __file__, "--_in_netns",
+        "--entries", str(args.entries), "--lookups", str(min(args.lookups, 5000)),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+    if proc.returncode != 0:
+        return {"peer_i2pd": f"failed: {proc.stderr.strip()[-300:]}"}
+    return json.loads(proc.stdout)
+
+
+def _i2pd_peer_inside(args: argparse.Namespace) -> int:
+    """Inside the namespace: time i2pd's start with and without the N-entry hosts.txt."""
+    import socket
+    import subprocess
+
+    dests = generated_destinations(args.entries, random.Random(112))
+    names = [f"site{i:06d}.i2p" for i in range(args.entries)]
+    out: dict[str, float | str] = {}
+    version = subprocess.run(["i2pd", "--version"], capture_output=True, text=True).stdout
+    out["peer_i2pd_version"] = version.split("\n")[0]
+
+    def sam_lookup(sock_file, name: str) -> str:
+        sock_file.write(f"NAMING LOOKUP NAME={name}\n".encode())
+        sock_file.flush()
+        return sock_file.readline().decode()
+
+    def run_i2pd(with_hosts: bool) -> tuple[float, float | None]:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "data"
+            data.mkdir()
+            conf = Path(tmp) / "i2pd.conf"
+            conf.write_text(I2PD_CONF.replace("log = file", f"log = file\nlogfile = {tmp}/log"))
+            if with_hosts:
+                (data / "hosts.txt").write_text(
+                    "".join(f"{n}={d}\n" for n, d in zip(names, dests, strict=True))
+                )
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                ["i2pd", f"--datadir={data}", f"--conf={conf}", "--tunconf=/dev/null",
+                 f"--tunnelsdir={tmp}/none", "--certsdir=/usr/share/i2pd/certificates"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+                target = names[-1] if with_hosts else None
+                while True:
+                    if time.perf_counter() - start > 900:
+                        raise TimeoutError("i2pd did not answer")
+                    try:
+                        sock = socket.create_connection(("127.0.0.1", 17656), timeout=5)
+                    except OSError:
+                        time.sleep(0.02)
+                        continue
+                    f = sock.makefile("rwb")
+                    f.write(b"HELLO VERSION MIN=3.0 MAX=3.3\n")
+                    f.flush()
+                    f.readline()
+                    if target is None or "RESULT=OK" in sam_lookup(f, target):
+                        ready = time.perf_counter() - start
+                        break
+                    sock.close()
+                    time.sleep(0.02)
+                per_lookup = None
+                if with_hosts:
+                    sample = [random.choice(names) for _ in range(args.lookups)]
+                    t0 = time.perf_counter()
+                    for n in sample:
+                        assert "RESULT=OK" in sam_lookup(f, n)
+                    per_lookup = (time.perf_counter() - t0) / len(sample) * 1e6
+                sock.close()
+                return ready, per_lookup
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+
+    base, _ = run_i2pd(False)
+    loaded, per_lookup = run_i2pd(True)
+    out["peer_i2pd_start_empty_s"] = round(base, 3)
+    out["peer_i2pd_start_with_hosts_s"] = round(loaded, 3)
+    out["peer_i2pd_load_s"] = round(loaded - base, 3)
+    out["peer_i2pd_sam_lookup_us"] = round(per_lookup or 0.0, 1)
+    print(json.dumps(out))
     return 0
 
 
