@@ -63,7 +63,8 @@ def next_due(
     Never before ``started_at + first_delay``; after a success ``interval`` (±10 %) later;
     after ``n`` consecutive failures ``backoff_base * 2**(n-1)`` (capped at ``interval``) later.
     """
-    earliest = started_at + config.first_delay + rng.uniform(0, FIRST_DELAY_JITTER)
+    jitter = min(FIRST_DELAY_JITTER, config.first_delay / 3)
+    earliest = started_at + config.first_delay + rng.uniform(0, jitter)
     failures = int(state.get("failures", 0) or 0)
     last_attempt = float(state.get("last_attempt", 0) or 0)
     last_success = float(state.get("last_success", 0) or 0)
@@ -278,12 +279,24 @@ class SubscriptionManager:
 def start_subscriptions(book: AddressBook | None, dialer: Dialer) -> SubscriptionManager | None:
     """Start background feed fetching for a running proxy (None without a book).
 
-    ``I2PROXY_SUBSCRIPTIONS=off`` disables it (offline test setups, or a user who only wants
-    the names they add themselves).
+    Environment: ``I2PROXY_SUBSCRIPTIONS=off`` disables it (offline set-ups, or a user who only
+    wants the names they add); ``I2PROXY_SUBSCRIPTIONS_DELAY=SECONDS`` sets the first fetch's
+    delay after start (default 180 s, so the router has built tunnels).
     """
     if book is None or os.environ.get("I2PROXY_SUBSCRIPTIONS", "").lower() in ("off", "0", "no"):
         return None
-    manager = SubscriptionManager(book, dialer)
+    config = ScheduleConfig()
+    delay = os.environ.get("I2PROXY_SUBSCRIPTIONS_DELAY")
+    if delay:
+        try:
+            config = ScheduleConfig(first_delay=max(0.0, float(delay)))
+        except ValueError:
+            log.warning("subscriptions.bad_delay", value=delay)
+    manager = SubscriptionManager(book, dialer, config=config)
     manager.start()
-    log.info("subscriptions.scheduled", feeds=len(book.subscription_urls))
+    log.info(
+        "subscriptions.scheduled",
+        feeds=len(book.subscription_urls),
+        first_delay=config.first_delay,
+    )
     return manager

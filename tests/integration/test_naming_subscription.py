@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -207,3 +208,56 @@ def test_cli_update_fetches_and_lookup_resolves(testnet, tmp_path):
         assert eep.b32 in proc.stdout and f"book: {url}" in proc.stdout
     finally:
         feed_path.unlink(missing_ok=True)
+
+
+def _curl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "90", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_running_proxy_fetches_its_subscription_and_serves_the_new_names(
+    testnet, tmp_path, monkeypatch
+):
+    """`i2proxy run` fetches the feed in the background through its own dialer; the new names
+    then work through its SOCKS5 and HTTP proxies (curl as the client)."""
+    support = pytest.importorskip("tests.integration.proxy_support")
+    eep = testnet.eepsite
+    site_name = f"runsite-{uuid.uuid4().hex[:8]}.i2p"
+    feed_path, _names = _write_feed(Path(eep.www_dir), site_name, eep.destination)
+    url = f"http://{eep.b32}/files/{feed_path.name}"
+    data_dir = tmp_path / "data"
+    (data_dir / "addressbook").mkdir(parents=True)
+    (data_dir / "addressbook" / "subscriptions.txt").write_text(f"# test\n{url}\n")
+    monkeypatch.setenv("I2PROXY_SUBSCRIPTIONS_DELAY", "1")
+    router = _router_for_client(testnet)
+    proxy = support.ProxyProcess(f"i2cp://{router.i2cp}", data_dir)
+    proxy.start()
+    try:
+        deadline = time.monotonic() + 240
+        done = []
+        while not done:
+            done = [e for e in proxy.log_events() if e.get("event") == "subscription.done"]
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"no subscription fetch:\n{proxy.log_path.read_text()[-3000:]}"
+                )
+            time.sleep(0.5)
+        assert done[0]["url"] == url and done[0]["status"] == 200
+        assert done[0]["added"] == 1 + SIGNED and done[0]["invalid"] == 2
+
+        via_http = _curl("-x", f"http://{proxy.http}", f"http://{site_name}/")
+        assert via_http.returncode == 0, via_http.stderr
+        assert "i2proxy demo eepsite" in via_http.stdout
+        via_socks = _curl("--socks5-hostname", proxy.socks, f"http://{site_name}/")
+        assert via_socks.returncode == 0, via_socks.stderr
+        assert "i2proxy demo eepsite" in via_socks.stdout
+    finally:
+        assert proxy.stop() == 0
+        feed_path.unlink(missing_ok=True)
+    state = AddressBook.open(data_dir).subscription_state(url)
+    assert state["etag"] and state["failures"] == 0
