@@ -24,7 +24,7 @@ from i2proxy.streaming.events import (
     StreamEnded,
 )
 from i2proxy.streaming.options import StreamingOptions
-from i2proxy.streaming.packet import Flag, Packet, PacketError, decode
+from i2proxy.streaming.packet import Flag, Packet, PacketError, decode, encode, verify_signature
 
 _KEYS: list[PrivateKeys] = []
 
@@ -50,14 +50,15 @@ class Link:
     drop: Callable[[int, Packet], bool] | None = None
     sent: int = 0
     dropped: int = 0
-    log: list[Packet] = field(default_factory=list)
+    #: (send time, packet) of everything offered to the link, lost or not.
+    log: list[tuple[float, Packet]] = field(default_factory=list)
 
     def schedule(self, data: bytes, now: float, rng: random.Random) -> list[float]:
         """Arrival times of ``data`` (empty when lost)."""
         index = self.sent
         self.sent += 1
         packet = decode(data)
-        self.log.append(packet)
+        self.log.append((now, packet))
         if (self.drop is not None and self.drop(index, packet)) or rng.random() < self.loss:
             self.dropped += 1
             return []
@@ -124,8 +125,13 @@ class Endpoint:
             conn = self.connections.get(packet.send_stream_id)
             if conn is not None:
                 conn.receive_packet(packet, now)
+            elif packet.has(Flag.ECHO) and packet.from_destination is not None:
+                self.answer_ping(packet, now)
             return
         if packet.has(Flag.ECHO):
+            conn = self.connections.get(packet.receive_stream_id)
+            if conn is not None:
+                conn.receive_packet(packet, now)
             return
         if packet.is_syn:
             if packet.receive_stream_id in self.by_remote:
@@ -155,7 +161,33 @@ class Endpoint:
         else:
             self.pending.setdefault(packet.receive_stream_id, []).append(packet)
 
+    def answer_ping(self, ping: Packet, now: float) -> None:
+        if not verify_signature(ping, ping.from_destination):
+            return
+        pong = Packet(0, ping.send_stream_id, flags=Flag.ECHO, payload=ping.payload)
+        self.sim.transmit(self, encode(pong))
+
     sim: Simulation
+
+
+class I2pdLikeConnection(Connection):
+    """i2pd 2.45.1's server behaviour as read in its Streaming.cpp: the SYN reply leaves at once
+    and empty, the window starts at one packet (so the answer waits for that reply's ACK), and
+    any ACK counts, even one sent before the peer could have seen the SYN reply (our pre-ACK)."""
+
+    trust_speculative_acks = True
+    syn_reply_carries_data = False
+
+
+class BundlingTrustingConnection(Connection):
+    """A peer that puts its answer into the SYN reply *and* honours speculative ACKs: the case
+    where a pre-ACK could lose data (Java may behave like this)."""
+
+    trust_speculative_acks = True
+    syn_reply_carries_data = True
+
+
+I2PD_OPTIONS = StreamingOptions(initial_window_size=1, connect_delay=0.0)
 
 
 class Simulation:
@@ -190,10 +222,13 @@ class Simulation:
                 endpoint.received[conn.local_stream_id] += event.data
             if endpoint.on_event is not None:
                 endpoint.on_event(conn, event, now)
-        link, peer = self.links[id(endpoint)]
         for data in conn.packets_to_send(now):
-            for when in link.schedule(data, now, self.rng):
-                heapq.heappush(self._queue, (when, next(self._order), peer, data))
+            self.transmit(endpoint, data)
+
+    def transmit(self, endpoint: Endpoint, data: bytes) -> None:
+        link, peer = self.links[id(endpoint)]
+        for when in link.schedule(data, self.now, self.rng):
+            heapq.heappush(self._queue, (when, next(self._order), peer, data))
 
     def pump_all(self) -> None:
         for endpoint in (self.a, self.b):
@@ -216,6 +251,7 @@ class Simulation:
         while not (until is not None and until()):
             deadline = self.next_deadline()
             if deadline is None or deadline > max_time:
+                self.now = max(self.now, max_time)  # nothing happens before max_time
                 break
             self.now = max(self.now, deadline)
             while self._queue and self._queue[0][0] <= self.now:

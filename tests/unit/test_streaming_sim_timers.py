@@ -1,0 +1,174 @@
+"""Timers: RFC 6298 RTO and backoff, Karn's rule, max resends, connect and inactivity timeouts,
+delayed ACKs, clean close."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from i2proxy.streaming.events import (
+    ConnectionClosed,
+    ConnectionReset,
+    DataReceived,
+    PongReceived,
+    ResetReason,
+)
+from i2proxy.streaming.options import StreamingOptions
+from i2proxy.streaming.packet import Flag
+from i2proxy.streaming.rtt import RttEstimator
+from tests.unit.streaming_sim import Endpoint, Link, Simulation, ended, only
+
+
+def resets(endpoint, conn):
+    return [e for e in endpoint.events[conn.local_stream_id] if isinstance(e, ConnectionReset)]
+
+
+def quiet(*conns) -> bool:
+    """Established and nothing in flight on either side."""
+    return all(c.state.value == "established" and c.in_flight == 0 for c in conns)
+
+
+def test_rto_first_sample_sets_srtt_r_rttvar_half_r_rto_three_r():
+    est = RttEstimator(initial_rto=9.0, min_rto=0.1, max_rto=45.0)
+    assert est.rto == 9.0
+    est.add_sample(0.4)
+    assert (est.srtt, est.rttvar) == (0.4, 0.2)
+    assert est.rto == pytest.approx(0.4 + 4 * 0.2)
+
+
+def test_rto_later_samples_use_alpha_one_eighth_beta_one_quarter():
+    est = RttEstimator(initial_rto=9.0, min_rto=0.1, max_rto=45.0)
+    est.add_sample(0.4)
+    est.add_sample(0.8)
+    rttvar = 0.75 * 0.2 + 0.25 * abs(0.4 - 0.8)
+    srtt = 0.875 * 0.4 + 0.125 * 0.8
+    assert est.rttvar == pytest.approx(rttvar) and est.srtt == pytest.approx(srtt)
+    assert est.rto == pytest.approx(srtt + 4 * rttvar)
+
+
+def test_rto_is_clamped_and_backoff_doubles_up_to_the_maximum():
+    est = RttEstimator(initial_rto=1.0, min_rto=0.5, max_rto=6.0)
+    est.add_sample(0.01)
+    assert est.rto == 0.5
+    est.back_off()
+    assert est.rto == 1.0
+    for _ in range(5):
+        est.back_off()
+    assert est.rto == 6.0
+    est.add_sample(0.01)  # a new sample ends the backoff
+    assert est.rto == 0.5
+
+
+def test_syn_retransmissions_back_off_exponentially_then_reset_after_max_resends():
+    options = StreamingOptions(initial_rto=1.0, max_rto=45.0, max_resends=8, connect_timeout=1e4)
+    client, server = Endpoint("client", 0, options), Endpoint("server", 1, options)
+    blackhole = Link(loss=1.0)
+    sim = Simulation(client, server, blackhole, Link())
+    conn = client.connect(server, 0.0, b"hello")
+    sim.run(lambda: conn.is_terminated, max_time=1e4)
+    syn_times = [t for t, p in blackhole.log if p.is_syn]
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(syn_times)]
+    assert gaps == [1, 2, 4, 8, 16, 32, 45, 45]
+    assert resets(client, conn)[0].reason is ResetReason.MAX_RESENDS
+    assert conn.stats.retransmissions == 8
+
+
+def test_karn_no_rtt_sample_from_a_retransmitted_packet():
+    options = StreamingOptions(initial_rto=1.0)
+    client, server = Endpoint("client", 0, options), Endpoint("server", 1, options)
+    sim = Simulation(client, server, Link(drop=lambda i, p: i == 0), Link())
+    conn = client.connect(server, 0.0, b"hi")
+    sim.run(lambda: conn.state.value == "established", max_time=30)
+    assert conn.stats.retransmissions == 1
+    assert conn.rtt.srtt is None  # the only ACKed packet was sent twice
+
+
+def test_connect_timeout_when_nothing_answers():
+    options = StreamingOptions(connect_timeout=5.0)
+    client, server = Endpoint("client", 0, options), Endpoint("server", 1, options)
+    sim = Simulation(client, server, Link(loss=1.0), Link())
+    conn = client.connect(server, 0.0, b"x")
+    end = sim.run(lambda: conn.is_terminated, max_time=100)
+    assert end == pytest.approx(5.0)
+    assert resets(client, conn)[0].reason is ResetReason.CONNECT_TIMEOUT
+
+
+def test_data_unacknowledged_after_max_resends_resets_and_tells_the_peer():
+    options = StreamingOptions(initial_rto=0.5, max_rto=2.0, max_resends=3)
+    client, server = Endpoint("client", 0, options), Endpoint("server", 1, options)
+    cut = {"on": False}
+    up = Link(drop=lambda i, p: cut["on"] and not p.has(Flag.RESET))
+    sim = Simulation(client, server, up, Link(drop=lambda i, p: cut["on"]))
+    conn = client.connect(server, 0.0, b"open")
+    sim.run(lambda: server.connections and quiet(conn, only(server)), max_time=10)
+    cut["on"] = True
+    conn.send(b"lost forever")
+    sim.run(lambda: conn.is_terminated, max_time=100)
+    assert resets(client, conn)[0].reason is ResetReason.MAX_RESENDS
+    assert any(p.has(Flag.RESET) for _, p in up.log)
+    sim.run(lambda: only(server).is_terminated, max_time=200)
+    assert resets(server, only(server))[0].reason is ResetReason.PEER_RESET
+
+
+def test_single_packet_is_acked_after_a_delay_two_packets_at_once():
+    options = StreamingOptions(initial_ack_delay=0.2)
+    client, server = Endpoint("client", 0, options), Endpoint("server", 1, options)
+    back = Link(delay=0.05)
+    sim = Simulation(client, server, Link(delay=0.05), back)
+    conn = client.connect(server, 0.0, b"open")
+    sim.run(lambda: conn.state.value == "established" and conn.in_flight == 0, max_time=10)
+    sim.run(max_time=sim.now + 1.0)
+    start, before = sim.now, len(back.log)
+    conn.send(b"one")
+    sim.run(lambda: len(back.log) > before, max_time=start + 5)
+    ack_delay = sim.now - (start + 0.05)
+    assert 0.0 < ack_delay <= 0.2 + 1e-9
+    start, before = sim.now, len(back.log)
+    conn.send(b"a" * 1730 * 2)  # two full packets
+    sim.run(lambda: len(back.log) > before, max_time=start + 5)
+    assert sim.now - (start + 0.05) == pytest.approx(0.0)
+
+
+def test_idle_connection_pings_and_survives_when_the_peer_answers():
+    options = StreamingOptions(inactivity_timeout=10.0)
+    client, server = Endpoint("client", 0, options), Endpoint("server", 1, options)
+    sim = Simulation(client, server, Link(), Link())
+    conn = client.connect(server, 0.0, b"open")
+    sim.run(max_time=35.0)
+    assert any(isinstance(e, PongReceived) for e in client.events[conn.local_stream_id])
+    assert not conn.is_terminated
+
+
+def test_idle_connection_resets_when_pings_go_unanswered():
+    options = StreamingOptions(inactivity_timeout=10.0)
+    client, server = Endpoint("client", 0, options), Endpoint("server", 1, options)
+    cut = {"on": False}
+    sim = Simulation(client, server, Link(drop=lambda i, p: cut["on"]), Link())
+    conn = client.connect(server, 0.0, b"open")
+    sim.run(lambda: server.connections and quiet(conn, only(server)), max_time=5)
+    cut_at = sim.now
+    cut["on"] = True
+    sim.run(lambda: conn.is_terminated, max_time=100)
+    assert resets(client, conn)[0].reason is ResetReason.INACTIVITY
+    # ping at +10 s and +20 s unanswered, reset at +30 s (measured from the last packet heard)
+    assert sim.now - cut_at == pytest.approx(30.0, abs=0.3)
+
+
+def test_both_sides_close_and_each_reports_connection_closed():
+    client, server = Endpoint("client", 0), Endpoint("server", 1)
+    sim = Simulation(client, server, Link(), Link())
+
+    def on_event(conn, event, now):
+        if isinstance(event, DataReceived):
+            conn.send(b"bye")
+            conn.close()
+
+    server.on_event = on_event
+    conn = client.connect(server, 0.0, b"hi")
+    conn.close()
+    sim.run(max_time=100)
+    assert ended(client, conn) and ended(server, only(server))
+    for endpoint, c in ((client, conn), (server, only(server))):
+        assert isinstance(endpoint.events[c.local_stream_id][-1], ConnectionClosed)
+        assert c.get_timer() is None
