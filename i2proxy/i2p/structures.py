@@ -61,15 +61,14 @@ class Mapping(AbcMapping[str, str]):
         start = offset + 2
         end = start + size
         need(data, start, size, f"mapping body ({size} bytes)")
-        body = bytes(data[:end])
         pos = start
         entries: list[tuple[str, str]] = []
         seen: set[str] = set()
         while pos < end:
-            key, pos = _parse_bounded_string(body, pos, end, "mapping key")
-            _expect(body, pos, end, ord("="), "'=' after mapping key")
-            value, pos = _parse_bounded_string(body, pos + 1, end, "mapping value")
-            _expect(body, pos, end, ord(";"), "';' after mapping value")
+            key, pos = _parse_bounded_string(data, pos, end, "mapping key")
+            _expect(data, pos, end, ord("="), "'=' after mapping key")
+            value, pos = _parse_bounded_string(data, pos + 1, end, "mapping value")
+            _expect(data, pos, end, ord(";"), "';' after mapping value")
             pos += 1
             if key in seen:
                 raise I2PFormatError(f"mapping: duplicate key {key!r}", offset=pos)
