@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,13 @@ from i2proxy.testnet.network import Network
 from i2proxy.testnet.status import TestnetStatus
 
 REUSE_ENV = "I2PROXY_TESTNET"
+
+# Subprocesses the tests start (`python -m i2proxy ...`, helpers inside the namespace) must import
+# this checkout, not whatever copy an editable install elsewhere points at.
+_REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_REPO_ROOT, os.environ.get("PYTHONPATH", "")) if p
+)
 
 
 def testnet_required() -> bool:
