@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 SIGNED_FLAGS = Flag.SYNCHRONIZE | Flag.CLOSE | Flag.RESET
 #: Smallest max-packet-size we accept from a peer (anything lower would be absurd overhead).
 MIN_PEER_MPS = 512
+#: Largest payload we accept in one packet (i2pd's MAX_PACKET_SIZE; we advertise less).
+MAX_PAYLOAD = 4096
 #: Out-of-order packets kept beyond the next expected one, in packets.
 REORDER_SLACK = 2
 
@@ -178,6 +180,7 @@ class Connection:
         # -- receiving
         self._recv_next = 0
         self._ooo: dict[int, Packet] = {}
+        self._ooo_bytes = 0
         self._peer_close_seq: int | None = None
         self._ended = False
         self._ack_now = False
@@ -252,6 +255,11 @@ class Connection:
         )
         conn.remote_stream_id = syn.receive_stream_id
         conn.stats.packets_received += 1
+        if not syn.payload and not syn.has(Flag.CLOSE):
+            # An empty SYN means the peer waits for our reply before it sends its request (SAM
+            # and i2pd clients do, with their window of one): answering late would only delay
+            # that request. With a request in the SYN, wait for the application's answer.
+            conn._flush = True
         conn._accept_packet(syn, now)
         return conn
 
@@ -465,6 +473,9 @@ class Connection:
         if seq - self._recv_next > self.options.max_window_size * REORDER_SLACK:
             self.stats.invalid_packets += 1  # far outside any window we could have offered
             return
+        if len(packet.payload) > MAX_PAYLOAD:
+            self.stats.invalid_packets += 1  # larger than any implementation sends
+            return
         if self._paused and packet.payload:
             if self._paused_bytes + len(packet.payload) > self.options.receive_buffer:
                 self.stats.dropped_receive_full += 1
@@ -472,7 +483,12 @@ class Connection:
                 return
             self._paused_bytes += len(packet.payload)
         if seq != self._recv_next:
+            if self._ooo_bytes + len(packet.payload) > self.options.receive_buffer:
+                self.stats.dropped_receive_full += 1  # the peer resends it later
+                self._ack_now = True
+                return
             self._ooo[seq] = packet
+            self._ooo_bytes += len(packet.payload)
             self._ack_now = True  # NACK the gap at once
             if (
                 self.is_client
@@ -487,7 +503,7 @@ class Connection:
             return
         self._deliver(packet)
         while self._recv_next in self._ooo:
-            self._deliver(self._ooo.pop(self._recv_next))
+            self._deliver(self._pop_ooo(self._recv_next))
         self._received_since_ack += 1
         if self._received_since_ack >= 2 or self._peer_close_seq is not None:
             self._ack_now = True
@@ -522,6 +538,11 @@ class Connection:
             self._connect_deadline = None
             self._guard_deadline = None
             self._events.append(ConnectionEstablished(self.remote_stream_id))
+
+    def _pop_ooo(self, seq: int) -> Packet:
+        packet = self._ooo.pop(seq)
+        self._ooo_bytes -= len(packet.payload)
+        return packet
 
     def _deliver(self, packet: Packet) -> None:
         self._recv_next = packet.sequence_num + 1
@@ -621,7 +642,7 @@ class Connection:
             self._recv_next = 1
             self._establish()
             while self._recv_next in self._ooo:
-                self._deliver(self._ooo.pop(self._recv_next))
+                self._deliver(self._pop_ooo(self._recv_next))
             self._ack_now = True
             return
         self._queue_reset(now)

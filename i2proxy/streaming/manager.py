@@ -446,11 +446,27 @@ class StreamManager:
         self._transmit(ping.from_destination, encode(pong), dst_port, src_port)
 
     # ------------------------------------------------------------------ driving the cores
-    def _transmit(self, destination: Destination, data: bytes, src: int, dst: int) -> None:
+    def _transmit(
+        self, destination: Destination, data: bytes, src: int, dst: int
+    ) -> Exception | None:
+        """Hand one packet to the message layer; a failure is returned, never raised."""
         try:
             self._send(destination, data, src, dst)
         except Exception as exc:  # router down: retransmission or abort_all takes over
             log.debug("streaming.send_failed", error=str(exc))
+            return exc
+        return None
+
+    def _send_packets(self, stream: _Stream, now: float) -> None:
+        for data in stream.conn.packets_to_send(now):
+            error = self._transmit(stream.destination, data, stream.local_port, stream.remote_port)
+            if isinstance(error, DialError) and not stream.established.done():
+                # Cannot even hand the SYN to the router (it is down): fail the dial now
+                # instead of waiting for the connect timeout.
+                stream.established.set_exception(error)
+                stream.established.exception()
+                self._abort_stream(stream)
+                return
 
     def _schedule_pump(self, stream: _Stream) -> None:
         if not stream.pump_scheduled and not stream.finished:
@@ -463,8 +479,9 @@ class StreamManager:
             return
         conn = stream.conn
         now = self._now()
-        for data in conn.packets_to_send(now):
-            self._transmit(stream.destination, data, stream.local_port, stream.remote_port)
+        self._send_packets(stream, now)
+        if stream.finished:
+            return
         while (event := conn.next_event()) is not None:
             if isinstance(event, DataReceived):
                 stream.protocol.data_received(event.data)
@@ -486,9 +503,9 @@ class StreamManager:
                 and not stream.pong.done()
             ):
                 stream.pong.set_result(event.rtt)
-        # packets produced while handling events (e.g. ACKs)
-        for data in conn.packets_to_send(now):
-            self._transmit(stream.destination, data, stream.local_port, stream.remote_port)
+        self._send_packets(stream, now)  # produced while handling events (e.g. ACKs)
+        if stream.finished:
+            return
         if stream.writing_paused and conn.unsent_bytes <= self.options.send_buffer // 4:
             stream.writing_paused = False
             stream.protocol.resume_writing()

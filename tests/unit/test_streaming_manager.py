@@ -185,3 +185,32 @@ async def test_control_block_seeds_next_connection_rtt():
     profile = client._profile(keys(1).destination)
     assert profile.srtt is not None and 0.05 < profile.srtt < 0.2
     assert profile.syn_reply_empty is False  # our server bundles its answer
+
+
+async def test_router_down_at_dial_time_fails_at_once_with_router_unavailable():
+    def send(destination, payload, src_port, dst_port):
+        raise RouterUnavailable("no I2CP connection")
+
+    client = StreamManager(keys(0), send)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(RouterUnavailable):
+        await client.open_stream(keys(1).destination, 80, b"GET /", timeout=30)
+    assert loop.time() - started < 0.5
+    assert client.stream_count == 0
+
+
+async def test_handler_exception_aborts_only_that_stream():
+    wire = Wire()
+    client, server = wire.manager(0), wire.manager(1)
+
+    async def broken(reader, writer):
+        raise RuntimeError("handler bug")
+
+    server.listen(broken)
+    # it failed before the SYN reply left, so the dial itself sees the RESET
+    with pytest.raises(PeerRefused):
+        await client.open_stream(keys(1).destination, 0, b"x", timeout=5)
+    server.listen(echo_upper)
+    reader, _writer = await client.open_stream(keys(1).destination, 0, b"ok\n", timeout=5)
+    assert await asyncio.wait_for(reader.read(), 5) == b"OK\n"

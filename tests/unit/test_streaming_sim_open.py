@@ -213,3 +213,14 @@ def test_packets_before_their_syn_are_buffered_and_delivered():
     conn.close()
     sim.run(lambda: server.connections and ended(server, only(server)), max_time=60)
     assert bytes(server.received[only(server).local_stream_id]) == big
+
+
+def test_empty_syn_gets_an_immediate_syn_reply_so_a_waiting_client_can_send():
+    """SAM/i2pd clients send an empty SYN and wait for our reply before their request."""
+    client = Endpoint("client", 0, StreamingOptions(connect_delay=0.0))
+    server = Endpoint("server", 1, StreamingOptions(connect_delay=5.0))
+    back = Link(delay=ONE_WAY)
+    sim = Simulation(client, server, Link(delay=ONE_WAY), back)
+    conn = client.connect(server, 0.0)
+    sim.run(lambda: conn.state is State.ESTABLISHED, max_time=10)
+    assert sim.now == pytest.approx(2 * ONE_WAY)
