@@ -77,6 +77,22 @@ def subscription_slug(url: str) -> str:
     return f"{readable}-{digest}"
 
 
+def validate_feed_url(url: str) -> str:
+    """A subscription URL must be ``http://<name>.i2p/...`` or ``http://<b32>.b32.i2p/...``."""
+    from urllib.parse import urlsplit
+
+    url = url.strip()
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "http" or not host:
+        raise ValueError(f"{url!r}: subscriptions are http:// URLs (fetched over I2P)")
+    if not (is_b32_name(host) or host.endswith(".i2p")):
+        raise ValueError(f"{url!r}: the host must be an .i2p name or a .b32.i2p address")
+    if not is_b32_name(host):
+        validate_hostname(host)
+    return url
+
+
 def _to_b64(destination: Destination | str) -> str:
     """Accept a Destination or its base64; validate by parsing."""
     if isinstance(destination, str):
@@ -313,6 +329,37 @@ class AddressBook:
             book = self._subs[url] = Book(url, kind="subscription")
             self._load_book(book)
         return book
+
+    def subscribe(self, url: str) -> bool:
+        """Add a feed URL (saved to subscriptions.txt); False if it was already there."""
+        url = validate_feed_url(url)
+        if url in self._subs:
+            return False
+        self.subscription_book(url)
+        self._write_url_list()
+        return True
+
+    def unsubscribe(self, url: str) -> bool:
+        """Drop a feed, its book and its state; False if it was not subscribed."""
+        book = self._subs.pop(url, None)
+        if book is None:
+            return False
+        path = self._path_of(book)
+        if path is not None:
+            path.unlink(missing_ok=True)
+        self._state["subscriptions"].pop(url, None)
+        self._write_url_list()
+        self.save()
+        return True
+
+    def _write_url_list(self) -> None:
+        directory = self.directory
+        if directory is None:
+            return
+        header = "".join(f"# {line}\n" for line in SUBSCRIPTIONS_HEADER.splitlines())
+        body = header + "".join(f"{u}\n" for u in self._subs)
+        with storage.exclusive_lock(directory):
+            storage.atomic_write(directory / "subscriptions.txt", [body.encode()])
 
     def subscription_state(self, url: str) -> dict[str, Any]:
         """Mutable per-subscription metadata (etag, last_modified, fetch times, counters)."""

@@ -73,6 +73,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = sub.add_parser("subscriptions", parents=[common], help="show subscriptions and state")
     p.set_defaults(handler=_subscriptions)
 
+    p = sub.add_parser("subscribe", parents=[common], help="add a subscription feed URL")
+    p.add_argument("url", help="http://<name>.i2p/... or http://<b32>.b32.i2p/...")
+    p.set_defaults(handler=_subscribe)
+
+    p = sub.add_parser("unsubscribe", parents=[common], help="drop a feed and its names")
+    p.add_argument("url")
+    p.set_defaults(handler=_unsubscribe)
+
 
 def _open(args: argparse.Namespace) -> Any:
     from i2proxy.naming.addressbook import AddressBook
@@ -192,6 +200,24 @@ def _subscriptions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _subscribe(args: argparse.Namespace) -> int:
+    book = _open(args)
+    try:
+        added = book.subscribe(args.url)
+    except ValueError as exc:
+        return _fail(str(exc))
+    print(f"{args.url}: {'subscribed' if added else 'already subscribed'}")
+    return 0
+
+
+def _unsubscribe(args: argparse.Namespace) -> int:
+    book = _open(args)
+    if not book.unsubscribe(args.url.strip()):
+        return _fail(f"{args.url} is not a subscription")
+    print(f"{args.url}: unsubscribed")
+    return 0
+
+
 def _print_summary(source: str, stats: Any) -> None:
     s = stats.summary()
     reasons = dict(stats.invalid + stats.parse.invalid)
@@ -208,11 +234,14 @@ def _update(args: argparse.Namespace) -> int:
 
 
 async def _update_async(args: argparse.Namespace) -> int:
+    book = _open(args)
+    urls = args.url or book.subscription_urls
+    unknown = [u for u in urls if u not in book.subscription_urls]
+    if unknown:
+        return _fail(f"not subscribed: {', '.join(unknown)} (add with `addressbook subscribe`)")
     from i2proxy.dialer.select import make_dialer
     from i2proxy.naming.subscriptions import SubscriptionManager
 
-    book = _open(args)
-    urls = args.url or book.subscription_urls
     try:
         dialer = make_dialer(args.router)
     except ValueError as exc:

@@ -172,6 +172,16 @@ def test_cli_update_fetches_and_lookup_resolves(testnet, tmp_path):
     env = {**os.environ, "I2PROXY_DATA_DIR": str(data_dir)}
     try:
         proc = subprocess.run(
+            [sys.executable, "-m", "i2proxy", "addressbook", "subscribe", url],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0 and "subscribed" in proc.stdout, proc.stderr
+        proc = subprocess.run(
             [
                 sys.executable,
                 "-m",

@@ -61,3 +61,21 @@ def test_import_export_list(tmp_path, capsys, monkeypatch):
     rows = [line.split("\t") for line in out.splitlines()]
     assert len(rows) == 68 and all(r[1].endswith(".b32.i2p") for r in rows)
     assert {r[2] for r in rows} == {"local", "default"}
+
+
+def test_subscribe_and_unsubscribe(tmp_path, capsys):
+    d = ["--data-dir", str(tmp_path)]
+    url = "http://feeds.example.i2p/hosts.txt"
+    assert run(capsys, "subscribe", url, *d)[1] == f"{url}: subscribed\n"
+    assert run(capsys, "subscribe", url, *d)[1] == f"{url}: already subscribed\n"
+    code, _, err = run(capsys, "subscribe", "https://example.com/hosts.txt", *d)
+    assert code == 1 and "http://" in err
+    code, _, err = run(capsys, "subscribe", "http://example.com/hosts.txt", *d)
+    assert code == 1 and ".i2p" in err
+    code, out, _ = run(capsys, "subscriptions", *d)
+    assert url in out
+    code, _, err = run(capsys, "update", "--url", "http://other.i2p/x", *d)
+    assert code == 1 and "not subscribed" in err
+    assert run(capsys, "unsubscribe", url, *d)[0] == 0
+    assert url not in run(capsys, "subscriptions", *d)[1]
+    assert run(capsys, "unsubscribe", url, *d)[0] == 1
