@@ -325,3 +325,31 @@ def test_signed_change_of_a_shipped_default_name_masks_it(tmp_path):
         tmp_path, subscriptions=[FEED], default_hosts=f"site.i2p={old.to_base64()}\n".encode()
     )
     assert again.lookup("site.i2p") == new
+
+
+# A line signed by Java I2P (i2ptunnel's "Registration Authentication"), as printed in the I2P
+# project's eepsite-hosting guide (i2p/i2p.website): Ed25519 destination, `date` and `sig`.
+JAVA_SIGNED_LINE = (
+    "testwebsite.i2p="
+    + "I8WiuSx1TcYAutCrhLveZ6gghdqsIJ1v9noSGPb7ItYjxaK5LHVNxgC60KuEu95nqCCF2qwgnW~2ehIY9vsi1iPF"
+    "orksdU3GALrQq4S73meoIIXarCCdb~Z6Ehj2-yLWI8WiuSx1TcYAutCrhLveZ6gghdqsIJ1v9noSGPb7ItYjxaK5LH"
+    "VNxgC60KuEu95nqCCF2qwgnW~2ehIY9vsi1iPForksdU3GALrQq4S73meoIIXarCCdb~Z6Ehj2-yLWI8WiuSx1TcYA"
+    "utCrhLveZ6gghdqsIJ1v9noSGPb7ItYjxaK5LHVNxgC60KuEu95nqCCF2qwgnW~2ehIY9vsi1iPForksdU3GALrQq4"
+    "S73meoIIXarCCdb~Z6Ehj2-yLWI8WiuSx1TcYAutCrhLveZ6gghdqsIJ1v9noSGPb7ItYjxaK5LHVNxgC60KuEu95n"
+    "qCCF2qwgnW~2ehIY9vsi1iPForksdU3GALrQq4S73meoIIXarCCdb~Z6Ehj2-yLWI8WiuSx1TcYAutCrhLveZ6ghg"
+    "dqsIJ1v9noSGPb7ItYjxaK5LHVNxgC60KuEu95nqCCF2qwgnW~2ehIY9vsi1uNxFZ0HN7tQbbVj1pmbahepQZNxEW0"
+    "ufwnMYAoFo8opBQAEAAcAAA=="
+    + "#!date=1762104890#sig=9DjEfrcNRxsoSxiE0Mp0-7rH~ktYWtgwU8c4J0eSo0VHbGxDxdiO9D1Cvwcx8hkherMO"
+    "07UWOC9BWf-1wRyUAw=="
+)
+
+
+def test_a_line_signed_by_java_i2p_verifies_byte_for_byte():
+    entry = parse_line(JAVA_SIGNED_LINE)
+    assert entry.props == {
+        "date": "1762104890",
+        "sig": entry.props["sig"],
+    }
+    assert check_entry(entry, now=NOW) is None
+    changed = JAVA_SIGNED_LINE.replace("date=1762104890", "date=1762104891")
+    assert check_entry(parse_line(changed), now=NOW) == "bad-signature"
