@@ -44,9 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(handler=_remove)
 
     p = sub.add_parser(
-        "import", parents=[common], help="merge a hosts.txt file into your local book"
+        "import",
+        parents=[common],
+        help="merge a hosts.txt file (or an i2pd addressbook directory) into your local book",
     )
-    p.add_argument("file", help="hosts.txt file ('-' for stdin)")
+    p.add_argument(
+        "file", help="hosts.txt file ('-' for stdin), or i2pd's <datadir>/addressbook directory"
+    )
     p.set_defaults(handler=_import)
 
     p = sub.add_parser("export", parents=[common], help="print the address book as hosts.txt")
@@ -137,9 +141,20 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from i2proxy.naming.i2pdimport import is_i2pd_addressbook, read_i2pd_addressbook
     from i2proxy.naming.storage import MAX_BOOK_BYTES, read_bounded
 
     book = _open(args)
+    path = Path(args.file)
+    if args.file != "-" and (is_i2pd_addressbook(path) or path.name == "addresses.csv"):
+        directory = path if path.is_dir() else path.parent
+        recovered = read_i2pd_addressbook(directory)
+        stats = book.merge_text("\n".join(recovered.lines), into="local", source=str(directory))
+        book.save()
+        _print_summary(f"{directory} (i2pd address book)", stats)
+        if recovered.skipped:
+            print(f"  not imported from i2pd's files: {dict(recovered.skipped)}")
+        return 0
     try:
         if args.file == "-":
             data = sys.stdin.buffer.read(MAX_BOOK_BYTES + 1)
