@@ -167,6 +167,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
         await server.start()
     except OSError as exc:
         log.error("cannot listen", error=str(exc))
+        await server.close(grace=0)
         await dialer.close()
         return 1
     log.info(
