@@ -81,7 +81,7 @@ def start_i2proxy(router_url: str, data_dir: str) -> tuple[subprocess.Popen, str
         cwd=ROOT,
         stdout=log,
         stderr=log,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        env=dict(os.environ, PYTHONPATH=str(ROOT), I2PROXY_SUBSCRIPTIONS="off"),
     )
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:

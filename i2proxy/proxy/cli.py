@@ -170,6 +170,11 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
         await server.close(grace=0)
         await dialer.close()
         return 1
+    subscriptions = None
+    if book is not None:
+        from i2proxy.naming.subscriptions import start_subscriptions
+
+        subscriptions = start_subscriptions(book, dialer)
     log.info(
         "i2proxy ready",
         router=config.router,
@@ -181,6 +186,9 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
     await stop.wait()
     log.info("shutting down")
     await server.close()
+    if subscriptions is not None:
+        with contextlib.suppress(Exception):
+            await subscriptions.close()
     if subscriptions is not None:
         with contextlib.suppress(Exception):
             await subscriptions.close()

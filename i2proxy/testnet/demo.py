@@ -36,13 +36,72 @@ class DemoProxy:
 
 
 async def start_proxy(status: TestnetStatus) -> DemoProxy:
-    """The proxy the demo shows. Until i2proxy's own proxy lands: i2pd's built-in proxies."""
+    """Start ``i2proxy run`` (native I2CP backend) on the proxy router; stop it with SIGTERM."""
+    import os
+    import socket
+    import sys
+    import tempfile
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    router = status.routers[status.proxy_router]
+    http, socks = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    data_dir = tempfile.mkdtemp(prefix="i2proxy-demo-")
+    env = dict(os.environ, I2PROXY_SUBSCRIPTIONS="off")  # offline network: no feeds to fetch
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "i2proxy", "--log-level", "warning", "run",
+        "--router", f"i2cp://{router.i2cp}", "--http", http, "--socks", socks,
+        "--data-dir", data_dir, env=env,
+    )  # fmt: skip
+
+    async def stop() -> None:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        import shutil
+
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    try:
+        await _wait_proxy_serves(http, status.eepsite.b32, proc)
+    except BaseException:
+        await stop()
+        raise
     return DemoProxy(
-        title="i2pd's own HTTP and SOCKS proxy (router "
-        f"{status.proxy_router} of the private network)",
-        http_proxy=status.http_proxy,
-        socks_proxy=status.socks_proxy,
+        title=f"i2proxy (native I2CP to router {status.proxy_router}); for comparison, i2pd's "
+        f"own proxy is at http://{status.http_proxy}",
+        http_proxy=http,
+        socks_proxy=socks,
+        stop=stop,
     )
+
+
+async def _wait_proxy_serves(http: str, b32: str, proc: asyncio.subprocess.Process) -> None:
+    """Until a GET of the eepsite through the proxy succeeds (the first lookup takes a moment)."""
+    host, port = http.rsplit(":", 1)
+    deadline = asyncio.get_running_loop().time() + 180
+    while asyncio.get_running_loop().time() < deadline:
+        if proc.returncode is not None:
+            raise RuntimeError(f"i2proxy run exited with status {proc.returncode}")
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(f"GET http://{b32}/ HTTP/1.1\r\nHost: {b32}\r\n".encode())
+            writer.write(b"Connection: close\r\n\r\n")
+            reply = await asyncio.wait_for(reader.read(-1), 30)
+            writer.close()
+            if reply.startswith(b"HTTP/1.1 200 "):
+                return
+        except (OSError, TimeoutError):
+            pass
+        await asyncio.sleep(1)
+    raise TimeoutError("i2proxy did not reach the eepsite within 180 s")
 
 
 def instructions(status: TestnetStatus, proxy: DemoProxy) -> list[str]:
@@ -61,7 +120,9 @@ def instructions(status: TestnetStatus, proxy: DemoProxy) -> list[str]:
         f"  curl -x http://{proxy.http_proxy} -o /dev/null -w '%{{speed_download}} B/s\\n' "
         f"{site}/bytes/4194304",
         "",
-        "Browser (e.g. Firefox, Settings → Network Settings → Manual proxy configuration):",
+        "Browser: automatic proxy configuration URL (only *.i2p goes through the proxy):",
+        f"  http://{proxy.http_proxy}/proxy.pac",
+        "or manual proxy configuration (e.g. Firefox, Settings → Network Settings):",
         f"  HTTP Proxy {http_host} port {http_port} (also use it for HTTPS), or",
         f"  SOCKS Host {socks_host} port {socks_port}, SOCKS v5, 'Proxy DNS when using SOCKS v5'",
         f"  then open {site}/",

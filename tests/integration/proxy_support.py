@@ -63,7 +63,7 @@ class ProxyProcess:
             str(self.data_dir),
             *self.extra,
         ]
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, PYTHONPATH=str(ROOT), I2PROXY_SUBSCRIPTIONS="off")
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=self._log, stderr=self._log, env=env)
         deadline = time.monotonic() + 150
