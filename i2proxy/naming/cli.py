@@ -33,9 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--b64", action="store_true", help="print only the base64 destination")
     p.set_defaults(handler=_lookup)
 
-    p = sub.add_parser("add", parents=[common], help="add NAME=DEST to your local book")
-    p.add_argument("name")
-    p.add_argument("dest", help="base64 destination")
+    p = sub.add_parser(
+        "add",
+        parents=[common],
+        help="add NAME DEST (or one NAME=DEST hosts.txt line) to your local book",
+        description="A destination may start with '-' (I2P base64): put '--' before it, or "
+        "pass the hosts.txt form NAME=DEST as one argument.",
+    )
+    p.add_argument("name", help="host name, or a whole NAME=DEST line")
+    p.add_argument("dest", nargs="?", help="base64 destination")
     p.add_argument("--replace", action="store_true", help="replace a different local entry")
     p.set_defaults(handler=_add)
 
@@ -119,6 +125,10 @@ def _lookup(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
+    if args.dest is None:
+        args.name, eq, args.dest = args.name.partition("=")
+        if not eq:
+            return _fail("give NAME DEST, or NAME=DEST")
     book = _open(args)
     try:
         changed = book.add(args.name, args.dest, replace=args.replace)

@@ -19,12 +19,13 @@ def run(capsys, *argv):
 def test_add_lookup_reverse_remove(tmp_path, capsys):
     dest = new_identity()[0]
     d = ["--data-dir", str(tmp_path)]
-    assert run(capsys, "add", "Friend.i2p", dest.to_base64(), *d)[1] == "friend.i2p: added\n"
+    # "--": an I2P-base64 destination may start with "-".
+    assert run(capsys, "add", *d, "Friend.i2p", "--", dest.to_base64())[1] == "friend.i2p: added\n"
     code, out, _ = run(capsys, "lookup", "friend.i2p", *d)
     assert code == 0 and "book: local" in out and dest.b32 in out
     assert run(capsys, "lookup", dest.b32, *d)[1] == "friend.i2p\n"
     assert run(capsys, "lookup", "friend.i2p", "--b64", *d)[1] == dest.to_base64() + "\n"
-    code, _, err = run(capsys, "add", "friend.i2p", new_identity()[0].to_base64(), *d)
+    code, _, err = run(capsys, "add", *d, f"friend.i2p={new_identity()[0].to_base64()}")
     assert code == 1 and "--replace" in err
     assert run(capsys, "remove", "friend.i2p", *d)[0] == 0
     code, _, err = run(capsys, "lookup", "friend.i2p", *d)
@@ -33,8 +34,10 @@ def test_add_lookup_reverse_remove(tmp_path, capsys):
 
 def test_bad_input_gets_a_clear_error(tmp_path, capsys):
     d = ["--data-dir", str(tmp_path)]
-    code, _, err = run(capsys, "add", "bad_name.i2p", new_identity()[0].to_base64(), *d)
+    code, _, err = run(capsys, "add", *d, "bad_name.i2p", "--", new_identity()[0].to_base64())
     assert code == 1 and "illegal character '_'" in err
+    code, _, err = run(capsys, "add", "no-destination.i2p", *d)
+    assert code == 1 and "NAME=DEST" in err
     code, _, err = run(capsys, "add", "good.i2p", "not-a-destination", *d)
     assert code == 1 and "destination" in err
     code, _, err = run(capsys, "import", str(tmp_path / "missing.txt"), *d)
