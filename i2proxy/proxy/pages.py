@@ -60,8 +60,8 @@ def error_page(status: int, title: str, detail: str) -> bytes:
 def jump_page(host: str, path: str, jump_services: list[str]) -> bytes:
     """Unknown ``.i2p`` name: explain, and offer jump services (each URL + the host name)."""
     links = "".join(
-        f'<li><a href="{escape(service + host)}">{escape(_service_label(service))}</a></li>'
-        for service in jump_services
+        f'<li><a href="{escape(jump_link(s, host))}">{escape(_service_label(s))}</a></li>'
+        for s in jump_services
     )
     more = (
         f"<p>A jump service can look it up and send you back here with an address helper:</p>"
@@ -75,6 +75,13 @@ def jump_page(host: str, path: str, jump_services: list[str]) -> bytes:
         f"know which destination it stands for.</p>{more}"
         f"<p>Or open the site by its <code>.b32.i2p</code> address if you know it.</p>",
     )
+
+
+def jump_link(service: str, host: str) -> str:
+    """The service URL with the name appended (after ``?`` unless it ends in ``/`` or ``=``)."""
+    if service.endswith(("/", "=")):
+        return service + host
+    return service + ("&" if "?" in service else "?") + host
 
 
 def _service_label(service: str) -> str:

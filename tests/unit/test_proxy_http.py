@@ -254,3 +254,11 @@ def test_fuzz_request_targets_parse_or_raise_http_error(target, host, method):
         assert 400 <= exc.status < 600
     else:
         classify_host(t.host)
+
+
+def test_jump_links_append_the_name_after_a_question_mark_when_needed():
+    from i2proxy.proxy.pages import jump_link
+
+    assert jump_link("http://a.i2p/jump/", "x.i2p") == "http://a.i2p/jump/x.i2p"
+    assert jump_link("http://a.i2p/j.cgi?a=", "x.i2p") == "http://a.i2p/j.cgi?a=x.i2p"
+    assert jump_link("http://a.i2p/search", "x.i2p") == "http://a.i2p/search?x.i2p"

@@ -410,6 +410,53 @@ async def test_mixed_port_speaks_socks5_socks4a_and_http(proxy):
 # -- robustness ------------------------------------------------------------------------------------
 
 
+VALID_REQUESTS = [
+    b"GET http://site.i2p/bytes/3 HTTP/1.1\r\nHost: site.i2p\r\nAccept: */*\r\n\r\n",
+    b"POST http://site.i2p/echo HTTP/1.1\r\nHost: site.i2p\r\nContent-Length: 5\r\n\r\nhello",
+    b"POST http://site.i2p/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\nhello\r\n0\r\n\r\n",
+    b"CONNECT site.i2p:80 HTTP/1.1\r\nHost: site.i2p:80\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+    b"\x05\x01\x00\x05\x01\x00\x03\x08site.i2p\x00\x50GET /bytes/1 HTTP/1.0\r\n\r\n",
+    b"\x04\x01\x00\x50\x00\x00\x00\x01u\x00site.i2p\x00GET /bytes/1 HTTP/1.0\r\n\r\n",
+]
+
+
+@st.composite
+def mutated_requests(draw):
+    """Valid requests cut short, with bytes flipped, inserted or repeated."""
+    data = bytearray(draw(st.sampled_from(VALID_REQUESTS)))
+    for _ in range(draw(st.integers(0, 4))):
+        op = draw(st.sampled_from(["flip", "insert", "cut", "repeat"]))
+        pos = draw(st.integers(0, max(0, len(data) - 1)))
+        if op == "flip" and data:
+            data[pos] = draw(st.integers(0, 255))
+        elif op == "insert":
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=64))
+        elif op == "cut":
+            del data[pos:]
+        else:
+            data[pos:pos] = data[pos : pos + 40] * draw(st.integers(2, 200))
+    return bytes(data)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(listener=st.sampled_from(["http", "socks", "mixed"]), data=mutated_requests())
+async def test_fuzz_mutated_requests_get_an_answer_or_a_close(proxy, listener, data):
+    host, port = proxy.addresses[listener]
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(data)
+        writer.write_eof()
+        await asyncio.wait_for(reader.read(-1), 10)
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+    assert proxy.stats.internal_errors == 0
+
+
 @settings(
     max_examples=150,
     deadline=None,
