@@ -789,16 +789,20 @@ class HttpSession:
         key = (b32, target.port)
         up, reused = await self._open_upstream(key, destination, client, head_and_body)
         try:
-            ok = await self._exchange(up, complete)
-        except HttpError:
-            if not (reused and complete):
-                raise
-            # The site had closed the idle stream we reused before answering: send the request
-            # once more on a fresh stream (it was complete, so nothing from the browser is lost).
-            self._release(up)
-            client = self._replay(self._sent_events)
-            up, _ = await self._open_upstream(key, destination, client, head_and_body)
-            ok = await self._exchange(up, complete)
+            try:
+                ok = await self._exchange(up, complete)
+            except HttpError:
+                if not (reused and complete):
+                    raise
+                # The site had closed the idle stream we reused before answering: send the
+                # request once more on a fresh stream (it was complete, nothing is lost).
+                self._release(up)
+                client = self._replay(self._sent_events)
+                up, _ = await self._open_upstream(key, destination, client, head_and_body)
+                ok = await self._exchange(up, complete)
+        except BaseException:
+            self._release(up)  # the browser went away or the site failed: no stream left open
+            raise
         if ok and up.conn.our_state is h11.DONE and up.conn.their_state is h11.DONE:
             up.conn.start_next_cycle()
             self.upstream = up
@@ -942,7 +946,8 @@ class HttpSession:
             elif isinstance(event, h11.EndOfMessage):
                 await self._write(h11.EndOfMessage())
                 return True
-            elif isinstance(event, h11.ConnectionClosed):
+            elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                # PAUSED: the site switched protocols although we never offered an Upgrade.
                 if not started:
                     raise HttpError(502, "Bad Gateway", "the site closed without an answer")
                 return False

@@ -564,3 +564,56 @@ async def test_helper_save_goes_into_the_real_address_book_and_is_written_to_dis
     finally:
         await server.close(grace=1)
         await runner.cleanup()
+
+
+async def _raw_site(answer: bytes):
+    """A TCP 'site' that reads a request head and sends ``answer`` (then keeps the socket)."""
+    held = []
+
+    async def handle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        held.append(writer)
+
+    site = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return site, site.sockets[0].getsockname()[1], held
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+        b"garbage that is not HTTP\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+    ],
+)
+async def test_misbehaving_sites_give_502_or_a_cut_response_never_a_hang(proxy, answer):
+    site, port, held = await _raw_site(answer)
+    weird = "w" * 52 + ".b32.i2p"
+    proxy.dialer.routes[weird] = port
+    if answer.endswith(b"short"):
+        held_close = asyncio.get_running_loop().call_later(0.5, lambda: [w.close() for w in held])
+    reply = await raw(proxy, f"GET http://{weird}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    if answer.endswith(b"short"):
+        held_close.cancel()
+        assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"short")
+    else:
+        assert reply.startswith(b"HTTP/1.1 502 ")
+    site.close()
+    assert proxy.stats.internal_errors == 0
+
+
+async def test_browser_leaving_mid_response_closes_the_stream(proxy):
+    host, port = proxy.addresses["http"]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"GET http://site.i2p/bytes/50000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readexactly(1000)
+    writer.transport.abort()
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if proxy.stats.clients == 0:
+            break
+    assert proxy.stats.clients == 0
+    assert not [w for w in proxy._writers if not w.is_closing()]
+    assert proxy.stats.internal_errors == 0
