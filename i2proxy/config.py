@@ -40,8 +40,9 @@ def default_data_dir() -> str:
 
 @dataclass
 class Config:
-    #: Router URL: ``sam://host:port`` or ``i2cp://host:port``.
-    router: str = "sam://127.0.0.1:7656"
+    #: Router URL: ``i2cp://host:port`` or ``sam://host:port``; empty = find a local router
+    #: (I2CP on 7654 preferred, then SAM on 7656).
+    router: str = ""
     data_dir: str = field(default_factory=default_data_dir)
     #: ``host:port`` to listen on; an empty string disables the listener.
     http_listen: str = "127.0.0.1:4444"

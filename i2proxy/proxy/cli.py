@@ -115,15 +115,20 @@ def make_dialer(config: Config) -> Any:
     except ImportError:
         select_dialer = None
     if select_dialer is not None:
-        return select_dialer(config.router, keys=config.keys_file or None, options={})
-    scheme, _, rest = config.router.partition("://")
+        try:
+            return select_dialer(config.router or None, keys=config.keys_file or None, options={})
+        except ValueError as exc:
+            raise ConfigError(f"router: {exc}") from None
+    scheme, _, rest = (config.router or "i2cp://127.0.0.1:7654").partition("://")
     host, port = parse_listen(rest.rstrip("/"), "router")
     if scheme == "i2cp":
         from i2proxy.dialer.native import NativeDialer
+        from i2proxy.i2p.keys import PrivateKeys
 
         if config.keys_file:
             return NativeDialer.with_key_file(config.keys_file, host, port)
-        return NativeDialer.from_data_dir(config.data_dir, host, port)
+        # A new destination each run, like i2pd's transient-proxy: runs are not linkable.
+        return NativeDialer(host, port, keys=PrivateKeys.generate())
     if scheme == "sam":
         from i2proxy.dialer.sam import SAMDialer  # type: ignore[import-not-found]
 
@@ -177,7 +182,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
         subscriptions = start_subscriptions(book, dialer)
     log.info(
         "i2proxy ready",
-        router=config.router,
+        router=config.router or "auto",
         **{k: f"{h}:{p}" for k, (h, p) in server.addresses.items()},
     )
     if ready is not None:

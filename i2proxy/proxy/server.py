@@ -676,7 +676,7 @@ class HttpSession:
         if path == "/" and method in (b"GET", b"HEAD"):
             stats = dict(vars(self.server.stats))
             stats["uptime_s"] = int(time.time() - stats.pop("started"))
-            stats["router"] = self.config.router
+            stats["router"] = self.config.router or "auto-detected"
             await self._page(200, pages.health_page(stats))
             return True
         if path == "/add" and method == b"POST":
