@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -214,11 +215,30 @@ def _native_available() -> bool:
 # --------------------------------------------------------------------------- dialer factory
 
 
+def load_keys(keys: Any) -> Any:
+    """``keys`` as PrivateKeys: a path is loaded (created if absent); None stays None."""
+    if keys is None or hasattr(keys, "to_sam_base64"):
+        return keys
+    if isinstance(keys, str | os.PathLike):
+        from i2proxy.i2p.keys import PrivateKeys
+
+        return PrivateKeys.load_or_create(keys)
+    raise TypeError(f"keys must be PrivateKeys or a key file path, not {type(keys).__name__}")
+
+
 def dialer_for(url: RouterURL, *, keys: Any = None, options: Mapping[str, str] | None = None):
-    """The concrete dialer for a parsed URL (imports the native stack only when needed)."""
+    """The concrete dialer for a parsed URL (imports the native stack only when needed).
+
+    ``keys``: PrivateKeys, a key file path, or None for a destination of this run only.
+    """
+    keys = load_keys(keys)
     if url.scheme == "i2cp":
         from i2proxy.dialer.native import NativeDialer
 
+        if keys is None:
+            from i2proxy.i2p.keys import PrivateKeys
+
+            keys = PrivateKeys.generate()
         return NativeDialer(url.host, url.port, keys=keys, options=options)
     from i2proxy.dialer.sam import SAMDialer
 

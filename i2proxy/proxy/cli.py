@@ -149,6 +149,7 @@ def _start_subscriptions(book: Any, dialer: Any) -> Any:
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT: start the dialer, listen, then shut down cleanly."""
+    from i2proxy.dialer.select import NoRouterFound
     from i2proxy.proxy.server import ProxyServer
 
     book = open_address_book(config)
@@ -165,6 +166,10 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
     server = ProxyServer(config, dialer, book)
     try:
         await dialer.start()
+    except NoRouterFound as exc:
+        # Auto-detection found no router at all: say how to enable one instead of waiting.
+        print(f"i2proxy: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         # Keep serving: the dialer reconnects, and clients get "router unavailable" meanwhile.
         log.warning("router not reachable yet", router=config.router, error=repr(exc))
