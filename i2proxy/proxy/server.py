@@ -124,6 +124,8 @@ class Stats:
     socks_connects: int = 0
     streams_opened: int = 0
     streams_reused: int = 0
+    #: Streams whose SYN carried the client's first bytes (native backend; SAM cannot).
+    first_bytes_in_syn: int = 0
     refused: int = 0
     #: Connection tasks that ended in an unexpected exception (a bug: should stay 0).
     internal_errors: int = 0
@@ -295,6 +297,9 @@ class ProxyServer:
             target, port, initial_data, timeout=self.config.connect_timeout
         )
         self.stats.streams_opened += 1
+        stream_stats = writer.get_extra_info("stream_stats")
+        if initial_data and getattr(stream_stats, "initial_data_in_syn", False):
+            self.stats.first_bytes_in_syn += 1
         self._writers.add(writer)
         return reader, writer
 

@@ -424,3 +424,16 @@ def test_chromium_screenshot_of_the_eepsite(proxy_run, tmp_path):
     if os.environ.get("I2PROXY_SAVE_SCREENSHOT") == "1":  # refresh the one in docs/img
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)
+
+
+def test_first_request_rides_in_the_syn_on_the_native_backend(proxy_run, dialer_backend):
+    for _ in range(3):
+        assert curl("-x", f"http://{proxy_run.http}", "http://eepsite.i2p/headers").returncode == 0
+    health = curl("-x", f"http://{proxy_run.http}", "http://proxy.i2p/").stdout.decode()
+    in_syn = int(re.search(r"first_bytes_in_syn</td><td>(\d+)", health).group(1))
+    opened = int(re.search(r"streams_opened</td><td>(\d+)", health).group(1))
+    if dialer_backend == "i2cp":
+        assert in_syn >= 3
+        assert in_syn == opened  # every stream so far carried its first request in the SYN
+    else:
+        assert in_syn == 0  # SAM opens the stream first; the request follows the SYN-ACK
