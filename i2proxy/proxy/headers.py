@@ -129,7 +129,19 @@ def filter_request_headers(
         out.append((name, value))
     if user_agent is not None:
         out.append((b"user-agent", user_agent.encode("latin-1")))
+    upgrade = requested_upgrade(headers)
+    if upgrade is not None:
+        # WebSocket & co.: the one hop-by-hop pair that must reach the site for the switch.
+        out += [(b"connection", b"upgrade"), (b"upgrade", upgrade)]
     return out
+
+
+def requested_upgrade(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    """The ``Upgrade`` value when the client asks to switch protocols (``Connection: upgrade``)."""
+    headers = list(headers)
+    if b"upgrade" not in connection_tokens(headers):
+        return None
+    return next((v for n, v in headers if n.lower() == b"upgrade" and v.strip()), None)
 
 
 def _rewrite_same_origin(

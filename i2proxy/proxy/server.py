@@ -928,6 +928,9 @@ class HttpSession:
                 up.conn.receive_data(data)
                 continue
             if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    await self._switch_protocols(up, event)
+                    return False
                 if event.status_code != 101:
                     await self._write(
                         h11.InformationalResponse(
@@ -956,6 +959,22 @@ class HttpSession:
                 if not started:
                     raise HttpError(502, "Bad Gateway", "the site closed without an answer")
                 return False
+
+    async def _switch_protocols(self, up: _Upstream, event: h11.InformationalResponse) -> None:
+        """The site accepted an Upgrade (WebSocket): pass 101 on, then relay raw bytes."""
+        upgrade = next((v for n, v in event.headers if n == b"upgrade"), b"")
+        headers = filter_response_headers(event.headers)
+        headers += [(b"connection", b"upgrade"), (b"upgrade", upgrade)]
+        await self._write(
+            h11.InformationalResponse(status_code=101, headers=headers, reason=event.reason)
+        )
+        browser_rest = self.conn.trailing_data[0]
+        site_rest = up.conn.trailing_data[0]
+        if browser_rest:
+            up.writer.write(browser_rest)
+        if site_rest:
+            self.writer.write(site_rest)
+        await relay(self.reader, self.writer, up.reader, up.writer)
 
     def _release(self, up: _Upstream) -> None:
         self.server.release_stream(up.writer)

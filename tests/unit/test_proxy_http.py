@@ -262,3 +262,20 @@ def test_jump_links_append_the_name_after_a_question_mark_when_needed():
     assert jump_link("http://a.i2p/jump/", "x.i2p") == "http://a.i2p/jump/x.i2p"
     assert jump_link("http://a.i2p/j.cgi?a=", "x.i2p") == "http://a.i2p/j.cgi?a=x.i2p"
     assert jump_link("http://a.i2p/search", "x.i2p") == "http://a.i2p/search?x.i2p"
+
+
+def test_upgrade_request_keeps_only_the_upgrade_pair_of_hop_by_hop_headers():
+    headers = [
+        (b"Connection", b"keep-alive, Upgrade"),
+        (b"Upgrade", b"websocket"),
+        (b"Keep-Alive", b"5"),
+        (b"Sec-WebSocket-Key", b"abc"),
+    ]
+    out = filter_request_headers(headers, origin=Origin("http", "zzz.i2p", 80), b32_host=B32)
+    assert out[-2:] == [(b"connection", b"upgrade"), (b"upgrade", b"websocket")]
+    assert (b"sec-websocket-key", b"abc") in out
+    assert b"keep-alive" not in dict(out)
+    plain = filter_request_headers(
+        [(b"Upgrade", b"h2c")], origin=Origin("http", "zzz.i2p", 80), b32_host=B32
+    )
+    assert b"upgrade" not in dict(plain)  # Upgrade without Connection: upgrade is not a request

@@ -617,3 +617,17 @@ async def test_browser_leaving_mid_response_closes_the_stream(proxy):
     assert proxy.stats.clients == 0
     assert not [w for w in proxy._writers if not w.is_closing()]
     assert proxy.stats.internal_errors == 0
+
+
+async def test_websocket_upgrade_passes_through_the_http_proxy(proxy):
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect("http://site.i2p/ws", proxy=url(proxy)) as ws,
+    ):
+        await ws.send_str("hi")
+        assert (await ws.receive(timeout=5)).data == "echo:hi"
+        await ws.send_str("again")
+        assert (await ws.receive(timeout=5)).data == "echo:again"
+    sent = proxy.dialer.opened[-1].initial_data.lower()
+    assert b"connection: upgrade\r\nupgrade: websocket" in sent
+    assert b"sec-websocket-key" in sent
