@@ -116,7 +116,15 @@ def site_app() -> web.Application:
         response.headers.add("Proxy-Authenticate", "Basic realm=x")
         return response
 
+    async def websocket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            await ws.send_str("echo:" + message.data)
+        return ws
+
     app = web.Application()
+    app.router.add_get("/ws", websocket)
     app.router.add_get("/headers", headers)
     app.router.add_route("*", "/echo", echo)
     app.router.add_get("/bytes/{n}", nbytes)

@@ -298,6 +298,16 @@ async def test_aiohttp_post_large_body_through_the_http_proxy(proxy_run, own_sit
         assert await resp.read() == body
 
 
+async def test_websocket_through_the_http_proxy_over_i2p(proxy_run, own_site):
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect("http://own.i2p/ws", proxy=f"http://{proxy_run.http}") as ws,
+    ):
+        for text in ("one", "two"):
+            await ws.send_str(text)
+            assert (await ws.receive(timeout=30)).data == f"echo:{text}"
+
+
 # -- address helper over I2P ----------------------------------------------------------------------
 
 
