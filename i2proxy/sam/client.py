@@ -2,9 +2,12 @@
 
 The control socket holds the SAM session (SESSION CREATE STYLE=STREAM); the router closes the
 session when that socket closes, so a supervisor task watches it and, when it drops (router
-restart), reconnects with exponential backoff and re-creates the session with the same private
-key. While it is down, :meth:`SAMClient.connect_stream` raises :class:`SAMUnavailable` at once
-instead of hanging.
+restart), reconnects with exponential backoff and re-creates the session: with the caller's
+private key when one was given, else with a new TRANSIENT destination. (Re-using the key i2pd
+made for a transient session keeps the address but not the ECIES key i2pd generates per session
+for the LeaseSet, so peers that cached the old LeaseSet answer into the void: streams failed
+for ~100 s; with a fresh destination the first stream after SESSION CREATE works.) While down,
+:meth:`SAMClient.connect_stream` raises :class:`SAMUnavailable` at once instead of hanging.
 
 Every stream is its own socket: ``HELLO`` → ``STREAM CONNECT`` → ``STREAM STATUS``, after which the
 socket carries the stream's bytes. Never send stream data in the same write as STREAM CONNECT:
@@ -467,8 +470,6 @@ class SAMClient:
         except BaseException:
             await control.close()
             raise
-        # Keep the router-made key so a reconnect comes back as the same destination.
-        self._private_key = private_key
         flavour = self._forced_flavour or guess_flavour(control.version)
         info = SessionInfo(
             session_id=session_id,
