@@ -136,17 +136,6 @@ def make_dialer(config: Config) -> Any:
     raise ConfigError(f"router: unknown scheme in {config.router!r} (sam:// or i2cp://)")
 
 
-def _start_subscriptions(book: Any, dialer: Any) -> Any:
-    """Background address-book feeds over the same dialer (naming's SubscriptionManager)."""
-    try:
-        from i2proxy.naming.subscriptions import start_subscriptions
-
-        return start_subscriptions(book, dialer)
-    except Exception as exc:  # feeds are optional; proxying is not
-        log.warning("address book subscriptions not started", error=repr(exc))
-        return None
-
-
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT: start the dialer, listen, then shut down cleanly."""
     from i2proxy.dialer.select import NoRouterFound
@@ -192,13 +181,9 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
     )
     if ready is not None:
         ready.set()
-    subscriptions = _start_subscriptions(book, dialer)
     await stop.wait()
     log.info("shutting down")
     await server.close()
-    if subscriptions is not None:
-        with contextlib.suppress(Exception):
-            await subscriptions.close()
     if subscriptions is not None:
         with contextlib.suppress(Exception):
             await subscriptions.close()

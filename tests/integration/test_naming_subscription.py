@@ -5,7 +5,10 @@ second fetch, and the new names then resolve and can be dialed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -230,12 +233,53 @@ def _curl(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_running_proxy_fetches_its_subscription_and_serves_the_new_names(
-    testnet, tmp_path, monkeypatch
-):
+class _RunProcess:
+    """``i2proxy run`` with subscriptions on (first fetch 1 s after start), logging JSON."""
+
+    def __init__(self, router_url: str, data_dir: Path) -> None:
+        self.http, self.socks = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
+        self.log_path = data_dir / "run.log"
+        self.argv = [sys.executable, "-m", "i2proxy", "--log-json", "run", "--router",
+                     router_url, "--http", self.http, "--socks", self.socks,
+                     "--data-dir", str(data_dir)]  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "I2PROXY_SUBSCRIPTIONS": "on", "I2PROXY_SUBSCRIPTIONS_DELAY": "1"}
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(self.argv, cwd=REPO, env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 150
+        while b'"i2proxy ready"' not in self.log_path.read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"i2proxy run did not start:\n{self.log_path.read_text()}")
+            time.sleep(0.2)
+
+    def log_events(self) -> list[dict]:
+        events = []
+        for line in self.log_path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return events
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_running_proxy_fetches_its_subscription_and_serves_the_new_names(testnet, tmp_path):
     """`i2proxy run` fetches the feed in the background through its own dialer; the new names
     then work through its SOCKS5 and HTTP proxies (curl as the client)."""
-    support = pytest.importorskip("tests.integration.proxy_support")
     eep = testnet.eepsite
     site_name = f"runsite-{uuid.uuid4().hex[:8]}.i2p"
     feed_path, _names = _write_feed(Path(eep.www_dir), site_name, eep.destination)
@@ -243,9 +287,8 @@ def test_running_proxy_fetches_its_subscription_and_serves_the_new_names(
     data_dir = tmp_path / "data"
     (data_dir / "addressbook").mkdir(parents=True)
     (data_dir / "addressbook" / "subscriptions.txt").write_text(f"# test\n{url}\n")
-    monkeypatch.setenv("I2PROXY_SUBSCRIPTIONS_DELAY", "1")
     router = _router_for_client(testnet)
-    proxy = support.ProxyProcess(f"i2cp://{router.i2cp}", data_dir)
+    proxy = _RunProcess(f"i2cp://{router.i2cp}", data_dir)
     proxy.start()
     try:
         deadline = time.monotonic() + 240
