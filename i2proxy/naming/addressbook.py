@@ -131,6 +131,8 @@ class AddressBook:
         self._masked: set[str] = set()
         self._file_sigs: dict[str, tuple[int, int] | None] = {}
         self._lock = threading.RLock()
+        #: True when the feed list comes from subscriptions.txt (refresh() then follows edits).
+        self._urls_from_file = False
         self.load_stats: dict[str, ParseStats] = {}
         stats = ParseStats()
         raw = default_hosts if default_hosts is not None else shipped_hosts_text()
@@ -173,6 +175,8 @@ class AddressBook:
                 body = header + "".join(f"{u}\n" for u in urls)
                 storage.atomic_write(directory / "subscriptions.txt", [body.encode()])
         book = cls(root, subscriptions=urls, default_hosts=default_hosts)
+        book._urls_from_file = subscriptions is None
+        book._file_sigs["subscriptions.txt"] = book._file_sig(directory / "subscriptions.txt")
         book._load_all()
         book.freeze_if_large()
         return book
@@ -259,7 +263,28 @@ class AddressBook:
                 if sig != self._file_sigs.get("state.json"):
                     self._load_state()
                     changed = True
+                changed = self._refresh_url_list(directory) or changed
         return changed
+
+    def _refresh_url_list(self, directory: Path) -> bool:
+        """Follow edits of subscriptions.txt (``addressbook subscribe`` next to a running proxy)."""
+        path = directory / "subscriptions.txt"
+        sig = self._file_sig(path)
+        if not self._urls_from_file or sig == self._file_sigs.get("subscriptions.txt"):
+            return False
+        self._file_sigs["subscriptions.txt"] = sig
+        urls = storage.read_url_list(path)
+        if urls is None or urls == list(self._subs):
+            return False
+        old = self._subs
+        self._subs = {}
+        for url in urls:
+            if url in old:
+                self._subs[url] = old[url]
+            else:
+                self.subscription_book(url)
+        log.info("addressbook.subscriptions_changed", feeds=urls)
+        return True
 
     def save(self) -> None:
         """Write every changed book, then the state; each file atomically."""
@@ -360,6 +385,7 @@ class AddressBook:
         body = header + "".join(f"{u}\n" for u in self._subs)
         with storage.exclusive_lock(directory):
             storage.atomic_write(directory / "subscriptions.txt", [body.encode()])
+        self._file_sigs["subscriptions.txt"] = self._file_sig(directory / "subscriptions.txt")
 
     def subscription_state(self, url: str) -> dict[str, Any]:
         """Mutable per-subscription metadata (etag, last_modified, fetch times, counters)."""

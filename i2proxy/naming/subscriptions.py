@@ -253,7 +253,10 @@ class SubscriptionManager:
         due = self.due_times()
         while True:
             try:
-                self.book.refresh()  # pick up books the CLI rewrote meanwhile
+                self.book.refresh()  # pick up books and feeds the CLI changed meanwhile
+                for url in list(due):
+                    if url not in self.book.subscription_urls:
+                        del due[url]
                 now = self._clock()
                 ready = [url for url, t in due.items() if t <= now]
                 for url in ready:

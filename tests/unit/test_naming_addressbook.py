@@ -168,3 +168,17 @@ def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
     AddressBook.open(tmp_path)
     assert not stale.exists()
     assert not [p for p in os.listdir(directory) if p.endswith(".tmp")]
+
+
+def test_a_running_book_follows_subscribe_and_unsubscribe_by_another_process(tmp_path):
+    running = AddressBook.open(tmp_path)
+    cli = AddressBook.open(tmp_path)
+    url = "http://newfeed.i2p/hosts.txt"
+    cli.subscribe(url)
+    assert url not in running.subscription_urls
+    assert running.refresh() is True
+    assert running.subscription_urls[-1] == url
+    cli.unsubscribe(DEFAULT_SUBSCRIPTIONS[0])
+    running.refresh()
+    assert DEFAULT_SUBSCRIPTIONS[0] not in running.subscription_urls
+    assert running.refresh() is False
