@@ -14,6 +14,7 @@ import asyncio
 import json
 import re
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from i2proxy.testnet import netns, process
 from i2proxy.testnet.eepsite import INDEX_HTML
 from i2proxy.testnet.router import (
     EEPSITE_LOCAL_PORT,
+    FORWARDED,
     RouterSpec,
     netdb_relative_path,
     render_eepsite_tunnel,
@@ -217,6 +219,10 @@ class Network:
             (eepsite_spec.data_dir / EEPSITE_KEYS).read_bytes()
         )
         await self._start_eepsite(www_dir)
+        # The eepsite's server tunnel is added only once its router has exploratory tunnels
+        # (see _publish_eepsite), so that its zero-hop outbound tunnel exists before the first
+        # inbound one: then its first LeaseSet is always published.
+        eepsite_spec.tunnels_conf_path.write_text("")
         for spec in specs:
             self._start_router(spec)
 
@@ -234,6 +240,7 @@ class Network:
                     floodfill=s.floodfill,
                     i2cp=f"127.0.0.1:{ports[f'{s.name}.i2cp']}",
                     sam=f"127.0.0.1:{ports[f'{s.name}.sam']}",
+                    webconsole=f"127.0.0.1:{ports[f'{s.name}.webconsole']}",
                     pid=self._load_pids()["routers"].get(str(s.index)),
                 )
                 for s in specs
@@ -259,8 +266,8 @@ class Network:
         self._delay_path.write_text(f"{config.link_delay_ms}\n")
         forwards: dict[str, int] = {}
         for s in specs:
-            forwards[f"{s.name}.i2cp"] = s.port("i2cp")
-            forwards[f"{s.name}.sam"] = s.port("sam")
+            for service in FORWARDED:
+                forwards[f"{s.name}.{service}"] = s.port(service)
         proxy = specs[config.proxy_router]
         forwards["http_proxy"] = proxy.port("http_proxy")
         forwards["socks_proxy"] = proxy.port("socks_proxy")
@@ -401,37 +408,47 @@ class Network:
                 self._check_alive(router.index)
                 remaining()
                 await asyncio.sleep(0.1)
-        # 2. The eepsite resolves on every other non-floodfill router: floodfills known, client
-        #    tunnels built, eepsite LeaseSet published (no publish race). Never ask a floodfill:
-        #    i2pd 2.45.1 re-parses a LeaseSet2 from its own netDb as an old LeaseSet, fails, and
-        #    the stored LeaseSet stays unusable for everyone for about a minute.
+        # 2. The eepsite's router has exploratory tunnels: add the eepsite's server tunnel.
+        await self._add_eepsite_tunnel(status, deadline)
+        # 3. The eepsite resolves on every other non-floodfill router: floodfills known, client
+        #    tunnels built, eepsite LeaseSet published.
+        await self._wait_eepsite_published(status, deadline)
+        # 4. i2pd's own HTTP proxy fetches the eepsite page (the proxy's tunnels are built).
+        await self.wait_http_proxy(status, timeout=remaining())
+
+    async def _wait_eepsite_published(self, status: TestnetStatus, deadline: float) -> None:
+        """Wait until every non-floodfill router resolves the eepsite; fix the publish race.
+
+        Never asks a floodfill: i2pd 2.45.1 re-parses a LeaseSet2 from its own netDb as an old
+        LeaseSet, fails, and the stored LeaseSet then stays unusable for everyone for a minute.
+        """
         eepsite = status.eepsite
         others = [r for r in status.routers if r.index != eepsite.router and not r.floodfill]
-        for attempt in range(1, 5):
+        for attempt in range(1, 6):
+            timeout = min(deadline - time.monotonic(), EEPSITE_PUBLISH_TIMEOUT)
+            if timeout <= 0:
+                break
             try:
                 await asyncio.gather(
                     *(
                         wait_resolvable(
                             r.sam_host_port,
                             eepsite.b32,
-                            timeout=min(remaining(), EEPSITE_PUBLISH_TIMEOUT),
+                            timeout=timeout,
                             expected=eepsite.destination,
                         )
                         for r in others
                     )
                 )
-                break
+                return
             except TimeoutError:
-                # i2pd's publish race (see samprobe.create_published_session): the eepsite's
-                # first LeaseSet was never published. A router restart publishes it afresh.
-                log.warning("eepsite not resolvable; restarting its router", attempt=attempt)
-                await self._restart_router(eepsite.router)
-                status.routers[eepsite.router].pid = self._load_pids()["routers"][
-                    str(eepsite.router)
-                ]
-                status.save()
-        # 3. i2pd's own HTTP proxy fetches the eepsite page (the proxy's tunnels are built).
-        await self.wait_http_proxy(status, timeout=remaining())
+                # Not published after all (see render_eepsite_tunnel): recreate its tunnel.
+                log.warning("eepsite not resolvable; recreating its tunnel", attempt=attempt)
+                await self._remove_eepsite_tunnel(status)
+                await self._add_eepsite_tunnel(status, deadline)
+        raise TestnetError(
+            f"the eepsite {eepsite.b32} never became resolvable; logs: {self.state_dir}/r*/"
+        )
 
     @staticmethod
     async def wait_http_proxy(status: TestnetStatus, timeout: float) -> None:
@@ -456,10 +473,33 @@ class Network:
                 await asyncio.sleep(0.5)
         raise TestnetError(f"i2pd's HTTP proxy could not fetch {url}: {last}")
 
-    async def _restart_router(self, index: int) -> None:
-        pids = self._load_pids()
-        await process.terminate(pids["routers"].get(str(index)), str(self.state_dir))
-        self._start_router(self._specs(self._config())[index])
+    def _reload_router(self, index: int) -> None:
+        """SIGHUP: i2pd re-reads its tunnels.conf, starting new and stopping removed tunnels."""
+        pid = self._load_pids()["routers"].get(str(index))
+        if pid is None or not process.signal_own(pid, str(self.state_dir), signal.SIGHUP):
+            raise TestnetError(f"i2pd r{index} is not running; see {self.state_dir}/r{index}/")
+
+    async def _add_eepsite_tunnel(self, status: TestnetStatus, deadline: float) -> None:
+        """Wait for exploratory tunnels on the eepsite's router, then start its server tunnel."""
+        index = status.eepsite.router
+        console = status.routers[index].webconsole
+        assert console is not None
+        while not await exploratory_tunnels_ready(console):
+            self._check_alive(index)
+            if time.monotonic() > deadline:
+                raise TestnetError(f"i2pd r{index} built no exploratory tunnels")
+            await asyncio.sleep(0.2)
+        spec = self._specs(self._config())[index]
+        spec.tunnels_conf_path.write_text(
+            render_eepsite_tunnel(tunnel_length=status.tunnel_length, keys_file=EEPSITE_KEYS)
+        )
+        self._reload_router(index)
+
+    async def _remove_eepsite_tunnel(self, status: TestnetStatus) -> None:
+        index = status.eepsite.router
+        self._specs(self._config())[index].tunnels_conf_path.write_text("")
+        self._reload_router(index)
+        await asyncio.sleep(1.0)  # i2pd stops the tunnel and its destination asynchronously
 
     def _check_alive(self, index: int) -> None:
         pid = self._load_pids()["routers"].get(str(index))
@@ -481,8 +521,6 @@ class Network:
             raise TestnetError("the link delay must be between 0 and 10000 ms")
         status = self.status()
         self._delay_path.write_text(f"{delay_ms}\n")
-        import signal
-
         if not process.signal_own(
             self._load_pids()["helper"] or -1, str(self.state_dir), signal.SIGHUP
         ):
@@ -504,16 +542,23 @@ class Network:
         status.save()
 
     async def start_router(self, index: int, *, wait: bool = True, timeout: float = 120) -> None:
-        """Start router ``index`` again; with ``wait``, return once it is usable again."""
+        """Start router ``index`` again; with ``wait``, return once it is usable again.
+
+        Usable: its SAM bridge answers, it has built exploratory tunnels through its peers and
+        (unless a floodfill) resolves the eepsite; for the eepsite's router: the eepsite
+        resolves again on the other routers.
+        """
         config = self._config()
         self._check_index(config, index)
         pid = self._load_pids()["routers"].get(str(index))
         if pid is not None and process.is_running(pid):
             raise TestnetError(f"router {index} is already running (pid {pid})")
         spec = self._specs(config)[index]
-        pid = self._start_router(spec)
         status = self.status()
-        status.routers[index].pid = pid
+        hosts_eepsite = index == status.eepsite.router
+        if hosts_eepsite and wait:
+            spec.tunnels_conf_path.write_text("")  # added once tunnels exist, as in up()
+        status.routers[index].pid = self._start_router(spec)
         status.save()
         if not wait:
             return
@@ -524,16 +569,23 @@ class Network:
             if time.monotonic() > deadline:
                 raise TestnetError(f"router {index} did not come back in {timeout} s")
             await asyncio.sleep(0.1)
-        eepsite = status.eepsite
-        # The restarted router can reach the network again (or, for the eepsite's router,
-        # the network can reach the eepsite again).
-        via = status.routers[status.proxy_router if index == eepsite.router else index]
-        await wait_resolvable(
-            via.sam_host_port,
-            eepsite.b32,
-            timeout=max(1.0, deadline - time.monotonic()),
-            expected=eepsite.destination,
-        )
+        if hosts_eepsite:
+            await self._add_eepsite_tunnel(status, deadline)
+            await self._wait_eepsite_published(status, deadline)
+            return
+        assert router.webconsole is not None
+        while not await exploratory_tunnels_ready(router.webconsole):
+            self._check_alive(index)
+            if time.monotonic() > deadline:
+                raise TestnetError(f"router {index} built no tunnels in {timeout} s")
+            await asyncio.sleep(0.2)
+        if not router.floodfill:  # (never ask a floodfill: see _wait_eepsite_published)
+            await wait_resolvable(
+                router.sam_host_port,
+                status.eepsite.b32,
+                timeout=max(1.0, deadline - time.monotonic()),
+                expected=status.eepsite.destination,
+            )
 
     @staticmethod
     def _check_index(config: NetworkConfig, index: int) -> None:
@@ -561,3 +613,20 @@ class Network:
 async def lookup_from(status: TestnetStatus, router: int, name: str) -> str | None:
     """Resolve ``name`` on ``router`` once (a convenience for tests)."""
     return await naming_lookup(*status.routers[router].sam_host_port, name)
+
+
+async def exploratory_tunnels_ready(webconsole: str) -> bool:
+    """True when i2pd's web console lists established exploratory inbound and outbound tunnels."""
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"http://{webconsole}/?page=tunnels", timeout=aiohttp.ClientTimeout(total=5)
+            ) as response,
+        ):
+            page = await response.text()
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+    inbound, _, outbound = page.partition("Outbound tunnels:")
+    marker = "established (exploratory)"
+    return marker in inbound and marker in outbound

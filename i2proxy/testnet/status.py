@@ -38,6 +38,8 @@ class RouterStatus:
     i2cp: str
     sam: str
     pid: int | None
+    #: i2pd's web console of this router (http://…/?page=tunnels etc.), for debugging.
+    webconsole: str | None = None
 
     @property
     def i2cp_host_port(self) -> tuple[str, int]:

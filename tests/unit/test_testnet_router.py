@@ -84,6 +84,8 @@ def test_eepsite_tunnel_is_a_plain_server_tunnel_on_port_80():
     assert (conf["host"], conf["port"], conf["inport"], conf["keys"]) == (
         "127.0.0.1", "8080", "80", "e.dat",
     )  # fmt: skip
+    # Zero-hop outbound tunnels exist at once, so the first LeaseSet is always published.
+    assert (conf["inbound.length"], conf["outbound.length"]) == ("1", "0")
 
 
 def fake_router_info(cert_payload: bytes = b"\x00\x07\x00\x04", caps: bytes = b"Xf") -> bytes:

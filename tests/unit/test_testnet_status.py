@@ -43,7 +43,9 @@ def example(state_dir: str) -> TestnetStatus:
 def test_status_json_has_exactly_the_documented_keys():
     data = example("/s").to_dict()
     assert set(data) == KEYS
-    assert set(data["routers"][0]) == {"index", "name", "floodfill", "i2cp", "sam", "pid"}
+    assert set(data["routers"][0]) == {
+        "index", "name", "floodfill", "i2cp", "sam", "pid", "webconsole",
+    }  # fmt: skip
     assert set(data["eepsite"]) == {"b32", "destination", "www_dir", "router", "port"}
 
 

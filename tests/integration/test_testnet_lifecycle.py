@@ -1,0 +1,132 @@
+"""A second, small network beside the session's: isolation, link delay, router stop/start, down.
+
+The tests run in file order and share one module-scoped network; the last one takes it down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from i2proxy.testnet import netns, process
+from i2proxy.testnet.network import Network, NetworkConfig, lookup_from
+from i2proxy.testnet.samprobe import sam_alive
+from i2proxy.testnet.status import TestnetStatus
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def second(testnet: TestnetStatus):
+    network = Network(f"second-{os.urandom(3).hex()}")
+    status = asyncio.run(network.up(NetworkConfig(routers=4, floodfills=1)))
+    try:
+        yield network, status
+    finally:
+        if network.exists():
+            asyncio.run(network.down())
+
+
+def curl_eepsite(status: TestnetStatus, path: str = "/") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "60", "-x", f"http://{status.http_proxy}",
+         f"http://{status.eepsite.b32}{path}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def ports(status: TestnetStatus) -> set[str]:
+    used = {status.http_proxy, status.socks_proxy}
+    for router in status.routers:
+        used |= {router.i2cp, router.sam}
+    return used
+
+
+def test_two_networks_run_side_by_side_without_sharing_anything(testnet, second):
+    _, status = second
+    assert status.netns != testnet.netns and netns.exists(status.netns)
+    assert status.state_dir != testnet.state_dir
+    assert not ports(status) & ports(testnet)
+    assert status.eepsite.b32 != testnet.eepsite.b32
+    assert status.ready_seconds is not None and status.ready_seconds < 120
+    for net in (status, testnet):
+        proc = curl_eepsite(net)
+        assert proc.returncode == 0, proc.stderr
+        assert "Hello from the private I2P network" in proc.stdout
+    # Each network's i2pd proxy reaches only its own network's eepsite.
+    wrong = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
+         "-x", f"http://{status.http_proxy}", f"http://{testnet.eepsite.b32}/"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert wrong.stdout != "200"
+
+
+async def _fetch_seconds(status: TestnetStatus) -> float:
+    start = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        "curl", "-sS", "-o", "/dev/null", "--max-time", "60", "-x", f"http://{status.http_proxy}",
+        f"http://{status.eepsite.b32}/headers",
+    )  # fmt: skip
+    assert await proc.wait() == 0
+    return time.monotonic() - start
+
+
+async def test_link_delay_can_be_changed_at_runtime_and_adds_latency(second):
+    network, status = second
+    await Network.wait_http_proxy(status, timeout=60)
+    base = statistics.median([await _fetch_seconds(status) for _ in range(3)])
+    updated = await network.set_link_delay(200)
+    assert updated.link_delay_ms == 200 == network.status().link_delay_ms
+    delayed = statistics.median([await _fetch_seconds(status) for _ in range(3)])
+    await network.set_link_delay(0)
+    again = statistics.median([await _fetch_seconds(status) for _ in range(3)])
+    print(f"eepsite fetch: {base:.3f} s at 0 ms, {delayed:.3f} s at 200 ms, {again:.3f} s at 0 ms")
+    # A request and its response cross at least two router-to-router links each way.
+    assert delayed - base >= 0.4
+    assert again < delayed - 0.3
+
+
+async def test_a_stopped_router_refuses_on_its_ports_and_works_after_restart(second):
+    network, status = second
+    # Router 2 of 4: neither the floodfill (0), the proxy router (1) nor the eepsite's (3).
+    router = status.routers[2]
+    assert not router.floodfill and router.index not in (status.proxy_router, status.eepsite.router)
+    await network.stop_router(router.index)
+    assert network.status().routers[router.index].pid is None
+    assert not await sam_alive(*router.sam_host_port, timeout=5)
+    # The forwarded port accepts and resets at once (or the connect itself sees the reset).
+    with contextlib.suppress(ConnectionResetError):
+        reader, writer = await asyncio.open_connection(*router.i2cp_host_port)
+        assert await asyncio.wait_for(reader.read(1), 5) == b""
+        writer.close()
+
+    started = time.monotonic()
+    await network.start_router(router.index)  # returns once lookups through it work again
+    print(f"router usable again after {time.monotonic() - started:.1f} s")
+    assert network.status().routers[router.index].pid is not None
+    assert await sam_alive(*router.sam_host_port)
+    assert await lookup_from(network.status(), router.index, status.eepsite.b32)
+
+
+def test_down_stops_only_its_processes_and_leaves_nothing_behind(testnet, second):
+    network, status = second
+    recorded = network._load_pids()
+    pids = [r.pid for r in network.status().routers if r.pid]
+    pids += [recorded["helper"], recorded["eepsite"]]
+    assert all(process.is_running(pid) for pid in pids)
+    asyncio.run(network.down())
+    assert not any(process.is_running(pid) for pid in pids)
+    assert not netns.exists(status.netns)
+    assert not Path(status.state_dir).exists()
+    # The session's network is untouched.
+    session = TestnetStatus.load(testnet.name)
+    assert all(process.is_running(r.pid) for r in session.routers if r.pid)
+    assert asyncio.run(sam_alive(*session.routers[2].sam_host_port))
