@@ -205,5 +205,10 @@ class SAMDialer:
             raise
         except protocol.KeyNotFound as exc:
             raise PeerUnreachable(str(exc)) from exc
+        except protocol.InvalidKey as exc:
+            # i2pd answers INVALID_KEY when a b32's LeaseSet is not found: unreachable, not bad.
+            if _B32_NAME.match(name.lower()):
+                raise PeerUnreachable(str(exc)) from exc
+            raise InvalidTarget(str(exc)) from exc
         except Exception as exc:
             raise dial_error(exc) from exc

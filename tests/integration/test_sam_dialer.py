@@ -165,6 +165,11 @@ async def test_naming_lookup_of_a_b32_returns_the_full_destination(dialer, testn
     assert await dialer.lookup("ME") == dialer.destination
 
 
+async def test_naming_lookup_of_an_unknown_b32_is_peer_unreachable(dialer) -> None:
+    with pytest.raises(PeerUnreachable):
+        await dialer.lookup(UNKNOWN_B32, timeout=90)
+
+
 async def test_dest_generate_gives_keys_our_parser_accepts(dialer) -> None:
     from i2proxy.i2p.keys import PrivateKeys
 
