@@ -465,6 +465,19 @@ class AddressBook:
                     return name
         return None
 
+    def build_reverse_indexes(self) -> None:
+        """Build every book's reverse index now (it is otherwise built on first use).
+
+        Safe in a worker thread: a concurrent change of a book makes that one build start over.
+        """
+        for book in self.books():
+            for _attempt in range(5):
+                try:
+                    book.names_for_hash(b"")
+                    break
+                except RuntimeError:  # dictionary changed size during iteration
+                    book._by_hash = None
+
     def holders_of(self, dest_b64: str) -> list[tuple[Book, str]]:
         """Every (book, name) binding ``dest_b64`` (BookView for removeall)."""
         h = dest_hash(dest_b64)
@@ -598,6 +611,7 @@ class AddressBook:
         entries = list(parse_document(split_lines(data), stats.parse))
         checked = [(e, check_entry(e, now=now)) for e in entries]
         self.apply_checked(checked, into=into, stats=stats)
+        self.log_merge(stats)
         return stats
 
     def apply_checked(
@@ -618,10 +632,10 @@ class AddressBook:
                     stats.note(f"{entry.name or '#!'}: {reason}")
                     continue
                 apply_entry(self, target, entry, stats)
-        self._log_merge(stats)
         return stats
 
-    def _log_merge(self, stats: MergeStats) -> None:
+    def log_merge(self, stats: MergeStats) -> None:
+        """Log a finished merge once: its counters and a few example notes."""
         for example in stats.examples:
             log.info("addressbook.merge_note", source=stats.source, note=example)
         log.info(

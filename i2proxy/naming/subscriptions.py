@@ -202,9 +202,13 @@ class SubscriptionManager:
         a yield in between; finally the books are frozen out of the garbage collector's scans.
         """
         checked, stats = await asyncio.to_thread(_check_all, body, url, now)
+        if any(e.action == "removeall" and r is None for e, r in checked):
+            # removeall needs the reverse indexes; build them off the loop, not in apply.
+            await asyncio.to_thread(self.book.build_reverse_indexes)
         for i in range(0, len(checked), APPLY_BATCH):
             self.book.apply_checked(checked[i : i + APPLY_BATCH], into=url, stats=stats)
             await asyncio.sleep(0)
+        self.book.log_merge(stats)
         self.book.freeze_if_large()
         return stats
 
