@@ -374,7 +374,9 @@ class Connection:
         self._last_heard = now
         self._pings_unanswered = 0
         if self.state is State.CLOSED:
-            # Lingering: re-acknowledge a retransmitted CLOSE, nothing else.
+            # Lingering: note ACKs of our CLOSE, re-acknowledge a retransmitted CLOSE.
+            if not packet.has(Flag.NO_ACK) and packet.send_stream_id:
+                self._process_ack(packet.ack_through, packet.nacks, now)
             if not packet.is_plain_ack:
                 self._ack_now = True
             return
@@ -564,7 +566,8 @@ class Connection:
         if self.state is State.RESET:
             return None
         if self.state is State.CLOSED:
-            return self._linger_deadline
+            closing = [d for d in (self._linger_deadline, self._rto_deadline) if d is not None]
+            return min(closing) if closing else None
         candidates = [
             self._connect_deadline,
             self._rto_deadline,
@@ -585,12 +588,17 @@ class Connection:
         """Run every deadline that has passed."""
         if self.state is State.RESET:
             return
-        if self._linger_deadline is not None and now >= self._linger_deadline:
-            self._linger_deadline = None
-            if self.state is State.CLOSED:
+        if self.state is State.CLOSED:
+            if self._linger_deadline is not None and now >= self._linger_deadline:
+                self._linger_deadline = None
+                self._rto_deadline = None
+                self._unacked.clear()
                 self._events.append(ConnectionClosed())
-                self.state = State.CLOSED
-                return
+            elif self._rto_deadline is not None and now >= self._rto_deadline:
+                self._resend_queue = list(self._unacked)  # only our CLOSE is left
+                self.rtt.back_off()
+                self._rto_deadline = now + self.rtt.rto
+            return
         if self._connect_deadline is not None and now >= self._connect_deadline:
             self._die(ResetReason.CONNECT_TIMEOUT, "no answer to the SYN")
             return
@@ -749,6 +757,14 @@ class Connection:
             self._count(out)
             return out
         if self.state is State.CLOSED:
+            for seq in self._resend_queue:
+                sent = self._unacked.get(seq)
+                if sent is not None:
+                    sent.sends += 1
+                    sent.last_sent = now
+                    self.stats.retransmissions += 1
+                    out.append(self._build(seq, sent.payload, sent.control, now))
+            self._resend_queue = []
             if self._ack_now:
                 out.append(self._plain_ack())
             self._count(out)
@@ -790,6 +806,7 @@ class Connection:
         out.extend(self._send_new_data(now))
         if self._ack_now and self._ack_fields()[2] is False and self.remote_stream_id:
             out.append(self._plain_ack())
+        self._maybe_finish(now)  # our CLOSE may just have answered the peer's
         self._count(out)
         return out
 
@@ -879,13 +896,18 @@ class Connection:
 
     def _maybe_finish(self, now: float) -> None:
         """Both sides closed and everything acknowledged: linger briefly, then forget."""
-        if (
-            self.state is State.ESTABLISHED
-            and self._close_acked
-            and self._ended
-            and not self._unacked
-            and self._linger_deadline is None
-        ):
+        if self.state is not State.ESTABLISHED or not self._ended or self._linger_deadline:
+            return
+        # Our CLOSE answering the peer's CLOSE need not be acknowledged: i2pd terminates the
+        # stream as soon as its own CLOSE is acknowledged and never ACKs ours. Only an empty
+        # CLOSE qualifies; one carrying data waits for its ACK like any data.
+        # It is still resent during the linger, in case the peer does want it.
+        close_only = (
+            self._close_seq is not None
+            and list(self._unacked) == [self._close_seq]
+            and not self._unacked[self._close_seq].payload
+        )
+        if (self._close_acked and not self._unacked) or close_only:
             self.state = State.CLOSED
             self._ack_now = self._ack_now or self._received_since_ack > 0
             self._linger_deadline = now + min(2 * self.rtt.rto, 10.0)

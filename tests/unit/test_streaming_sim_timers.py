@@ -172,3 +172,31 @@ def test_both_sides_close_and_each_reports_connection_closed():
     for endpoint, c in ((client, conn), (server, only(server))):
         assert isinstance(endpoint.events[c.local_stream_id][-1], ConnectionClosed)
         assert c.get_timer() is None
+
+
+def test_our_close_answering_the_peer_close_need_not_be_acked_like_i2pd():
+    """i2pd terminates once its CLOSE is ACKed and never ACKs ours: the stream still ends
+    cleanly (ConnectionClosed) within the linger, without a reset."""
+    client, server = Endpoint("client", 0), Endpoint("server", 1)
+    up = Link(drop=lambda i, p: p.has(Flag.CLOSE))  # our CLOSE never gets through
+    sim = Simulation(client, server, up, Link())
+
+    def on_server_event(conn, event, now):
+        if isinstance(event, DataReceived):
+            conn.send(b"answer")
+            conn.close()
+
+    def on_client_event(conn, event, now):
+        if type(event).__name__ == "StreamEnded":
+            conn.close()
+
+    server.on_event = on_server_event
+    client.on_event = on_client_event
+    conn = client.connect(server, 0.0, b"request")
+    sim.run(
+        lambda: any(isinstance(e, ConnectionClosed) for e in client.events[conn.local_stream_id]),
+        max_time=60,
+    )
+    assert isinstance(client.events[conn.local_stream_id][-1], ConnectionClosed)
+    assert not resets(client, conn)
+    assert sim.now < 12
