@@ -214,6 +214,19 @@ def test_http_refusals_have_specific_statuses(proxy_run, url, status):
     assert result.stdout.startswith(b"HTTP/1.1 " + status + b" ")
 
 
+def test_unknown_destination_is_a_504_page_and_a_bare_status_for_connect(proxy_run):
+    import hashlib
+
+    from i2proxy.i2p.base64 import b32encode
+
+    nowhere = b32encode(hashlib.sha256(b"no such destination").digest()) + ".b32.i2p"
+    started = time.monotonic()
+    result = curl("-x", f"http://{proxy_run.http}", "-D", "-", f"http://{nowhere}/", timeout=120)
+    assert result.stdout.startswith(b"HTTP/1.1 504 "), result.stdout[:200]
+    assert b"unreachable" in result.stdout or b"did not answer" in result.stdout
+    assert time.monotonic() - started < 90
+
+
 def test_connect_to_clearnet_gets_a_status_line_only(proxy_run):
     result = curl("-p", "-x", f"http://{proxy_run.http}", "http://example.com/")
     assert result.returncode == 56  # curl: CONNECT refused by the proxy
