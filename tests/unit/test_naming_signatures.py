@@ -350,3 +350,16 @@ def test_a_line_signed_by_java_i2p_verifies_byte_for_byte():
     assert check_entry(entry, now=NOW) is None
     changed = JAVA_SIGNED_LINE.replace("date=1762104890", "date=1762104891")
     assert check_entry(parse_line(changed), now=NOW) == "bad-signature"
+
+
+async def test_background_merge_path_applies_removeall_with_prebuilt_indexes(tmp_path):
+    from i2proxy.naming.subscriptions import SubscriptionManager
+
+    a, a_key = new_identity()
+    book = _book(tmp_path)
+    _merge(book, f"one.i2p={a.to_base64()}", f"two.i2p={a.to_base64()}")
+    manager = SubscriptionManager(book, dialer=None)  # merge only: nothing is fetched
+    removeall = sign_line(None, None, a_key, action="removeall", dest=a.to_base64())
+    stats = await manager.merge_body(FEED, (removeall + "\n").encode(), now=NOW)
+    assert stats.removed == 2
+    assert book.lookup("one.i2p") is None and book.lookup("two.i2p") is None
