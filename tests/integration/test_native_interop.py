@@ -11,6 +11,7 @@ import pytest
 from tests.integration.i2cp_support import (
     CLIENT_ROUTER,
     SERVER_ROUTER,
+    introduce,
     native_dialer,
     read_exactly_hashing,
     sam_address,
@@ -29,13 +30,10 @@ async def test_our_client_to_i2pd_sam_server_10mb_each_way(testnet):
     size = 10 * MB
     upload, download = os.urandom(size), os.urandom(size)
     async with (
-        sam_session(
-            sam_address(testnet, SERVER_ROUTER),
-            tunnel_options(testnet),
-            verify_from=sam_address(testnet, CLIENT_ROUTER),
-        ) as sam,
+        sam_session(sam_address(testnet, SERVER_ROUTER), tunnel_options(testnet)) as sam,
         native_dialer(testnet, CLIENT_ROUTER) as dialer,
     ):
+        await introduce(sam, dialer)
         pending = await sam.start_accept()
         reader, writer = await dialer.open_stream(sam.destination, 0, upload[:1024], timeout=60)
         await pending.wait(timeout=60)
@@ -62,6 +60,34 @@ async def test_our_client_to_i2pd_sam_server_10mb_each_way(testnet):
         assert stats.initial_data_in_syn
         writer.close()
         pending.writer.close()
+
+
+async def test_our_client_to_i2pd_server_tunnel_10mb_each_way(testnet):
+    """10 MB up and 10 MB back through i2pd's streaming server side (the eepsite's /echo)."""
+    size = 10 * MB
+    body = os.urandom(size)
+    b32 = testnet.eepsite.b32
+    head = (
+        f"POST /echo HTTP/1.1\r\nHost: {b32}\r\nContent-Length: {size}\r\n"
+        "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+    ).encode()
+    async with native_dialer(testnet, CLIENT_ROUTER) as dialer:
+        reader, writer = await dialer.open_stream(b32, 80, head, timeout=60)
+        sending = asyncio.create_task(write_all(writer, body))
+        status_and_headers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 240)
+        assert status_and_headers.startswith(b"HTTP/1.1 200"), status_and_headers[:100]
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in status_and_headers.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        assert length == size
+        echoed = await asyncio.wait_for(read_exactly_hashing(reader, size), 240)
+        await sending
+        assert echoed == hashlib.sha256(body).hexdigest()
+        stats = writer.get_extra_info("stream_stats")
+        print(f"stats: {stats}")
+        writer.close()
 
 
 async def test_i2pd_sam_client_to_our_server(testnet):
