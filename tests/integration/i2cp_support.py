@@ -235,24 +235,3 @@ async def write_all(writer: asyncio.StreamWriter, data: bytes, chunk: int = 1 <<
     for offset in range(0, len(data), chunk):
         writer.write(view[offset : offset + chunk])
         await writer.drain()
-
-
-async def introduce(sam: SamSession, dialer: object, port: int | None = None) -> None:
-    """Make ``dialer``'s router learn the SAM destination's LeaseSet from the SAM side.
-
-    i2pd 2.45.1 often never publishes a new SAM session's LeaseSet on the test network ("Can't
-    publish LeaseSet. Destination is not ready", and no retry), so nobody can look it up. A
-    stream from the SAM session to us carries its LeaseSet in the garlic message, and our
-    router keeps it for our session: then we can dial the SAM destination.
-    """
-    arrived = asyncio.Event()
-
-    async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        arrived.set()
-        writer.close()
-
-    dialer.listen(hello, port)  # type: ignore[attr-defined]
-    await dialer.wait_published(timeout=90)  # type: ignore[attr-defined]
-    _, writer = await sam.connect(dialer.destination.to_base64(), timeout=90)  # type: ignore[attr-defined]
-    await asyncio.wait_for(arrived.wait(), 60)
-    writer.close()
