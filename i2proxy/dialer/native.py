@@ -10,6 +10,7 @@ after which new streams work again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -42,6 +43,8 @@ DEFAULT_LOOKUP_TTL = 600.0
 DEFAULT_LOOKUP_TIMEOUT = 15.0
 #: How long ``open_stream`` waits for a session that is being re-created before giving up.
 DEFAULT_ROUTER_WAIT = 0.0
+#: How long a stream waits for a new session's first successful self-lookup (outbound tunnels).
+DEFAULT_SEND_READY_WAIT = 10.0
 KEY_FILE_NAME = "client-destination.keys"
 
 StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -70,12 +73,14 @@ class NativeDialer:
         lookup_timeout: float = DEFAULT_LOOKUP_TIMEOUT,
         router_wait: float = DEFAULT_ROUTER_WAIT,
         start_timeout: float = 120.0,
+        send_ready_wait: float = DEFAULT_SEND_READY_WAIT,
     ) -> None:
         self.keys = keys
         self.lookup_ttl = lookup_ttl
         self.lookup_timeout = lookup_timeout
         self.router_wait = router_wait
         self.start_timeout = start_timeout
+        self.send_ready_wait = send_ready_wait
         session_options, streaming_options = split_options(options)
         self.client = I2CPClient(
             KeysIdentity(keys),
@@ -125,6 +130,8 @@ class NativeDialer:
     async def start(self) -> None:
         """Connect, create the session and hand over the LeaseSet; streams work afterwards."""
         await self.client.start(timeout=self.start_timeout)
+        with contextlib.suppress(RouterUnavailable):
+            await self.client.wait_published(self.send_ready_wait)
         log.info(
             "native.started",
             b32=self.destination.b32,
@@ -241,14 +248,19 @@ class NativeDialer:
     # ---------------------------------------------------------------- glue
 
     async def _require_router(self) -> None:
-        if self.client.ready:
-            return
-        if self.router_wait > 0:
+        """Fail at once while the router is gone; briefly wait while a new session warms up."""
+        if not self.client.ready:
+            if self.router_wait <= 0:
+                raise RouterUnavailable(
+                    f"I2CP router {self.client.host}:{self.client.port} not connected; reconnecting"
+                )
             await self.client.wait_ready(self.router_wait)
-            return
-        raise RouterUnavailable(
-            f"I2CP router {self.client.host}:{self.client.port} not connected; reconnecting"
-        )
+        if not self.client.published.is_set():
+            # A fresh session may have no outbound tunnel yet: i2pd would drop our SYN and the
+            # retransmission comes only after the initial RTO. Waiting for the first lookup of
+            # ourselves to succeed (it leaves through an outbound tunnel) avoids that.
+            with contextlib.suppress(RouterUnavailable):
+                await self.client.wait_published(self.send_ready_wait)
 
     def _send(
         self, destination: Destination | bytes, payload: bytes, src_port: int = 0, dst_port: int = 0

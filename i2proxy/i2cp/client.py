@@ -35,6 +35,8 @@ PUBLISH_NUDGES = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0)
 #: The first nudges happen even if a lookup already finds us: after a router restart the
 #: floodfills may still hold our previous LeaseSet, whose tunnels are gone.
 UNCONDITIONAL_NUDGES = 3
+#: How often the client looks itself up until the network first returns its LeaseSet.
+PUBLISH_POLL = 0.5
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7654
@@ -358,30 +360,52 @@ class I2CPClient:
                 log.exception("i2cp.on_up_failed")
 
     async def _watch_publication(self, conn: _Connection) -> None:
-        """Re-send the LeaseSet until a lookup through the network finds us (see PUBLISH_NUDGES)."""
+        """Look ourselves up through the network and re-send the LeaseSet until it is found.
+
+        A found lookup also proves our outbound tunnels work (the lookup left through one), so
+        ``published`` doubles as "sending works now": i2pd asks for the LeaseSet as soon as an
+        inbound tunnel exists and drops messages sent before an outbound tunnel does.
+        Lookups run every ``PUBLISH_POLL`` s until the first success, then only at the nudges.
+        """
         own_hash = hashlib.sha256(self.identity.destination_bytes).digest()
-        elapsed = 0.0
-        for step, at in enumerate(PUBLISH_NUDGES):
-            await asyncio.sleep(at - elapsed)
-            elapsed = at
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        nudges = list(PUBLISH_NUDGES)
+        done_nudges = 0
+        while nudges and self._conn is conn:
+            elapsed = loop.time() - started
+            until_nudge = max(0.0, nudges[0] - elapsed)
+            await asyncio.sleep(
+                until_nudge if self.published.is_set() else min(PUBLISH_POLL, until_nudge)
+            )
             if self._conn is not conn:
                 return
             try:
                 found = await self.lookup(hash=own_hash, timeout=5.0) is not None
             except RouterUnavailable:
                 return
-            if found:
+            if found and not self.published.is_set():
                 self.published.set()
-                if step >= UNCONDITIONAL_NUDGES - 1:
-                    return
-            if (not found or step < UNCONDITIONAL_NUDGES) and conn.session.republish_lease_set(
-                time.time()
-            ):
+                log.info("i2cp.published", after=round(loop.time() - started, 2))
+            if loop.time() - started < nudges[0]:
+                continue
+            at = nudges.pop(0)
+            done_nudges += 1
+            if found and done_nudges > UNCONDITIONAL_NUDGES:
+                return
+            if conn.session.republish_lease_set(time.time()):
                 self.republished += 1
                 log.debug("i2cp.leaseset_republished", found=found, after=at)
                 conn.flush()
         if not self.published.is_set():
             log.warning("i2cp.leaseset_not_published", after=PUBLISH_NUDGES[-1])
+
+    async def wait_published(self, timeout: float | None = None) -> None:
+        """Wait until the network returns our LeaseSet (and so our outbound tunnels work)."""
+        try:
+            await asyncio.wait_for(self.published.wait(), timeout)
+        except TimeoutError:
+            raise RouterUnavailable("our LeaseSet is not visible in the network yet") from None
 
     # ---------------------------------------------------------------- operations
 

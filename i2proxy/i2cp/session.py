@@ -37,6 +37,10 @@ class SessionIdentity(Protocol):
 
     def sign(self, data: bytes) -> bytes: ...
 
+    def new_session(self) -> None:
+        """Called before each CreateSession (a place to pick fresh per-session keys)."""
+        ...
+
     def lease_set2(
         self, leases: tuple[m.RequestedLease, ...], now_ms: int
     ) -> tuple[bytes, tuple[tuple[int, bytes], ...]]:
@@ -89,6 +93,7 @@ class I2CPSession:
         """Start the handshake: protocol byte, then GetDate with our version."""
         if self.state is not State.IDLE:
             raise I2CPError(f"connect() in state {self.state.value}")
+        self.identity.new_session()
         self._out += m.PROTOCOL_BYTE
         self._queue(m.GetDate(self.version))
         self.state = State.HANDSHAKE

@@ -66,7 +66,8 @@ async def test_router_killed_and_restarted_mid_session(testnet):
                 try:
                     body = await get(dialer, b32, "/", timeout=10)
                     break
-                except DialError:
+                except DialError as exc:
+                    print(f"{time.monotonic() - returned:.1f} s: {exc!r}")
                     await asyncio.sleep(0.5)
             recovered_after = time.monotonic() - returned
             print(f"new stream succeeded {recovered_after:.1f} s after the router returned")

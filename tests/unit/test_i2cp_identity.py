@@ -36,8 +36,9 @@ def test_lease_set2_verifies_and_lists_x25519_then_elgamal(identity):
     assert [t for t, _ in private_keys] == [4, 0]
     assert [len(k) for _, k in private_keys] == [32, 256]
     public = {k.crypto_type: k.key for k in lease_set.encryption_keys}
-    for key in identity.keys.encryption_keys:
+    for key in identity.encryption_keys:
         assert public[key.crypto_type] == key.public
+    assert public[CryptoType.ELGAMAL] == identity.keys.destination.encryption_public_key
 
 
 def test_create_lease_set2_message_walks_the_real_lease_set(identity):
@@ -57,3 +58,16 @@ def test_empty_lease_list_still_gives_a_valid_expiry(identity):
     raw, _ = identity.lease_set2((), 10**12)
     lease_set = LeaseSet2.from_bytes(raw)
     assert lease_set.expires > lease_set.published
+
+
+def test_each_session_gets_a_fresh_x25519_key_and_keeps_the_elgamal_key():
+    identity = KeysIdentity(PrivateKeys.generate())
+    identity.new_session()
+    first = identity.encryption_keys
+    identity.new_session()
+    second = identity.encryption_keys
+    assert first[0].crypto_type == second[0].crypto_type == CryptoType.X25519
+    assert first[0].private != second[0].private
+    assert first[1] == second[1] == identity.keys.elgamal
+    _, private_keys = identity.lease_set2((), 10**12)
+    assert private_keys[0] == (4, second[0].private)

@@ -23,6 +23,10 @@ class FakeIdentity:
     def __init__(self) -> None:
         self.signed: list[bytes] = []
         self.lease_requests: list[tuple[tuple[m.RequestedLease, ...], int]] = []
+        self.sessions = 0
+
+    def new_session(self) -> None:
+        self.sessions += 1
 
     def sign(self, data: bytes) -> bytes:
         self.signed.append(data)
@@ -64,6 +68,7 @@ def test_handshake_starts_with_protocol_byte_then_get_date():
     session.connect(NOW)
     data = session.data_to_send()
     assert data[:1] == b"\x2a"
+    assert session.identity.sessions == 1  # per-session keys were chosen first
     assert m.FrameDecoder().feed(data[1:])[0].decode() == m.GetDate(m.CLIENT_VERSION)
     assert session.state is State.HANDSHAKE
 
