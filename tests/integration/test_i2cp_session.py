@@ -82,6 +82,8 @@ async def test_host_lookup_by_hash_and_by_name(testnet):
     client = make_client(testnet, PrivateKeys.generate())
     await client.start(timeout=90)
     try:
+        # Lookups leave through an outbound tunnel: before one exists i2pd answers "not found".
+        await client.wait_published(60)
         eepsite = Destination.from_base64(testnet.eepsite.destination)
         by_hash = await client.lookup(hash=eepsite.hash, timeout=20)
         assert by_hash == eepsite.to_bytes()
