@@ -238,6 +238,7 @@ class _RunProcess:
 
     def __init__(self, router_url: str, data_dir: Path) -> None:
         self.http, self.socks = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
+        data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = data_dir / "run.log"
         self.argv = [sys.executable, "-m", "i2proxy", "--log-json", "run", "--router",
                      router_url, "--http", self.http, "--socks", self.socks,
@@ -314,3 +315,39 @@ def test_running_proxy_fetches_its_subscription_and_serves_the_new_names(testnet
         feed_path.unlink(missing_ok=True)
     state = AddressBook.open(data_dir).subscription_state(url)
     assert state["etag"] and state["failures"] == 0
+
+
+async def test_address_helper_save_goes_to_the_local_book_on_disk(testnet, tmp_path):
+    """The HTTP proxy's address-helper "save" writes through AddressBook.add into local.txt: the
+    name survives a restart and the CLI sees it in the local book."""
+    import re
+
+    import aiohttp
+
+    eep = testnet.eepsite
+    name = f"helped-{uuid.uuid4().hex[:8]}.i2p"
+    data_dir = tmp_path / "data"
+    router = _router_for_client(testnet)
+    proxy = _RunProcess(f"i2cp://{router.i2cp}", data_dir)
+    proxy.start()
+    try:
+        via = f"http://{proxy.http}"
+        async with aiohttp.ClientSession() as session:
+            url = f"http://{name}/?i2paddresshelper={eep.destination}"
+            async with session.get(url, proxy=via) as resp:
+                assert resp.status == 200
+                page = await resp.text()
+            form = {
+                "host": name,
+                "dest": re.search(r'name=dest value="([^"]+)"', page).group(1),
+                "url": f"http://{name}/",
+                "token": re.search(r'name=token value="([^"]+)"', page).group(1),
+                "choice": "save",
+            }
+            async with session.post("http://proxy.i2p/add", data=form, proxy=via) as resp:
+                assert resp.status == 200
+                assert "i2proxy demo eepsite" in await resp.text()
+    finally:
+        assert proxy.stop() == 0
+    assert AddressBook.open(data_dir).lookup_entry(name) == ("local", eep.destination)
+    assert name in (data_dir / "addressbook" / "local.txt").read_text()
