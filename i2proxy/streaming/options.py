@@ -29,8 +29,9 @@ class StreamingOptions:
     connect_delay: float = 0.2
     #: Give up on an outgoing connection when no answer to the SYN came within this time.
     connect_timeout: float = 60.0
-    #: Retransmission timeout before any RTT sample (RFC 6298 says 1 s; I2P tunnels are slower).
-    initial_rto: float = 9.0
+    #: Retransmission timeout before any RTT sample (RFC 6298 says 1 s; I2P tunnels are slower;
+    #: Java and i2pd use 9 s, which makes a lost first SYN cost 9 s).
+    initial_rto: float = 3.0
     #: Lower bound of the retransmission timeout (Java's MIN_RESEND_DELAY).
     min_rto: float = 0.1
     #: Upper bound of the retransmission timeout, also after backoff (Java's MAX_RESEND_DELAY).
