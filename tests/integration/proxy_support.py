@@ -42,6 +42,7 @@ class ProxyProcess:
         self.data_dir = data_dir
         self.http = f"127.0.0.1:{free_port()}"
         self.socks = f"127.0.0.1:{free_port()}"
+        self.mixed = f"127.0.0.1:{free_port()}"
         self.extra = list(extra)
         self.log_path = data_dir / "i2proxy.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -59,6 +60,8 @@ class ProxyProcess:
             self.http,
             "--socks",
             self.socks,
+            "--mixed",
+            self.mixed,
             "--data-dir",
             str(self.data_dir),
             *self.extra,

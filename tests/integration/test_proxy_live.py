@@ -287,6 +287,12 @@ async def test_python_socks_reaches_eepsite_and_own_site(proxy_run, testnet, own
         assert b'"headers"' in data
 
 
+@pytest.mark.parametrize("proxy_type", [ProxyType.SOCKS5, ProxyType.SOCKS4, ProxyType.HTTP])
+async def test_mixed_port_serves_socks5_socks4a_and_http_connect(proxy_run, proxy_type):
+    data = await _socks_get(proxy_run, proxy_type, "eepsite.i2p", socks=proxy_run.mixed)
+    assert b'"headers"' in data
+
+
 async def test_aiohttp_keep_alive_through_the_http_proxy(proxy_run, own_site):
     connector = aiohttp.TCPConnector(limit=1)
     async with aiohttp.ClientSession(connector=connector) as session:
