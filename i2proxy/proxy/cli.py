@@ -153,15 +153,10 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     server = ProxyServer(config, dialer, book)
-    try:
-        await dialer.start()
-    except NoRouterFound as exc:
-        # Auto-detection found no router at all: say how to enable one instead of waiting.
-        print(f"i2proxy: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        # Keep serving: the dialer reconnects, and clients get "router unavailable" meanwhile.
-        log.warning("router not reachable yet", router=config.router, error=repr(exc))
+    # The router is connected in the background: the proxy listens (and its health page answers)
+    # meanwhile, and SIGTERM is honoured even while the router is unreachable (a container
+    # stopped during start-up, a router started after the proxy).
+    starting = asyncio.ensure_future(dialer.start())
     try:
         await server.start()
     except OSError as exc:
@@ -169,6 +164,24 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
         await server.close(grace=0)
         await dialer.close()
         return 1
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await starting
+    elif isinstance(starting.exception(), NoRouterFound):
+        # Auto-detection found no router at all: say how to enable one instead of waiting.
+        print(f"i2proxy: {starting.exception()}", file=sys.stderr)
+        await server.close(grace=0)
+        await dialer.close()
+        return 2
+    elif starting.exception() is not None:
+        # Keep serving: the dialer reconnects, and clients get "router unavailable" meanwhile.
+        log.warning(
+            "router not reachable yet", router=config.router, error=repr(starting.exception())
+        )
     subscriptions = None
     if book is not None:
         from i2proxy.naming.subscriptions import start_subscriptions
