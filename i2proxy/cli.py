@@ -15,6 +15,7 @@ COMMAND_MODULES: list[str] = [
     "i2proxy.naming.cli",
     "i2proxy.i2p.cli",
     "i2proxy.testnet.cli",
+    "i2proxy.deploy.cli",
 ]
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,3 +164,134 @@ def test_image_ships_no_build_tools(docker: Docker, image: dict) -> None:
         "python3 -c 'import i2proxy, aiohttp, cryptography, structlog, python_socks'",
     )
     assert probe.stdout.strip() == "0", probe.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll until ``predicate()``; returns the seconds it took."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{what} not within {timeout} s")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def log_events(docker: Docker, name: str) -> list[dict[str, object]]:
+    """The container's log lines, each parsed as JSON (every line must be JSON)."""
+    result = docker("logs", name)
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    return [json.loads(line) for line in lines]
+
+
+def stop_timed(docker: Docker, name: str, grace: int) -> tuple[float, int]:
+    started = time.monotonic()
+    docker("stop", "--time", str(grace), name, timeout=grace + 60)
+    elapsed = time.monotonic() - started
+    state = docker.inspect(name)["State"]
+    return elapsed, int(state["ExitCode"])
+
+
+def test_image_refuses_to_listen_on_the_lan_without_users(docker: Docker, image: dict) -> None:
+    """The LAN defaults (0.0.0.0) with no users or allow-list: the container exits, clearly."""
+    result = docker("run", "--rm", "--network", "none", IMAGE, check=False, timeout=60)
+    assert result.returncode == 2
+    assert "reachable from other machines" in result.stderr
+
+
+def test_lan_defaults_with_users_run_healthy_and_stop_cleanly(docker: Docker, image: dict) -> None:
+    """Defaults (0.0.0.0 listeners) plus users, in a namespace of its own: Docker's HEALTHCHECK
+    turns healthy, ``docker stop`` is a clean, prompt exit 0, every log line is JSON."""
+    name = docker.name("lan")
+    docker(
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--network",
+        "none",  # only loopback inside: the LAN defaults cannot reach anything here
+        "--env",
+        "I2PROXY_USERS=alice:lan-secret",
+        "--health-interval",
+        "1s",
+        "--health-start-period",
+        "30s",
+        IMAGE,
+    )
+    took = wait_for(
+        lambda: docker.inspect(name)["State"].get("Health", {}).get("Status") == "healthy",
+        90,
+        "healthy",
+    )
+    print(f"\nhealthy after {took:.1f} s")
+    health = docker.inspect(name)["State"]["Health"]
+    assert health["Log"][-1]["ExitCode"] == 0
+    assert health["Log"][-1]["Output"].startswith("healthy: 127.0.0.1:4444 answered 200")
+    elapsed, code = stop_timed(docker, name, grace=20)
+    print(f"docker stop took {elapsed:.2f} s")
+    assert code == 0
+    assert elapsed < 10
+    events = [event["event"] for event in log_events(docker, name)]
+    assert "i2proxy ready" in events
+    assert events[-2:] == ["shutting down", "stopped"]
+
+
+def test_published_proxy_requires_credentials(docker: Docker, image: dict) -> None:
+    """On the host network (loopback ports only): no credentials, wrong ones → 407 / SOCKS
+    refusal; right ones → the proxy's own page."""
+    name = docker.name("auth")
+    http, socks = free_port(), free_port()
+    docker(
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "--env",
+        f"I2PROXY_HTTP_LISTEN=127.0.0.1:{http}",
+        "--env",
+        f"I2PROXY_SOCKS_LISTEN=127.0.0.1:{socks}",
+        "--env",
+        f"I2PROXY_ROUTER=i2cp://127.0.0.1:{free_port()}",  # no router needed for this
+        "--env",
+        "I2PROXY_USERS=alice:s3cret",
+        IMAGE,
+    )
+    wait_for(lambda: port_open(http), 60, "HTTP port open")
+
+    def curl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["curl", "--silent", "--max-time", "20", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    status = ["--output", "/dev/null", "--write-out", "%{http_code}"]
+    proxy = f"http://127.0.0.1:{http}"
+    assert curl(*status, "--proxy", proxy, "http://proxy.i2p/").stdout == "407"
+    wrong = curl(*status, "--proxy", proxy, "--proxy-user", "alice:nope", "http://proxy.i2p/")
+    assert wrong.stdout == "407"
+    page = curl("--proxy", proxy, "--proxy-user", "alice:s3cret", "http://proxy.i2p/")
+    assert "i2proxy is running" in page.stdout
+    socks_url = f"socks5h://127.0.0.1:{socks}"
+    refused = curl(*status, "--proxy", socks_url, "http://proxy.i2p/")
+    assert refused.returncode != 0  # curl: the SOCKS5 server wants authentication
+    bad = curl(*status, "--proxy", socks_url, "--proxy-user", "alice:nope", "http://proxy.i2p/")
+    assert bad.returncode != 0
+    elapsed, code = stop_timed(docker, name, grace=20)
+    assert code == 0 and elapsed < 10
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
