@@ -7,8 +7,10 @@ use the host network and listen on loopback only; nothing here reaches beyond 12
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -295,3 +298,162 @@ def port_open(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+# -- end to end: the containerised proxy on the private I2P network ------------------------------
+
+#: Router backends of ``i2proxy run`` present in this tree (SAM joins when its dialer lands).
+BACKENDS = ["i2cp"] + (["sam"] if importlib.util.find_spec("i2proxy.dialer.sam") else [])
+MARKER = "Hello from the private I2P network"
+
+
+@dataclass
+class ProxyContainer:
+    """One ``i2proxy run`` container on the host network (loopback ports) with a /data volume."""
+
+    docker: Docker
+    name: str
+    http: int
+    socks: int
+    user: str
+    password: str
+
+    @classmethod
+    def run(cls, docker: Docker, volume: str, router_url: str, password: str) -> ProxyContainer:
+        proxy = cls(docker, docker.name("e2e"), free_port(), free_port(), "alice", password)
+        docker(
+            "run",
+            "--detach",
+            "--name",
+            proxy.name,
+            "--network",
+            "host",
+            "--volume",
+            f"{volume}:/data",
+            "--env",
+            f"I2PROXY_HTTP_LISTEN=127.0.0.1:{proxy.http}",
+            "--env",
+            f"I2PROXY_SOCKS_LISTEN=127.0.0.1:{proxy.socks}",
+            "--env",
+            f"I2PROXY_ROUTER={router_url}",
+            "--env",
+            f"I2PROXY_USERS={proxy.user}:{password}",
+            # The client destination lives with the container, not on the volume: a router
+            # keeps its routing path to a destination for ~2 min, so a restarted proxy with the
+            # same destination gets no replies from recent peers meanwhile (see docs/DOCKER.md).
+            "--env",
+            "I2PROXY_KEYS_FILE=/tmp/client-destination.keys",
+            IMAGE,
+        )
+        return proxy
+
+    def curl(
+        self, *args: str, credentials: bool = True, socks: bool = False, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
+        proxy = f"socks5h://127.0.0.1:{self.socks}" if socks else f"http://127.0.0.1:{self.http}"
+        auth = ["--proxy-user", f"{self.user}:{self.password}"] if credentials else []
+        return subprocess.run(
+            ["curl", "--silent", "--max-time", str(timeout), "--proxy", proxy, *auth, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout + 10,
+        )
+
+    def fetch_until(self, url: str, timeout: float = 180) -> float:
+        """First contact with a destination waits for its LeaseSet: retry until the page shows."""
+        started = time.monotonic()
+        last = None
+        while time.monotonic() - started < timeout:
+            last = self.curl(url)
+            if last.returncode == 0 and MARKER in last.stdout:
+                return time.monotonic() - started
+            time.sleep(1)
+        raise AssertionError(f"{url} never showed the demo page: {last}\n{self.events()[-10:]}")
+
+    def events(self) -> list[dict[str, object]]:
+        return log_events(self.docker, self.name)
+
+
+def assert_clean_shutdown(events: list[dict[str, object]]) -> None:
+    """The run ended with 'shutting down' ... 'stopped' and logged no error on the way."""
+    names = [event["event"] for event in events]
+    assert names[-1] == "stopped", names[-5:]
+    last = len(names) - 1 - names[::-1].index("shutting down")
+    errors = [e for e in events[last:] if e.get("level") in ("error", "critical")]
+    assert not errors, errors
+
+
+@pytest.fixture
+def data_volume(docker: Docker) -> Iterator[str]:
+    name = f"i2proxy-test-data-{uuid.uuid4().hex[:8]}"
+    docker("volume", "create", name)
+    yield name
+    docker("volume", "rm", "--force", name, check=False)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_containerised_proxy_on_the_private_network(
+    docker: Docker, image: dict, testnet, data_volume: str, backend: str
+) -> None:
+    """curl fetches the demo eepsite through the container with credentials; without them it is
+    refused; a name saved through the address helper survives ``docker stop`` (clean, prompt)
+    and a new container on the same volume (an upgrade)."""
+    router = testnet.routers[0]
+    router_url = f"i2cp://{router.i2cp}" if backend == "i2cp" else f"sam://{router.sam}"
+    password = "e2e-" + uuid.uuid4().hex[:12]
+    started = time.monotonic()
+    proxy = ProxyContainer.run(docker, data_volume, router_url, password)
+    eepsite = f"http://{testnet.eepsite.b32}/"
+    retries = proxy.fetch_until(eepsite)
+    print(f"\n[{backend}] eepsite fetched {time.monotonic() - started:.1f} s after docker run")
+    print(f"[{backend}] ({retries:.1f} s of them retrying while the router session came up)")
+
+    # Without credentials: refused by the HTTP proxy (407) and by the SOCKS5 handshake.
+    status = ["--output", "/dev/null", "--write-out", "%{http_code}"]
+    assert proxy.curl(*status, eepsite, credentials=False).stdout == "407"
+    refused = proxy.curl(eepsite, credentials=False, socks=True)
+    assert refused.returncode != 0 and MARKER not in refused.stdout
+    assert MARKER in proxy.curl(eepsite, socks=True).stdout
+
+    # Save a name through the address helper (the proxy's confirmation form, choice "save").
+    helper = proxy.curl(f"http://demo-site.i2p/?i2paddresshelper={testnet.eepsite.destination}")
+    assert helper.returncode == 0, helper
+    form = {
+        key: re.search(rf'name={key} value="([^"]*)"', helper.stdout).group(1)
+        for key in ("host", "dest", "url", "token")
+    }
+    body = urlencode({**form, "choice": "save"})
+    saved = proxy.curl("--location", "--data", body, "http://proxy.i2p/add")
+    assert MARKER in saved.stdout, saved
+    assert MARKER in proxy.curl("http://demo-site.i2p/").stdout
+
+    elapsed, code = stop_timed(docker, proxy.name, grace=30)
+    print(f"[{backend}] docker stop: {elapsed:.2f} s, exit code {code}")
+    assert code == 0
+    assert elapsed < 15
+    assert_clean_shutdown(proxy.events())
+
+    # The book on the volume has the name (read by a fresh container without network).
+    lookup = docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volume",
+        f"{data_volume}:/data",
+        IMAGE,
+        "addressbook",
+        "lookup",
+        "demo-site.i2p",
+    )
+    assert testnet.eepsite.b32 in lookup.stdout or testnet.eepsite.destination in lookup.stdout
+
+    # A new container on the same volume (what an upgrade does) resolves the saved name.
+    docker("rm", proxy.name)
+    started = time.monotonic()
+    upgraded = ProxyContainer.run(docker, data_volume, router_url, password)
+    upgraded.fetch_until("http://demo-site.i2p/")
+    print(f"[{backend}] new container fetched demo-site.i2p {time.monotonic() - started:.1f} s")
+    elapsed, code = stop_timed(docker, upgraded.name, grace=30)
+    assert code == 0 and elapsed < 15
+    assert_clean_shutdown(upgraded.events())
