@@ -338,11 +338,6 @@ class ProxyContainer:
             f"I2PROXY_ROUTER={router_url}",
             "--env",
             f"I2PROXY_USERS={proxy.user}:{password}",
-            # The client destination lives with the container, not on the volume: a router
-            # keeps its routing path to a destination for ~2 min, so a restarted proxy with the
-            # same destination gets no replies from recent peers meanwhile (see docs/DOCKER.md).
-            "--env",
-            "I2PROXY_KEYS_FILE=/tmp/client-destination.keys",
             IMAGE,
         )
         return proxy
