@@ -52,8 +52,6 @@ SUBSCRIPTIONS_HEADER = (
 )
 #: Entries from which the books are frozen out of GC scans (see ``freeze_if_large``).
 FREEZE_THRESHOLD = 20_000
-#: Books whose names are fixed, in search order before the subscriptions.
-FIXED_BOOKS = ("local", "session", "default")
 
 
 def default_data_dir() -> Path:

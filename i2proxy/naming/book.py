@@ -104,11 +104,6 @@ class Book:
         self._by_hash = None
         self.dirty = False
 
-    def clear(self) -> None:
-        self._entries.clear()
-        self._by_hash = None
-        self.dirty = True
-
     # --- reverse index -------------------------------------------------------------------------
 
     def names_for_hash(self, h: bytes) -> list[str]:
