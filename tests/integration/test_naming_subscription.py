@@ -149,6 +149,17 @@ async def test_feed_from_an_eepsite_is_fetched_over_i2p_with_conditional_get(
         assert fourth.result == "updated", fourth.error
         assert fourth.stats.added == 0 and fourth.stats.unchanged == 2 + SIGNED
 
+        # A feed larger than the cap is refused (and counted as a failure), not merged.
+        big = Path(eep.www_dir) / f"big-{uuid.uuid4().hex}.txt"
+        big.write_bytes(os.urandom(256 * 1024))  # incompressible: gzip cannot hide the size
+        try:
+            manager.max_bytes = 64 * 1024
+            capped = await manager.update_one(f"http://{eep.b32}/files/{big.name}")
+        finally:
+            manager.max_bytes = 16 * 1024 * 1024
+            big.unlink(missing_ok=True)
+        assert capped.result == "failed" and "65536" in capped.error, capped.error
+
         # Hosts outside I2P are refused before anything is sent.
         refused = await manager.update_one("http://example.com/hosts.txt")
         assert refused.result == "failed" and "not an .i2p host" in refused.error
