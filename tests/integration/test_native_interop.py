@@ -20,7 +20,6 @@ from tests.integration.i2cp_support import (
     write_all,
 )
 
-pytest.importorskip("i2proxy.testnet.network", reason="the private test network is not built")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 MB = 1 << 20
@@ -41,7 +40,8 @@ async def test_our_client_to_i2pd_sam_server_10mb_each_way(testnet):
         # i2pd 2.45.1 on the test network logs "Can't publish LeaseSet. Destination is not
         # ready" for new SAM sessions and never retries: nobody can look them up. The same
         # 10 MB each way against i2pd's streaming server runs in the server-tunnel test below.
-        pytest.skip(f"i2pd did not publish its SAM session's LeaseSet: {exc}")
+        # Not our failure, and not silent either: reported as an expected failure with why.
+        pytest.xfail(f"i2pd did not publish its SAM session's LeaseSet: {exc}")
     try:
         async with native_dialer(testnet, CLIENT_ROUTER) as dialer:
             await run_10mb_each_way(sam, dialer, upload, download, size)

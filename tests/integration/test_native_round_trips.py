@@ -22,7 +22,6 @@ from tests.integration.i2cp_support import (
     tunnel_options,
 )
 
-pytest.importorskip("i2proxy.testnet.network", reason="the private test network is not built")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 LINK_DELAY_MS = 50

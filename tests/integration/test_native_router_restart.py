@@ -10,7 +10,6 @@ import pytest
 from i2proxy.dialer.base import DialError, RouterUnavailable
 from tests.integration.i2cp_support import CLIENT_ROUTER, native_dialer
 
-pytest.importorskip("i2proxy.testnet.network", reason="the private test network is not built")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
