@@ -190,7 +190,7 @@ class Connection:
         self._paused_bytes = 0
         self._choke_announced = False
         self._last_heard = now
-        self._pings_unanswered = 0
+        self._keepalive = False
         self._ping_sent_at: float | None = None
         # -- lifecycle
         self._connect_deadline = now + opts.connect_timeout if is_client else None
@@ -323,6 +323,11 @@ class Connection:
             self._ack_now = True
 
     @property
+    def send_closed(self) -> bool:
+        """close() was called: no more application data can be queued."""
+        return self._close_requested
+
+    @property
     def unsent_bytes(self) -> int:
         """Bytes queued but not yet put into a packet."""
         return len(self._send_buf)
@@ -372,7 +377,6 @@ class Connection:
             return
         self.stats.packets_received += 1
         self._last_heard = now
-        self._pings_unanswered = 0
         if self.state is State.CLOSED:
             # Lingering: note ACKs of our CLOSE, re-acknowledge a retransmitted CLOSE.
             if not packet.has(Flag.NO_ACK) and packet.send_stream_id:
@@ -661,13 +665,16 @@ class Connection:
         )
 
     def _on_inactivity(self, now: float) -> None:
-        if self.options.inactivity_action == "disconnect" or self._pings_unanswered >= 2:
+        if self.options.inactivity_action == "disconnect":
             self._queue_reset(now)
             self._die(ResetReason.INACTIVITY, "nothing heard from the peer")
             return
-        self._pings_unanswered += 1
+        # "send": an empty *sequenced* packet, which every implementation must ACK (i2pd does
+        # not answer pings by default). If the peer is gone, it is retransmitted until
+        # max_resends and the connection resets; if not, its ACK proves the peer alive.
         self._last_heard = now
-        self.ping(now)
+        if not self._unacked:
+            self._keepalive = True
 
     # ------------------------------------------------------------------ sending
     def _ready_for_first(self) -> bool:
@@ -892,6 +899,12 @@ class Connection:
             out.append(self._build(seq, payload, control, now))
             if self._peer_choked:
                 break
+        if self._keepalive and not self._unacked and self.state is State.ESTABLISHED:
+            self._keepalive = False
+            seq = self._next_seq
+            self._next_seq += 1
+            self._track(seq, b"", Flag(0), now)
+            out.append(self._build(seq, b"", Flag(0), now))
         return out
 
     def _maybe_finish(self, now: float) -> None:

@@ -132,8 +132,10 @@ class StreamTransport(asyncio.Transport):
         stream = self._stream
         if not data:
             return
-        if self._closing or stream.conn.is_terminated:
-            raise ConnectionResetError("I2P stream is closed")
+        if self._closing or stream.conn.is_terminated or stream.conn.send_closed:
+            # like asyncio's socket transports: writes after close/connection loss are dropped
+            log.debug("streaming.write_after_close", size=len(data))
+            return
         first_pending = stream.conn.state.value == "new"
         stream.conn.send(bytes(data), flush=not (stream.lazy and first_pending))
         if (

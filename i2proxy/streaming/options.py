@@ -48,7 +48,7 @@ class StreamingOptions:
     initial_ack_delay: float = 0.2
     #: Idle time (nothing received) before the inactivity action.
     inactivity_timeout: float = 90.0
-    #: "noop", "disconnect" (reset) or "send" (a ping; reset when two in a row go unanswered).
+    #: "noop", "disconnect" (reset) or "send" (an empty sequenced packet the peer must ACK).
     inactivity_action: str = "send"
     #: Answer ECHO pings from other destinations.
     answer_pings: bool = True

@@ -127,3 +127,9 @@ def test_redirect_rules_skip_the_relays_own_marked_connections():
     rules = render_redirect_rules([Redirect("200::1", 20000, 27000)])
     assert "type nat hook output" in rules
     assert "meta mark != 0x1d2 ip6 daddr 200::1 tcp dport 20000 redirect to :27000" in rules
+
+
+def test_eepsite_tunnel_answers_streaming_pings_explicitly():
+    # i2pd 2.45.1 turns its own default into "1" and then compares with "true"
+    conf = parse(render_eepsite_tunnel(tunnel_length=1, keys_file="e.dat"))["eepsite"]
+    assert conf["i2p.streaming.answerPings"] == "true"
