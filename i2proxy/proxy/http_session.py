@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 log = get_logger("i2proxy.proxy")
 
+#: The answer to a request without valid proxy credentials (RFC 7617).
+PROXY_CHALLENGE = 'Basic realm="i2proxy", charset="UTF-8"'
 #: Request bodies up to this size wait (briefly) to join the head in the first packets.
 SMALL_BODY = 16 * 1024
 
@@ -225,7 +227,7 @@ class HttpSession:
                 return False
             extra: list[tuple[bytes, bytes]] = []
             if error.status == 407:
-                extra = [(b"proxy-authenticate", b'Basic realm="i2proxy", charset="UTF-8"')]
+                extra = [(b"proxy-authenticate", PROXY_CHALLENGE.encode())]
             await self._page(
                 error.status,
                 pages.error_page(error.status, error.title, error.detail),
@@ -579,8 +581,10 @@ class HttpSession:
     async def _connect_failure(self, status: int) -> None:
         """A failed CONNECT gets a status line and nothing else (no HTML to misparse as TLS)."""
         reason = pages.REASONS.get(status, "Error")
+        challenge = f"proxy-authenticate: {PROXY_CHALLENGE}\r\n" if status == 407 else ""
         self.writer.write(
-            f"HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode()
+            f"HTTP/1.1 {status} {reason}\r\n{challenge}"
+            "content-length: 0\r\nconnection: close\r\n\r\n".encode()
         )
         await self.writer.drain()
 

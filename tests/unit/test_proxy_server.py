@@ -631,3 +631,27 @@ async def test_websocket_upgrade_passes_through_the_http_proxy(proxy):
     sent = proxy.dialer.opened[-1].initial_data.lower()
     assert b"connection: upgrade\r\nupgrade: websocket" in sent
     assert b"sec-websocket-key" in sent
+
+
+@pytest.mark.parametrize("proxy", [{"allow": ["127.0.0.2/32"]}], indirect=True)
+async def test_allow_list_admits_its_network_and_closes_on_others(proxy):
+    host, port = proxy.addresses["http"]
+    request = b"GET http://site.i2p/bytes/2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    reader, writer = await asyncio.open_connection(host, port, local_addr=("127.0.0.2", 0))
+    writer.write(request)
+    assert (await asyncio.wait_for(reader.read(-1), 10)).endswith(b"xx")
+    writer.close()
+    try:
+        refused = await raw(proxy, request)  # from 127.0.0.1
+    except ConnectionResetError:
+        refused = b""
+    assert refused == b""
+
+
+@pytest.mark.parametrize("proxy", [{"users": {"alice": "pw"}}], indirect=True)
+async def test_connect_needs_proxy_auth_too(proxy):
+    reply = await raw(proxy, b"CONNECT site.i2p:80 HTTP/1.1\r\nHost: site.i2p:80\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 407 ")
+    assert b'proxy-authenticate: Basic realm="i2proxy"' in reply
+    assert reply.endswith(b"\r\n\r\n")
+    assert proxy.dialer.opened == []
