@@ -43,7 +43,9 @@ def b64decode(text: str) -> bytes:
         except (binascii.Error, UnicodeEncodeError):
             pass
         else:
-            if not _has_spare_bits(text):
+            # Canonical means: encoding the bytes again gives the same text. This also rejects
+            # what strict_mode lets through (padding after a full quad: "AAAA=").
+            if b64encode(raw) == text:
                 return raw
     if not isinstance(text, str):
         raise I2PFormatError(f"base64: expected str, got {type(text).__name__}")
@@ -67,12 +69,6 @@ def b64decode(text: str) -> bytes:
 # Two base32 characters per 10 bits: the stdlib encoder is pure Python in 3.11 and was the
 # largest single cost of computing a b32 address.
 _B32_PAIRS = [_B32_ALPHABET[i >> 5] + _B32_ALPHABET[i & 31] for i in range(1024)]
-
-
-def _has_spare_bits(text: str) -> bool:
-    """True if the bits after the last whole byte are not zero (a non-canonical encoding)."""
-    pad = len(text) - len(text.rstrip("="))
-    return bool(pad) and bool(_B64_VALUES[text[-pad - 1]] & (0x0F if pad == 2 else 0x03))
 
 
 def b32encode(data: bytes) -> str:

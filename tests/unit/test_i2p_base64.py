@@ -35,6 +35,8 @@ def test_base64_pads_like_i2pd():
         ("YR==", "non-zero bits"),
         ("YWJ=", "non-zero bits"),
         ("Y=Q=", "invalid character '='"),
+        ("AAAA=", "not a multiple of 4"),
+        ("AAAA==", "not a multiple of 4"),
     ],
 )
 def test_base64_rejects_malformed_input_precisely(text, message):
