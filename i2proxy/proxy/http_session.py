@@ -43,6 +43,8 @@ log = get_logger("i2proxy.proxy")
 
 #: The answer to a request without valid proxy credentials (RFC 7617).
 PROXY_CHALLENGE = 'Basic realm="i2proxy", charset="UTF-8"'
+#: Bound on a site's response head (many Set-Cookie lines are legitimate; h11's default is 16 KiB).
+MAX_RESPONSE_HEAD = 64 * 1024
 #: Request bodies up to this size wait (briefly) to join the head in the first packets.
 SMALL_BODY = 16 * 1024
 
@@ -408,7 +410,7 @@ class HttpSession:
     @staticmethod
     def _replay(events: list[Any]) -> h11.Connection:
         """A client state that has sent ``events`` again (the bytes are the same)."""
-        client = h11.Connection(h11.CLIENT)
+        client = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
         for event in events:
             client.send(event)
         return client
@@ -431,7 +433,7 @@ class HttpSession:
         self, upstream_request: h11.Request
     ) -> tuple[h11.Connection, bytes, bool]:
         """The upstream request head plus as much of a small body as arrives promptly."""
-        client = h11.Connection(h11.CLIENT)
+        client = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
         self._sent_events: list[Any] = [upstream_request]
         out = bytearray(client.send(upstream_request))
         loop = asyncio.get_running_loop()
@@ -533,6 +535,9 @@ class HttpSession:
                     )
                 continue
             if isinstance(event, h11.Response):
+                if sum(len(n) + len(v) + 4 for n, v in event.headers) > MAX_RESPONSE_HEAD:
+                    # h11 bounds incomplete heads only; one that arrived whole is measured here.
+                    raise HttpError(502, "Bad Gateway", "the site's response head is too large")
                 started = True
                 await self._write(
                     h11.Response(

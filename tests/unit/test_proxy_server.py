@@ -655,3 +655,23 @@ async def test_connect_needs_proxy_auth_too(proxy):
     assert b'proxy-authenticate: Basic realm="i2proxy"' in reply
     assert reply.endswith(b"\r\n\r\n")
     assert proxy.dialer.opened == []
+
+
+async def test_site_response_heads_are_bounded(proxy):
+    huge = b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"p" * 100_000 + b"\r\n\r\n"
+    site, port, _held = await _raw_site(huge)
+    name = "h" * 52 + ".b32.i2p"
+    proxy.dialer.routes[name] = port
+    reply = await raw(
+        proxy, f"GET http://{name}/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    assert reply.startswith(b"HTTP/1.1 502 ")
+    site.close()
+    fine = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + b"Set-Cookie: c=1\r\n" * 1000 + b"\r\nok"
+    site, port, _held = await _raw_site(fine)
+    proxy.dialer.routes[name] = port
+    reply = await raw(
+        proxy, f"GET http://{name}/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"ok")
+    site.close()
