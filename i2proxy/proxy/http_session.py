@@ -119,6 +119,27 @@ class HttpSession:
             data = await asyncio.wait_for(self.reader.read(READ_SIZE), remaining)
             self.conn.receive_data(data)
 
+    async def _next_request(self, first: bool) -> Any:
+        """The next request head: an idle keep-alive connection may wait ``idle_timeout`` for
+        its first byte, but once a head has started it must be complete within
+        ``header_timeout`` (no slow-loris holding a client slot for minutes)."""
+        loop = asyncio.get_running_loop()
+        idle = self.config.header_timeout if first else self.config.idle_timeout
+        deadline = loop.time() + idle
+        head_started = False
+        while True:
+            event = self.conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            if not head_started and self.conn.trailing_data[0]:
+                head_started = True
+                deadline = min(deadline, loop.time() + self.config.header_timeout)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            data = await asyncio.wait_for(self.reader.read(READ_SIZE), remaining)
+            self.conn.receive_data(data)
+
     async def _write(self, *events: Any) -> None:
         for event in events:
             data = self.conn.send(event)
@@ -160,9 +181,8 @@ class HttpSession:
         first = True
         try:
             while True:
-                timeout = self.config.header_timeout if first else self.config.idle_timeout
                 try:
-                    event = await self._next_event(timeout)
+                    event = await self._next_request(first)
                 except TimeoutError:
                     if self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]:
                         return  # idle keep-alive connection: just close
@@ -181,7 +201,7 @@ class HttpSession:
                 first = False
                 self.server.stats.http_requests += 1
                 keep_going = await self._handle_request(event)
-                if not keep_going or self.server._closing:
+                if not keep_going or self.server.closing:
                     return
                 if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
                     self.conn.start_next_cycle()

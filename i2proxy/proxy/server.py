@@ -77,6 +77,11 @@ class ProxyServer:
         self._allow = [ipaddress.ip_network(c, strict=False) for c in config.allow]
         self._closing = False
 
+    @property
+    def closing(self) -> bool:
+        """True once shutdown began: sessions finish their exchange and do not take another."""
+        return self._closing
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:

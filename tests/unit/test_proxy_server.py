@@ -675,3 +675,15 @@ async def test_site_response_heads_are_bounded(proxy):
     )
     assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"ok")
     site.close()
+
+
+@pytest.mark.parametrize("proxy", [{"header_timeout": 0.3, "idle_timeout": 30}], indirect=True)
+async def test_a_started_head_on_a_kept_alive_connection_gets_header_timeout_not_idle(proxy):
+    host, port = proxy.addresses["http"]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"GET http://site.i2p/bytes/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readuntil(b"\r\n\r\nx")
+    writer.write(b"GET http://site.i2p/bytes/1 HTTP/1.1\r\n")  # ... and then nothing
+    reply = await asyncio.wait_for(reader.read(-1), 5)
+    writer.close()
+    assert reply.startswith(b"HTTP/1.1 408 ")
