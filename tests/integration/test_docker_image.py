@@ -383,6 +383,9 @@ def data_volume(docker: Docker) -> Iterator[str]:
     name = f"i2proxy-test-data-{uuid.uuid4().hex[:8]}"
     docker("volume", "create", name)
     yield name
+    users = docker("ps", "--all", "--quiet", "--filter", f"volume={name}").stdout.split()
+    if users:
+        docker("rm", "--force", *users, check=False)
     docker("volume", "rm", "--force", name, check=False)
 
 
