@@ -248,6 +248,10 @@ class SocksHandshake:
         methods = set(buf[2 : 2 + nmethods])
         del buf[: 2 + nmethods]
         wanted = _METHOD_USER_PASS if self.require_auth else _METHOD_NO_AUTH
+        if not self.require_auth and wanted not in methods and _METHOD_USER_PASS in methods:
+            # Clients that always send credentials (Tor Browser uses them to isolate streams)
+            # still work when the proxy has no users: the server accepts any pair.
+            wanted = _METHOD_USER_PASS
         if wanted not in methods:
             reason = (
                 "client does not offer user/password authentication"
@@ -256,7 +260,7 @@ class SocksHandshake:
             )
             return HandshakeFailed(reason, bytes([SOCKS5, _METHOD_NONE_ACCEPTABLE]))
         self._out += bytes([SOCKS5, wanted])
-        self._state = _State.AUTH if self.require_auth else _State.REQUEST
+        self._state = _State.AUTH if wanted == _METHOD_USER_PASS else _State.REQUEST
         return self._step()
 
     def _parse_auth(self) -> Event | None:

@@ -74,7 +74,8 @@ class SocksSession:
                     log.info("socks handshake refused", reason=event.reason)
                     return
                 if isinstance(event, CredentialsReceived):
-                    ok = credentials_ok(self.config.users, event.username, event.password)
+                    users = self.config.users
+                    ok = not users or credentials_ok(users, event.username, event.password)
                     if not ok:
                         self.server.stats.refused += 1
                     more = handshake.accept_credentials(ok)

@@ -687,3 +687,8 @@ async def test_a_started_head_on_a_kept_alive_connection_gets_header_timeout_not
     reply = await asyncio.wait_for(reader.read(-1), 5)
     writer.close()
     assert reply.startswith(b"HTTP/1.1 408 ")
+
+
+async def test_socks5_credentials_are_accepted_when_the_proxy_has_no_users(proxy):
+    data = await socks_get(proxy, ProxyType.SOCKS5, username="isolation", password="tab-1")
+    assert data.startswith(b"HTTP/1.0 200 ")

@@ -187,3 +187,15 @@ def test_fuzz_valid_socks5_requests_round_trip_in_any_split(host, port, split):
     for i in range(0, len(data), split):
         events += hs.receive_data(data[i : i + split])
     assert events == [ConnectRequested(5, host, port, AddressType.DOMAIN)]
+
+
+def test_without_required_auth_a_client_offering_only_user_pass_is_still_served():
+    hs = SocksHandshake(require_auth=False)
+    hs.receive_data(b"\x05\x01\x02")
+    assert hs.data_to_send() == b"\x05\x02"
+    assert hs.receive_data(b"\x01\x01u\x01p") == [CredentialsReceived("u", "p")]
+    hs.accept_credentials(True)
+    assert hs.data_to_send() == b"\x01\x00"
+    hs = SocksHandshake(require_auth=False)
+    hs.receive_data(b"\x05\x02\x00\x02")
+    assert hs.data_to_send() == b"\x05\x00"  # no-auth preferred when offered
