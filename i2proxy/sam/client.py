@@ -165,6 +165,11 @@ async def handshake(
     return protocol.parse_version(reply.params.get("VERSION", ""))
 
 
+def _consume_outcome(future: asyncio.Future[Reply]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class ControlConnection:
     """asyncio adapter for :class:`ControlChannel`: one socket, a reader task, a timer."""
 
@@ -241,6 +246,8 @@ class ControlConnection:
             if self.is_closed:
                 raise SAMUnavailable(f"SAM control socket closed: {self.closed.result()}")
             waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+            # If our caller is cancelled, nobody awaits the waiter: mark its outcome as seen.
+            waiter.add_done_callback(_consume_outcome)
             self._waiters.append(waiter)
             self.channel.send_command(line, self._clock())
             self._flush()
@@ -292,6 +299,9 @@ class ControlConnection:
             reason = f"{type(exc).__name__}: {exc}"
         except asyncio.CancelledError:
             reason = "closed by client"
+        except Exception as exc:  # never leave the session half-dead behind a crashed reader
+            log.exception("sam_control_reader_failed")
+            reason = f"{type(exc).__name__}: {exc}"
         self._fail(reason)
 
     def _dispatch(self) -> None:

@@ -150,3 +150,24 @@ async def test_auto_dialer_with_i2cp_on_uses_the_native_stack(testnet, ports) ->
             writer.close()
     finally:
         await dialer.close()
+
+
+async def test_i2proxy_run_without_any_router_exits_with_the_message(tmp_path) -> None:
+    """The real command, default candidates (127.0.0.1:7654 and :7656 in this namespace)."""
+    import subprocess
+    import sys
+
+    if await probe_i2cp("127.0.0.1", 7654, 1.0) or await probe_sam("127.0.0.1", 7656, 1.0):
+        pytest.skip("a router answers on the default ports of this machine")
+    argv = [sys.executable, "-m", "i2proxy", "run", "--http", "127.0.0.1:0", "--socks", ""]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*argv, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "No I2P router answered on I2CP 127.0.0.1:7654, SAM 127.0.0.1:7656" in done.stderr
+    assert "[i2cp]" in done.stderr and "enabled = true" in done.stderr
