@@ -458,18 +458,14 @@ class Connection:
             self.congestion.on_packet_acked(now)
             if seq == self._close_seq:
                 self._close_acked = True
-            if seq == 0 and self.state is State.SYN_SENT:
-                pass  # the SYN reply itself establishes the connection, not the ACK
         if progressed:
             self._resend_queue = [s for s in self._resend_queue if s in self._unacked]
             self._rto_deadline = now + self.rtt.rto if self._unacked else None
 
     def _process_sequenced(self, packet: Packet, now: float) -> None:
         seq = packet.sequence_num
-        if packet.is_syn and self.is_client:
-            self._on_syn_reply(packet, now)
-            if self.state is State.RESET:
-                return
+        if packet.is_syn and self.is_client and not self._on_syn_reply(packet, now):
+            return
         if seq < self._recv_next or seq in self._ooo:
             self.stats.duplicates += 1
             self._ack_now = True
@@ -522,21 +518,23 @@ class Connection:
             delay = min(delay, max(0.002, self.rtt.srtt / 4))
         return delay
 
-    def _on_syn_reply(self, packet: Packet, now: float) -> None:
+    def _on_syn_reply(self, packet: Packet, now: float) -> bool:
+        """Handle the peer's SYN reply; False when the packet must go no further."""
         if packet.sequence_num != 0:
             self.stats.invalid_packets += 1
-            return
+            return False
         empty = not packet.payload and not packet.has(Flag.CLOSE)
         if self._seq0_skipped and not empty:
+            self._queue_reset(now)
             self._die(
                 ResetReason.PRE_ACK_DATA_LOST,
                 "the SYN reply we assumed empty arrived late carrying data",
             )
-            self._queue_reset(now)
-            return
+            return False
         if self.profile_in.syn_reply_empty is not False:
             self.profile_in.syn_reply_empty = empty
         self._establish()
+        return True
 
     def _establish(self) -> None:
         if self.state in (State.NEW, State.SYN_SENT, State.SYN_RECEIVED):

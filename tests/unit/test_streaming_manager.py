@@ -214,3 +214,26 @@ async def test_handler_exception_aborts_only_that_stream():
     server.listen(echo_upper)
     reader, _writer = await client.open_stream(keys(1).destination, 0, b"ok\n", timeout=5)
     assert await asyncio.wait_for(reader.read(), 5) == b"OK\n"
+
+
+async def test_slow_reader_chokes_the_sender_and_loses_nothing():
+    wire = Wire(delay=0.005)
+    small = StreamingOptions(receive_buffer=64 * 1024)
+    client, server = wire.manager(0, small), wire.manager(1, small)
+    payload = bytes(range(256)) * 8192  # 2 MiB
+
+    async def flood(reader, writer):
+        writer.write(payload)
+        await writer.drain()
+        writer.close()
+
+    server.listen(flood)
+    reader, writer = await client.open_stream(keys(1).destination, 0, b"go", timeout=5)
+    await asyncio.sleep(0.5)  # do not read: the StreamReader pauses, we choke the server
+    conn = writer.get_extra_info("connection")
+    assert not writer.transport.is_reading()
+    assert conn._paused
+    received = await asyncio.wait_for(reader.read(), 30)
+    assert received == payload
+    choked = [decode(p) for who, p in wire.sent if who == keys(0).destination.hash]
+    assert any(p.choke for p in choked)

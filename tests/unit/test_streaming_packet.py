@@ -6,6 +6,8 @@ import contextlib
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from i2proxy.streaming.packet import (
     MIN_HEADER_SIZE,
@@ -144,3 +146,37 @@ def test_random_garbage_never_raises_anything_but_packet_error():
         blob = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 80)))
         with contextlib.suppress(PacketError):
             decode(blob)
+
+
+u32 = st.integers(0, 0xFFFFFFFF)
+
+
+@given(
+    ids=st.tuples(u32, u32, u32, u32),
+    nacks=st.lists(u32, max_size=20),
+    resend_delay=st.integers(0, 255),
+    control=st.sampled_from([Flag(0), Flag.ECHO, Flag.NO_ACK, Flag.PROFILE_INTERACTIVE]),
+    delay=st.none() | st.integers(0, 0xFFFF),
+    mps=st.none() | st.integers(1, 0xFFFF),
+    payload=st.binary(max_size=300),
+)
+def test_any_unsigned_packet_round_trips(ids, nacks, resend_delay, control, delay, mps, payload):
+    p = Packet(
+        *ids,
+        nacks=tuple(nacks),
+        resend_delay=resend_delay,
+        flags=control,
+        delay_requested=delay,
+        max_packet_size=mps,
+        payload=payload,
+    )
+    q = decode(encode(p))
+    assert (q.send_stream_id, q.receive_stream_id, q.sequence_num, q.ack_through) == ids
+    assert (q.nacks, q.resend_delay, q.delay_requested, q.max_packet_size, q.payload) == (
+        tuple(nacks),
+        resend_delay,
+        delay,
+        mps,
+        payload,
+    )
+    assert q.flags & ~(Flag.DELAY_REQUESTED | Flag.MAX_PACKET_SIZE_INCLUDED) == control
