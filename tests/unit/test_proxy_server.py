@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import re
 
 import aiohttp
@@ -692,3 +693,23 @@ async def test_a_started_head_on_a_kept_alive_connection_gets_header_timeout_not
 async def test_socks5_credentials_are_accepted_when_the_proxy_has_no_users(proxy):
     data = await socks_get(proxy, ProxyType.SOCKS5, username="isolation", password="tab-1")
     assert data.startswith(b"HTTP/1.0 200 ")
+
+
+async def test_close_stops_accepting_and_ends_running_transfers_after_the_grace_period(proxy):
+    host, port = proxy.addresses["http"]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"GET http://site.i2p/bytes/500000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readexactly(1000)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await proxy.close(grace=0.5)
+    assert loop.time() - started < 3
+    with pytest.raises(OSError):
+        await asyncio.open_connection(host, port)  # no longer accepting
+    rest = b""
+    with contextlib.suppress(ConnectionError):
+        while chunk := await asyncio.wait_for(reader.read(1 << 20), 5):
+            rest += chunk
+    assert len(rest) < 500_000_000  # cut, not completed
+    assert proxy.stats.clients == 0
+    writer.close()
