@@ -58,8 +58,9 @@ class StreamingOptions:
     send_buffer: int = 256 * 1024
     #: Send the speculative "pre-ACK" right after our SYN (one round trip against i2pd).
     pre_ack: bool = True
-    #: How long a connection waits for a missing SYN reply after a pre-ACK before deciding.
-    pre_ack_guard: float = 3.0
+    #: How long a connection waits for a missing SYN reply after a pre-ACK before deciding:
+    #: longer than Java's initial RTO (9 s), so a peer that did not count the pre-ACK resends it.
+    pre_ack_guard: float = 10.0
 
     def with_overrides(self, **changes: Any) -> StreamingOptions:
         return replace(self, **changes)

@@ -224,3 +224,35 @@ def test_empty_syn_gets_an_immediate_syn_reply_so_a_waiting_client_can_send():
     conn = client.connect(server, 0.0)
     sim.run(lambda: conn.state is State.ESTABLISHED, max_time=10)
     assert sim.now == pytest.approx(2 * ONE_WAY)
+
+
+def test_peer_that_did_not_count_the_pre_ack_resends_its_lost_syn_reply_within_the_guard():
+    """A peer with a 9 s initial RTO that did not count the pre-ACK: our ACK of its later packet
+    (NACKing 0) gives it an RTT sample, so it resends the lost SYN reply after a few round
+    trips, well inside the guard, and the answer arrives whole and in order."""
+    client = Endpoint("client", 0)
+    server = Endpoint("server", 1, StreamingOptions(initial_rto=9.0, connect_delay=0.0))
+    sim = Simulation(
+        client,
+        server,
+        Link(delay=ONE_WAY),
+        Link(delay=ONE_WAY, drop=lambda i, p: i == 0 and p.is_syn),
+    )
+
+    def on_event(conn, event, now):
+        if isinstance(event, DataReceived) and not conn.stats.bytes_sent:
+            conn.send(b"first part, in the SYN reply / ")
+            server_conns.append(conn)
+
+    server_conns: list = []
+    server.on_event = on_event
+    conn = client.connect(server, 0.0, REQUEST)
+    sim.run(lambda: bool(server_conns), max_time=5)
+    server_conns[0].send(b"second part")
+    server_conns[0].close()
+    sim.run(lambda: ended(client, conn) or conn.is_terminated, max_time=60)
+    assert bytes(client.received[conn.local_stream_id]) == (
+        b"first part, in the SYN reply / second part"
+    )
+    assert sim.now < 1.0
+    assert conn.stats.duplicates == 0 and not conn._seq0_skipped
