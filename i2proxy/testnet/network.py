@@ -408,6 +408,14 @@ class Network:
                 self._check_alive(router.index)
                 remaining()
                 await asyncio.sleep(0.1)
+        # 1b. Every router knows every floodfill (the seeded netDb was loaded).
+        for router in status.routers:
+            needed = sum(r.floodfill for r in status.routers) - int(router.floodfill)
+            assert router.webconsole is not None
+            while await known_floodfills(router.webconsole) < needed:
+                self._check_alive(router.index)
+                remaining()
+                await asyncio.sleep(0.2)
         # 2. The eepsite's router has exploratory tunnels: add the eepsite's server tunnel.
         await self._add_eepsite_tunnel(status, deadline)
         # 3. The eepsite resolves on every other non-floodfill router: floodfills known, client
@@ -615,17 +623,30 @@ async def lookup_from(status: TestnetStatus, router: int, name: str) -> str | No
     return await naming_lookup(*status.routers[router].sam_host_port, name)
 
 
-async def exploratory_tunnels_ready(webconsole: str) -> bool:
-    """True when i2pd's web console lists established exploratory inbound and outbound tunnels."""
+async def _console_page(webconsole: str, query: str = "") -> str | None:
     try:
         async with (
             aiohttp.ClientSession() as session,
             session.get(
-                f"http://{webconsole}/?page=tunnels", timeout=aiohttp.ClientTimeout(total=5)
+                f"http://{webconsole}/{query}", timeout=aiohttp.ClientTimeout(total=5)
             ) as response,
         ):
-            page = await response.text()
+            return await response.text()
     except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
+async def known_floodfills(webconsole: str) -> int:
+    """How many floodfills the router's netDb holds (i2pd's web console, main page)."""
+    page = await _console_page(webconsole)
+    match = re.search(r"Floodfills:</b>\s*(\d+)", page or "")
+    return int(match.group(1)) if match else -1
+
+
+async def exploratory_tunnels_ready(webconsole: str) -> bool:
+    """True when i2pd's web console lists established exploratory inbound and outbound tunnels."""
+    page = await _console_page(webconsole, "?page=tunnels")
+    if page is None:
         return False
     inbound, _, outbound = page.partition("Outbound tunnels:")
     marker = "established (exploratory)"
