@@ -5,7 +5,7 @@ import contextlib
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from i2proxy.i2p.base64 import b32decode, b32encode, b64decode, b64encode
@@ -51,6 +51,7 @@ def test_base64_error_names_the_offset():
     assert "offset 4" in str(info.value)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=600))
 def test_base64_round_trip(data):
     assert b64decode(b64encode(data)) == data
@@ -76,11 +77,13 @@ def test_base32_rejects_malformed_input_precisely(text, message):
         b32decode(text)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=100))
 def test_base32_round_trip(data):
     assert b32decode(b32encode(data)) == data
 
 
+@settings(deadline=None)
 @given(st.text(max_size=20))
 def test_decoders_raise_only_format_errors(text):
     for decode in (b64decode, b32decode):
@@ -88,6 +91,7 @@ def test_decoders_raise_only_format_errors(text):
             decode(text)
 
 
+@settings(deadline=None)
 @given(st.text(alphabet="AQgw-~+/=Ya \n", max_size=16))
 def test_base64_accepts_exactly_the_canonical_encodings(text):
     """Reference: a string is valid iff it is what encoding its bytes gives back."""

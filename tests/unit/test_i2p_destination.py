@@ -5,7 +5,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from i2proxy.i2p.base64 import b64decode
@@ -156,6 +156,7 @@ def destinations(draw):
     )
 
 
+@settings(deadline=None)
 @given(destinations())
 def test_destination_round_trip(dest):
     raw = dest.to_bytes()
@@ -164,12 +165,14 @@ def test_destination_round_trip(dest):
     assert len(dest.b32) == 52 + len(".b32.i2p")
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=450))
 def test_random_bytes_raise_only_format_errors(data):
     with contextlib.suppress(I2PFormatError):
         Destination.from_bytes(data)
 
 
+@settings(deadline=None)
 @given(st.sampled_from(list(SigType)), st.sampled_from(list(CryptoType)), st.binary(max_size=8))
 def test_certificate_round_trip_or_precise_error(sig, crypto, excess):
     cert = Certificate.key(sig, crypto, excess)

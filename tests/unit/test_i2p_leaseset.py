@@ -198,13 +198,14 @@ def test_leaseset2_round_trip(keys, lease_list, published, lifetime, props):
     assert parsed.verify()
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=600))
 def test_random_bytes_raise_only_format_errors(data):
     with contextlib.suppress(I2PFormatError):
         LeaseSet2.from_bytes(data)
 
 
+@settings(deadline=None)
 @given(leases)
 def test_lease2_round_trip(lease):
     raw = lease.to_bytes()

@@ -3,7 +3,7 @@
 import contextlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from i2proxy.i2p.errors import I2PFormatError, TruncatedError
@@ -61,6 +61,7 @@ def test_strings_longer_than_255_bytes_cannot_be_encoded():
 keys = st.text(min_size=1, max_size=40).filter(lambda s: len(s.encode()) <= 255)
 
 
+@settings(deadline=None)
 @given(st.dictionaries(keys, keys, max_size=8))
 def test_mapping_round_trip(options):
     raw = encode_mapping(options)
@@ -68,6 +69,7 @@ def test_mapping_round_trip(options):
     assert list(Mapping.parse(raw)[0]) == sorted(options)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=64))
 def test_random_bytes_raise_only_format_errors(data):
     with contextlib.suppress(I2PFormatError):
@@ -81,6 +83,7 @@ def test_date_is_eight_byte_milliseconds():
         Date.parse(b"\x00" * 7)
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=2**64 - 1))
 def test_date_round_trip(millis):
     assert Date.parse(Date(millis).to_bytes())[0] == Date(millis)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from i2proxy.sam import protocol
@@ -204,6 +204,7 @@ sam_keys = st.text(
 )
 
 
+@settings(deadline=None)
 @given(st.dictionaries(sam_keys, sam_values, max_size=8))
 @example({"MESSAGE": 'a "quoted" \\ value', "X": ""})
 def test_built_params_parse_back_to_the_same_mapping(params: dict[str, str]) -> None:
@@ -213,12 +214,14 @@ def test_built_params_parse_back_to_the_same_mapping(params: dict[str, str]) -> 
     assert dict(reply.params) == params
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=300))
 def test_parser_never_fails_with_anything_but_protocol_error(data: bytes) -> None:
     with contextlib.suppress(SAMProtocolError):
         parse_reply(data)
 
 
+@settings(deadline=None)
 @given(st.text(max_size=200))
 def test_param_splitter_raises_only_protocol_error(text: str) -> None:
     with contextlib.suppress(SAMProtocolError):
@@ -228,6 +231,7 @@ def test_param_splitter_raises_only_protocol_error(text: str) -> None:
 # --------------------------------------------------------------------------- line splitting
 
 
+@settings(deadline=None)
 @given(
     st.lists(st.binary(max_size=50).filter(lambda b: b"\n" not in b), max_size=10),
     st.integers(min_value=1, max_value=17),
