@@ -37,6 +37,21 @@ def _merge(book: AddressBook, *lines: str):
     return book.merge_text("\n".join(lines).encode(), into=FEED, now=NOW)
 
 
+def _key_change(action: str, new, new_key, old, old_key) -> str:
+    """A ``changedest``/``adddest`` line for ``site.i2p``.
+
+    ``new_key`` signs it; ``old_key`` (None: no ``oldsig``) counter-signs for ``olddest``.
+    """
+    return sign_line(
+        "site.i2p",
+        new.to_base64(),
+        new_key,
+        old_key=old_key,
+        action=action,
+        olddest=old.to_base64(),
+    )
+
+
 @pytest.mark.parametrize("sig_type", SIG_TYPES, ids=lambda t: t.name)
 def test_signed_add_verifies_for_every_signing_type(sig_type):
     dest, key = new_identity(sig_type)
@@ -98,14 +113,7 @@ def test_changedest_with_valid_oldsig_replaces_the_destination(tmp_path, new_typ
     new, new_key = new_identity(new_type)
     book = _book(tmp_path)
     _merge(book, f"site.i2p={old.to_base64()}")
-    line = sign_line(
-        "site.i2p",
-        new.to_base64(),
-        new_key,
-        old_key=old_key,
-        action="changedest",
-        olddest=old.to_base64(),
-    )
+    line = _key_change("changedest", new, new_key, old, old_key)
     stats = _merge(book, line)
     assert stats.changed == 1, stats
     assert book.lookup("site.i2p") == new
@@ -118,9 +126,7 @@ def test_changedest_without_oldsig_is_refused(tmp_path):
     new, new_key = new_identity()
     book = _book(tmp_path)
     _merge(book, f"site.i2p={old.to_base64()}")
-    line = sign_line(
-        "site.i2p", new.to_base64(), new_key, action="changedest", olddest=old.to_base64()
-    )
+    line = _key_change("changedest", new, new_key, old, None)
     stats = _merge(book, line)
     assert stats.invalid == {"missing-oldsig": 1}
     assert book.lookup("site.i2p") == old
@@ -132,14 +138,7 @@ def test_changedest_with_oldsig_by_a_stranger_is_refused(tmp_path):
     _, stranger_key = new_identity()
     book = _book(tmp_path)
     _merge(book, f"site.i2p={old.to_base64()}")
-    line = sign_line(
-        "site.i2p",
-        new.to_base64(),
-        new_key,
-        old_key=stranger_key,
-        action="changedest",
-        olddest=old.to_base64(),
-    )
+    line = _key_change("changedest", new, new_key, old, stranger_key)
     assert _merge(book, line).invalid == {"bad-inner-signature": 1}
     assert book.lookup("site.i2p") == old
 
@@ -149,14 +148,7 @@ def test_changedest_with_tampered_oldsig_is_refused(tmp_path):
     new, new_key = new_identity()
     book = _book(tmp_path)
     _merge(book, f"site.i2p={old.to_base64()}")
-    line = sign_line(
-        "site.i2p",
-        new.to_base64(),
-        new_key,
-        old_key=old_key,
-        action="changedest",
-        olddest=old.to_base64(),
-    )
+    line = _key_change("changedest", new, new_key, old, old_key)
     # The outer sig covers oldsig, so a changed oldsig breaks the outer signature first.
     assert _merge(book, _tamper(line, "oldsig")).invalid == {"bad-signature": 1}
     assert book.lookup("site.i2p") == old
@@ -168,14 +160,7 @@ def test_changedest_for_a_name_bound_elsewhere_is_a_mismatch(tmp_path):
     new, new_key = new_identity()
     book = _book(tmp_path)
     _merge(book, f"site.i2p={current.to_base64()}")
-    line = sign_line(
-        "site.i2p",
-        new.to_base64(),
-        new_key,
-        old_key=claimed_key,
-        action="changedest",
-        olddest=claimed_old.to_base64(),
-    )
+    line = _key_change("changedest", new, new_key, claimed_old, claimed_key)
     assert _merge(book, line).invalid == {"old-value-mismatch": 1}
     assert book.lookup("site.i2p") == current
 
@@ -201,14 +186,7 @@ def test_adddest_adds_an_alternate_destination(tmp_path):
     new, new_key = new_identity()
     book = _book(tmp_path)
     _merge(book, f"site.i2p={old.to_base64()}")
-    line = sign_line(
-        "site.i2p",
-        new.to_base64(),
-        new_key,
-        old_key=old_key,
-        action="adddest",
-        olddest=old.to_base64(),
-    )
+    line = _key_change("adddest", new, new_key, old, old_key)
     assert _merge(book, line).changed == 1
     assert book.lookup("site.i2p") == old  # the primary stays
     assert book.reverse(new.hash) == "site.i2p"
@@ -310,14 +288,7 @@ def test_signed_change_of_a_shipped_default_name_masks_it(tmp_path):
     book = AddressBook.open(
         tmp_path, subscriptions=[FEED], default_hosts=f"site.i2p={old.to_base64()}\n".encode()
     )
-    line = sign_line(
-        "site.i2p",
-        new.to_base64(),
-        new_key,
-        old_key=old_key,
-        action="changedest",
-        olddest=old.to_base64(),
-    )
+    line = _key_change("changedest", new, new_key, old, old_key)
     assert _merge(book, line).changed == 1
     assert book.lookup_entry("site.i2p") == (FEED, new.to_base64())
     book.save()
