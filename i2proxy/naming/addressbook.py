@@ -24,7 +24,7 @@ from i2proxy.log import get_logger
 from i2proxy.naming import storage
 from i2proxy.naming.book import Book, dest_hash
 from i2proxy.naming.errors import InvalidDestination, NameConflict, ReadOnlyBook, UnknownBook
-from i2proxy.naming.hoststxt import ParseStats, parse_document, split_lines
+from i2proxy.naming.hoststxt import HostsEntry, ParseStats, parse_document, split_lines
 from i2proxy.naming.merge import MergeStats, apply_entry, check_entry
 from i2proxy.naming.names import is_b32_name, is_b33_name, normalize, validate_hostname
 from i2proxy.naming.signing import parse_destination
@@ -614,7 +614,7 @@ class AddressBook:
 
     def apply_checked(
         self,
-        checked: Iterable[tuple[Any, str | None]],
+        checked: Iterable[tuple[HostsEntry, str | None]],
         *,
         into: str,
         stats: MergeStats,
@@ -626,8 +626,7 @@ class AddressBook:
                 self._sync_local()
             for entry, reason in checked:
                 if reason is not None:
-                    stats.invalid[reason] += 1
-                    stats.note(f"{entry.name or '#!'}: {reason}")
+                    stats.record_invalid(entry, reason)
                     continue
                 apply_entry(self, target, entry, stats)
         return stats

@@ -19,7 +19,7 @@ Rules (Java I2P's, with the holes closed; see docs/ADDRESSBOOK.md):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -56,6 +56,12 @@ class MergeStats:
     def note(self, text: str) -> None:
         if len(self.examples) < _MAX_EXAMPLES:
             self.examples.append(text)
+
+    def record_invalid(self, entry: HostsEntry, reason: str) -> None:
+        """Count an entry :func:`check_entry` refused, and note it by name (or its ``name``
+        property on a command-only ``#!`` line)."""
+        self.invalid[reason] += 1
+        self.note(f"{entry.name or (entry.props or {}).get('name', '#!')}: {reason}")
 
     def summary(self) -> dict[str, int]:
         return {
@@ -254,17 +260,3 @@ def _apply_remove(
         else:
             stats.conflicts += 1
             stats.note(f"{name}: {action} refused, the name is in the user's {holder.name} book")
-
-
-def merge_entries(
-    view: BookView, target: Book, entries: Iterable[HostsEntry], stats: MergeStats, *, now: float
-) -> MergeStats:
-    """Check and apply entries in one go (CLI, tests); the async path splits the two phases."""
-    for entry in entries:
-        reason = check_entry(entry, now=now)
-        if reason is not None:
-            stats.invalid[reason] += 1
-            stats.note(f"{entry.name or (entry.props or {}).get('name', '#!')}: {reason}")
-            continue
-        apply_entry(view, target, entry, stats)
-    return stats

@@ -266,6 +266,15 @@ def test_remove_and_removeall_need_the_destination_key(tmp_path):
     assert book.lookup("two.i2p") is None and book.lookup("three.i2p") == b
 
 
+def test_a_refused_command_line_is_noted_by_the_name_it_targets(tmp_path):
+    _, a_key = new_identity()
+    b, _ = new_identity()
+    book = _book(tmp_path)
+    _merge(book, f"three.i2p={b.to_base64()}")
+    forged = sign_line(None, None, a_key, action="remove", name="three.i2p", dest=b.to_base64())
+    assert _merge(book, forged).examples == ["three.i2p: bad-signature"]
+
+
 def test_feed_commands_never_change_the_users_local_book(tmp_path):
     mine, _ = new_identity()
     theirs, their_key = new_identity()
