@@ -100,6 +100,17 @@ def _to_b64(destination: Destination | str) -> str:
     return destination.to_base64()
 
 
+def _book_header(book: Book) -> str:
+    """The comment a saved book file starts with."""
+    return LOCAL_HEADER if book.kind == "local" else f"subscription {book.name}"
+
+
+def _url_list_text(urls: Iterable[str]) -> bytes:
+    """subscriptions.txt: the explanatory header as comments, then one URL a line."""
+    header = "".join(f"# {line}\n" for line in SUBSCRIPTIONS_HEADER.splitlines())
+    return (header + "".join(f"{u}\n" for u in urls)).encode()
+
+
 @dataclass
 class _Snapshot:
     books: list[tuple[Book, Path, str, list[tuple[str, list[str]]]]]
@@ -169,9 +180,7 @@ class AddressBook:
             urls = storage.read_url_list(directory / "subscriptions.txt")
             if urls is None:
                 urls = list(DEFAULT_SUBSCRIPTIONS)
-                header = "".join(f"# {line}\n" for line in SUBSCRIPTIONS_HEADER.splitlines())
-                body = header + "".join(f"{u}\n" for u in urls)
-                storage.atomic_write(directory / "subscriptions.txt", [body.encode()])
+                storage.atomic_write(directory / "subscriptions.txt", [_url_list_text(urls)])
         book = cls(root, subscriptions=urls, default_hosts=default_hosts)
         book._urls_from_file = subscriptions is None
         book._file_sigs["subscriptions.txt"] = book._file_sig(directory / "subscriptions.txt")
@@ -296,8 +305,8 @@ class AddressBook:
             for book in (self.local, *self._subs.values()):
                 path = self._path_of(book)
                 if book.dirty and path is not None:
-                    header = LOCAL_HEADER if book.kind == "local" else f"subscription {book.name}"
-                    books.append((book, path, header, [(n, list(d)) for n, d in book.items()]))
+                    pairs = [(n, list(d)) for n, d in book.items()]
+                    books.append((book, path, _book_header(book), pairs))
                     book.dirty = False
             self._state["default_masked"] = sorted(self._masked)
             state = json.loads(json.dumps(self._state))
@@ -324,8 +333,7 @@ class AddressBook:
         path = self._path_of(book)
         if path is None:
             return
-        header = LOCAL_HEADER if book.kind == "local" else f"subscription {book.name}"
-        storage.write_book(path, list(book.items()), header)
+        storage.write_book(path, list(book.items()), _book_header(book))
         book.dirty = False
         self._file_sigs[book.name] = self._file_sig(path)
 
@@ -379,10 +387,8 @@ class AddressBook:
         directory = self.directory
         if directory is None:
             return
-        header = "".join(f"# {line}\n" for line in SUBSCRIPTIONS_HEADER.splitlines())
-        body = header + "".join(f"{u}\n" for u in self._subs)
         with storage.exclusive_lock(directory):
-            storage.atomic_write(directory / "subscriptions.txt", [body.encode()])
+            storage.atomic_write(directory / "subscriptions.txt", [_url_list_text(self._subs)])
         self._file_sigs["subscriptions.txt"] = self._file_sig(directory / "subscriptions.txt")
 
     def subscription_state(self, url: str) -> dict[str, Any]:
@@ -494,15 +500,20 @@ class AddressBook:
     def __contains__(self, name: str) -> bool:
         return self.lookup(name) is not None
 
-    def names(self) -> Iterator[tuple[str, str, str]]:
-        """(name, book, primary base64) of every visible name, each once, in search order."""
+    def _visible(self) -> Iterator[tuple[Book, str, list[str]]]:
+        """(book, name, dests) of every name a lookup can answer, each once, in search order."""
         seen: set[str] = set()
         for book in self.books():
             for name, dests in book.items():
                 if name in seen or (book is self.default and name in self._masked):
                     continue
                 seen.add(name)
-                yield name, book.name, dests[0]
+                yield book, name, dests
+
+    def names(self) -> Iterator[tuple[str, str, str]]:
+        """(name, book, primary base64) of every visible name, each once, in search order."""
+        for book, name, dests in self._visible():
+            yield name, book.name, dests[0]
 
     def export_lines(self, book: str | None = None) -> Iterator[str]:
         """hosts.txt lines (no newline): one book, or every visible name with all its dests."""
@@ -511,14 +522,9 @@ class AddressBook:
                 for d in dests:
                     yield f"{name}={d}"
             return
-        seen: set[str] = set()
-        for b in self.books():
-            for name, dests in b.items():
-                if name in seen or (b is self.default and name in self._masked):
-                    continue
-                seen.add(name)
-                for d in dests:
-                    yield f"{name}={d}"
+        for _book, name, dests in self._visible():
+            for d in dests:
+                yield f"{name}={d}"
 
     # --- changes by the user ----------------------------------------------------------------------
 
@@ -539,9 +545,7 @@ class AddressBook:
         """
         host = validate_hostname(normalize(name))
         b64 = _to_b64(destination)
-        if book not in ("local", "session"):
-            raise ReadOnlyBook(f"book {book!r} is not writable by the user")
-        target = self.local if book == "local" else self.session
+        target = self._user_book(book)
         with self._lock:
             if target is self.local:
                 self._sync_local()
@@ -563,9 +567,7 @@ class AddressBook:
     def remove(self, name: str, book: str = "local") -> bool:
         """Remove ``name`` from the local or session book; True if it was there."""
         host = normalize(name)
-        if book not in ("local", "session"):
-            raise ReadOnlyBook(f"book {book!r} is not writable by the user")
-        target = self.local if book == "local" else self.session
+        target = self._user_book(book)
         with self._lock:
             if target is self.local:
                 self._sync_local()
@@ -573,6 +575,14 @@ class AddressBook:
             if removed and target is self.local:
                 self._persist_local()
         return removed
+
+    def _user_book(self, book: str) -> Book:
+        """The book the user may change by hand: ``local`` or ``session``, else ReadOnlyBook."""
+        if book == "local":
+            return self.local
+        if book == "session":
+            return self.session
+        raise ReadOnlyBook(f"book {book!r} is not writable by the user")
 
     def _sync_local(self) -> None:
         path = self._path_of(self.local)
