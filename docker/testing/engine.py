@@ -15,7 +15,9 @@ Usage (prints one JSON object on stdout, progress on stderr)::
 
     python docker/testing/engine.py up      # packages + engine + base image
     python docker/testing/engine.py status
-    python docker/testing/engine.py down    # stops dockerd only if this script started it
+    python docker/testing/engine.py down    # stops dockerd only if this script started it and
+                                            # no other holder (--holder PID, default: the
+                                            # caller) still uses it
 
 Standard library only: it runs before anything else is installed.
 """
@@ -23,6 +25,8 @@ Standard library only: it runs before anything else is installed.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -44,6 +48,10 @@ PACKAGES = ("docker.io", "debootstrap")
 DATA_ROOT = Path(os.environ.get("I2PROXY_DOCKER_DATA_ROOT", "/var/lib/i2proxy-docker"))
 EXEC_ROOT = Path(os.environ.get("I2PROXY_DOCKER_EXEC_ROOT", "/run/i2proxy-docker"))
 PIDFILE = EXEC_ROOT / "dockerd.pid"
+#: One file per process using the engine (a test session): ``down`` stops the engine only when
+#: no other live holder remains, so concurrent sessions on one machine do not pull it away.
+LEASES = EXEC_ROOT / "leases"
+LOCKFILE = EXEC_ROOT / "engine.lock"
 LOGFILE = DATA_ROOT.parent / "i2proxy-dockerd.log"
 SOCKET = "unix:///var/run/docker.sock"
 
@@ -244,7 +252,49 @@ def build_base_image(client: str) -> float:
     return time.monotonic() - started
 
 
-def up() -> dict[str, object]:
+@contextlib.contextmanager
+def engine_lock() -> object:
+    """Serialise up/down between processes (start, lease, stop must not interleave)."""
+    EXEC_ROOT.mkdir(parents=True, exist_ok=True)
+    with open(LOCKFILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield lock
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def live_holders() -> list[int]:
+    """Pids holding a lease that still run; leases of dead processes are removed."""
+    holders = []
+    for lease in LEASES.glob("*") if LEASES.exists() else []:
+        try:
+            pid = int(lease.name)
+        except ValueError:
+            continue
+        if _pid_alive(pid):
+            holders.append(pid)
+        else:
+            lease.unlink(missing_ok=True)
+    return sorted(holders)
+
+
+def take_lease(holder: int) -> None:
+    LEASES.mkdir(parents=True, exist_ok=True)
+    (LEASES / str(holder)).touch()
+
+
+def release(holder: int) -> dict[str, object]:
+    """Drop ``holder``'s lease; stop the engine if this script started it and no one holds it."""
+    with engine_lock():
+        (LEASES / str(holder)).unlink(missing_ok=True)
+        others = live_holders()
+        if others:
+            return {"stopped": False, "holders": others}
+        return {"stopped": stop_engine(), "holders": []}
+
+
+def up(holder: int) -> dict[str, object]:
     if os.geteuid() != 0:
         raise SystemExit("run as root: it installs packages and starts dockerd")
     timings: dict[str, float] = {}
@@ -253,11 +303,15 @@ def up() -> dict[str, object]:
     timings["packages_s"] = round(time.monotonic() - started, 1)
     client = docker_client()
     started_engine = False
-    if our_dockerd_pid() is None and not engine_answers(client):
-        started = time.monotonic()
-        start_engine(client)
-        started_engine = True
-        timings["engine_start_s"] = round(time.monotonic() - started, 1)
+    with engine_lock():
+        take_lease(holder)
+        if not engine_answers(client):
+            if our_dockerd_pid() is not None:
+                stop_engine()  # ours but not answering: start it afresh
+            started = time.monotonic()
+            start_engine(client)
+            started_engine = True
+            timings["engine_start_s"] = round(time.monotonic() - started, 1)
     base_built = False
     if not image_exists(client, BASE_IMAGE):
         timings["base_image_s"] = round(build_base_image(client), 1)
@@ -286,11 +340,17 @@ def status() -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("up", "status", "down"))
+    parser.add_argument(
+        "--holder",
+        type=int,
+        default=os.getppid(),
+        help="pid that uses the engine until it calls down or exits (default: the caller)",
+    )
     args = parser.parse_args(argv)
     if args.action == "up":
-        result = up()
+        result = up(args.holder)
     elif args.action == "down":
-        result = {"stopped": stop_engine()}
+        result = release(args.holder)
     else:
         result = status()
     print(json.dumps(result))

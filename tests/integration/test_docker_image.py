@@ -28,7 +28,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(150
 REPO = Path(__file__).resolve().parents[2]
 ENGINE_SCRIPT = REPO / "docker" / "testing" / "engine.py"
 BASE_IMAGE = "local/debian:bookworm"
-IMAGE = "i2proxy:test"
+#: Each test session builds its own tag (sessions from different work trees may run at once);
+#: at the end it becomes CACHE_IMAGE, which keeps the layers for the next build.
+IMAGE = f"i2proxy:test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+CACHE_IMAGE = "i2proxy:test-cache"
 
 
 @dataclass
@@ -66,8 +69,11 @@ def engine() -> Iterator[dict[str, object]]:
     """A running engine with the imported base image; stops the engine only if it started it."""
     if os.geteuid() != 0:
         pytest.skip("the Docker engine set-up needs root")
+    # This pytest process holds a lease: other sessions on the machine may share the engine, and
+    # it is stopped (if the script started it) only when the last holder is done.
+    holder = ["--holder", str(os.getpid())]
     result = subprocess.run(
-        [sys.executable, str(ENGINE_SCRIPT), "up"],
+        [sys.executable, str(ENGINE_SCRIPT), "up", *holder],
         capture_output=True,
         text=True,
         timeout=900,
@@ -76,8 +82,7 @@ def engine() -> Iterator[dict[str, object]]:
     info = json.loads(result.stdout)
     print(f"\nengine: {info}")
     yield info
-    if info["started_engine"]:
-        subprocess.run([sys.executable, str(ENGINE_SCRIPT), "down"], timeout=120, check=False)
+    subprocess.run([sys.executable, str(ENGINE_SCRIPT), "down", *holder], timeout=120, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -86,6 +91,18 @@ def docker(engine: dict[str, object]) -> Iterator[Docker]:
     yield wrapper
     for name in wrapper.containers:
         wrapper("rm", "--force", "--volumes", name, check=False)
+    ours = wrapper("image", "inspect", "--format", "{{.Id}}", IMAGE, check=False)
+    if ours.returncode == 0:
+        # Keep this build as the layer cache and drop the one it replaces (with vfs storage
+        # every layer is a full copy); an image still used elsewhere stays (rmi refuses).
+        previous = wrapper("image", "inspect", "--format", "{{.Id}}", CACHE_IMAGE, check=False)
+        wrapper("tag", IMAGE, CACHE_IMAGE)
+        wrapper("rmi", IMAGE, check=False)
+        if previous.returncode == 0 and previous.stdout.strip() != ours.stdout.strip():
+            wrapper("rmi", previous.stdout.strip(), check=False, timeout=600)
+    # Build-stage layers of earlier builds are left untagged; drop those no build made recently
+    # (a concurrent session's build in progress is younger).
+    wrapper("image", "prune", "--force", "--filter", "until=30m", check=False, timeout=600)
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +123,7 @@ def image(docker: Docker) -> dict[str, object]:
         str(REPO / "docker" / "Dockerfile"),
         "--build-arg",
         f"BASE={BASE_IMAGE}",
+        "--force-rm",
         "--tag",
         IMAGE,
         str(REPO),
