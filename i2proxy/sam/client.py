@@ -24,30 +24,29 @@ import asyncio
 import contextlib
 import enum
 import secrets
-import socket
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from i2proxy.log import get_logger
 from i2proxy.sam import protocol
-from i2proxy.sam.channel import ControlChannel, KeepaliveTimeout, PongReceived, ReplyReceived
-from i2proxy.sam.protocol import Reply, SAMProtocolError
+from i2proxy.sam.connection import (
+    MAX_VERSION,
+    MIN_VERSION,
+    ControlConnection,
+    SAMUnavailable,
+    StatsStreamWriter,
+    handshake,
+    open_socket,
+    read_line,
+)
+from i2proxy.sam.protocol import SAMProtocolError
 
 log = get_logger("i2proxy.sam")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7656
-MIN_VERSION = "3.1"
-MAX_VERSION = "3.3"
 #: Ed25519 for transient destinations: i2pd's default is still DSA_SHA1.
 DEFAULT_SIGNATURE_TYPE = "EdDSA_SHA512_Ed25519"
-#: asyncio's own line limit on stream sockets; SAM lines are further bounded by the codec.
-_READER_LIMIT = 64 * 1024
-
-
-class SAMUnavailable(ConnectionError):
-    """The SAM bridge cannot be reached or the session is (being) re-created."""
 
 
 class RouterFlavour(enum.Enum):
@@ -83,279 +82,6 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = self.initial
-
-
-class _QuickAckProtocol(asyncio.StreamReaderProtocol):
-    """Sets TCP_QUICKACK after every read: i2pd leaves Nagle on, so its second small write waits
-    for our delayed ACK (~40 ms) unless we ACK at once (Linux resets QUICKACK after each ACK)."""
-
-    _sock: socket.socket | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if hasattr(socket, "TCP_QUICKACK"):
-                self._sock = sock
-        super().connection_made(transport)
-
-    def data_received(self, data: bytes) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-        super().data_received(data)
-
-
-class StatsStreamWriter(asyncio.StreamWriter):
-    """A StreamWriter that answers ``get_extra_info(name)`` from ``extra`` first."""
-
-    def __init__(self, *args: object, extra: dict[str, object] | None = None) -> None:
-        super().__init__(*args)  # type: ignore[arg-type]
-        self.extra: dict[str, object] = dict(extra or {})
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        if name in self.extra:
-            return self.extra[name]
-        return super().get_extra_info(name, default)
-
-
-async def open_socket(
-    host: str, port: int, timeout: float
-) -> tuple[asyncio.StreamReader, StatsStreamWriter]:
-    """TCP to the bridge, TCP_NODELAY and per-read QUICKACK; OSError/timeout → SAMUnavailable."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=_READER_LIMIT, loop=loop)
-    proto = _QuickAckProtocol(reader, loop=loop)
-    try:
-        async with asyncio.timeout(timeout):
-            transport, _ = await loop.create_connection(lambda: proto, host, port)
-    except (OSError, TimeoutError) as exc:
-        raise SAMUnavailable(f"SAM bridge {host}:{port} not reachable: {exc!r}") from exc
-    return reader, StatsStreamWriter(transport, proto, reader, loop)
-
-
-async def read_line(reader: asyncio.StreamReader) -> bytes:
-    """One reply line from a stream socket, bounded; EOF → SAMUnavailable."""
-    try:
-        line = await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError as exc:
-        raise SAMUnavailable(f"SAM bridge closed the socket (got {exc.partial[:80]!r})") from exc
-    except asyncio.LimitOverrunError as exc:
-        raise protocol.LineTooLong("SAM reply line too long") from exc
-    except OSError as exc:
-        raise SAMUnavailable(f"SAM socket error: {exc!r}") from exc
-    if len(line) > protocol.MAX_REPLY_LENGTH:
-        raise protocol.LineTooLong(f"SAM reply line of {len(line)} bytes")
-    return line
-
-
-async def handshake(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    min_version: str = MIN_VERSION,
-    max_version: str = MAX_VERSION,
-) -> tuple[int, int]:
-    """HELLO VERSION on a fresh socket; returns the negotiated version."""
-    writer.write(protocol.hello(min_version, max_version))
-    reply = protocol.parse_reply(await read_line(reader))
-    if reply.topic != "HELLO":
-        raise SAMProtocolError(f"expected HELLO REPLY, got {reply.topic} {reply.kind}")
-    reply.raise_for_result()
-    return protocol.parse_version(reply.params.get("VERSION", ""))
-
-
-def _consume_outcome(future: asyncio.Future[Reply]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-class ControlConnection:
-    """asyncio adapter for :class:`ControlChannel`: one socket, a reader task, a timer."""
-
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        channel: ControlChannel,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
-        self.channel = channel
-        self._clock = clock
-        self._waiters: list[asyncio.Future[Reply]] = []
-        self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.last_ping_rtt: float | None = None
-        self._tasks = [
-            asyncio.create_task(self._read_loop(), name="sam-control-read"),
-            asyncio.create_task(self._timer_loop(), name="sam-control-timer"),
-        ]
-
-    @classmethod
-    async def open(
-        cls,
-        host: str,
-        port: int,
-        *,
-        timeout: float = 10.0,
-        keepalive_interval: float = 30.0,
-        keepalive_timeout: float = 15.0,
-        min_version: str = MIN_VERSION,
-        max_version: str = MAX_VERSION,
-    ) -> ControlConnection:
-        reader, writer = await open_socket(host, port, timeout)
-        with contextlib.suppress(OSError):
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        conn = cls(
-            reader,
-            writer,
-            ControlChannel(
-                keepalive_interval=keepalive_interval, keepalive_timeout=keepalive_timeout
-            ),
-        )
-        try:
-            reply = await conn.request(protocol.hello(min_version, max_version), timeout=timeout)
-        except BaseException:
-            await conn.close()
-            raise
-        if conn.channel.version is None:  # pragma: no cover - channel sets it on an OK HELLO
-            await conn.close()
-            raise SAMProtocolError(f"HELLO REPLY without VERSION: {reply}")
-        return conn
-
-    @property
-    def version(self) -> tuple[int, int]:
-        assert self.channel.version is not None
-        return self.channel.version
-
-    @property
-    def is_closed(self) -> bool:
-        return self.closed.done()
-
-    async def request(self, line: bytes, *, timeout: float) -> Reply:
-        """Send one command and wait for its reply; raises the SAMError for a non-OK RESULT.
-
-        Commands are serialized: i2pd drops whatever follows the first line of a read.
-        """
-        async with self._lock:
-            if self.is_closed:
-                raise SAMUnavailable(f"SAM control socket closed: {self.closed.result()}")
-            waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-            # If our caller is cancelled, nobody awaits the waiter: mark its outcome as seen.
-            waiter.add_done_callback(_consume_outcome)
-            self._waiters.append(waiter)
-            self.channel.send_command(line, self._clock())
-            self._flush()
-            try:
-                async with asyncio.timeout(timeout):
-                    reply = await asyncio.shield(waiter)
-            except TimeoutError:
-                # The reply may still come and would be matched to the next command: the socket
-                # can no longer be trusted.
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-                waiter.cancel()
-                self._fail(f"no reply to {line.split(b' ', 2)[:2]!r} within {timeout}s")
-                raise
-        return reply.raise_for_result()
-
-    async def ping(self, timeout: float = 10.0) -> float:
-        """PING (SAM 3.2+) and wait for the matching PONG; returns the round trip in seconds."""
-        if not self.channel.supports_ping:
-            raise SAMProtocolError(f"SAM {self.version} has no PING")
-        token = self.channel.send_ping(self._clock())
-        self._flush()
-        async with asyncio.timeout(timeout):
-            while True:
-                self._pong = asyncio.get_running_loop().create_future()
-                text, rtt = await self._pong
-                if text == token and rtt is not None:
-                    return rtt
-
-    _pong: asyncio.Future[tuple[str, float | None]] | None = None
-
-    def _flush(self) -> None:
-        data = self.channel.data_to_send()
-        if data and not self._writer.is_closing():
-            self._writer.write(data)
-        self._wake.set()
-
-    async def _read_loop(self) -> None:
-        reason = "closed by router"
-        try:
-            while True:
-                data = await self._reader.read(65536)
-                if not data:
-                    break
-                self.channel.receive_data(data, self._clock())
-                self._dispatch()
-                self._flush()
-        except (OSError, SAMProtocolError) as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-        except asyncio.CancelledError:
-            reason = "closed by client"
-        except Exception as exc:  # never leave the session half-dead behind a crashed reader
-            log.exception("sam_control_reader_failed")
-            reason = f"{type(exc).__name__}: {exc}"
-        self._fail(reason)
-
-    def _dispatch(self) -> None:
-        while (event := self.channel.next_event()) is not None:
-            if isinstance(event, ReplyReceived):
-                if self._waiters:
-                    waiter = self._waiters.pop(0)
-                    if not waiter.done():
-                        waiter.set_result(event.reply)
-            elif isinstance(event, PongReceived):
-                if event.rtt is not None:
-                    self.last_ping_rtt = event.rtt
-                if self._pong is not None and not self._pong.done():
-                    self._pong.set_result((event.text, event.rtt))
-            elif isinstance(event, KeepaliveTimeout):
-                self._fail(f"no PONG for {event.waited:.1f}s")
-
-    async def _timer_loop(self) -> None:
-        while not self.is_closed:
-            deadline = self.channel.get_timer()
-            self._wake.clear()
-            delay = None if deadline is None else max(0.0, deadline - self._clock())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-                continue
-            self.channel.handle_timer(self._clock())
-            self._dispatch()
-            self._flush()
-
-    def _fail(self, reason: str) -> None:
-        if not self.closed.done():
-            self.closed.set_result(reason)
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_exception(SAMUnavailable(f"SAM control socket lost: {reason}"))
-        self._waiters.clear()
-        if self._pong is not None and not self._pong.done():
-            self._pong.set_exception(SAMUnavailable(f"SAM control socket lost: {reason}"))
-        self._writer.close()
-        self._wake.set()
-
-    async def close(self) -> None:
-        self._fail("closed by client")
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:
-                task.cancel()
-        for task in self._tasks:
-            if task is not current:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        with contextlib.suppress(OSError, ConnectionError):
-            await self._writer.wait_closed()
 
 
 @dataclass
@@ -609,3 +335,23 @@ class SAMClient:
         self._require_session()
         assert self._control is not None
         return await self._control.ping(timeout)
+
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DEFAULT_SIGNATURE_TYPE",
+    "MAX_VERSION",
+    "MIN_VERSION",
+    "Backoff",
+    "ControlConnection",
+    "RouterFlavour",
+    "SAMClient",
+    "SAMUnavailable",
+    "SessionInfo",
+    "StatsStreamWriter",
+    "guess_flavour",
+    "handshake",
+    "open_socket",
+    "read_line",
+]
