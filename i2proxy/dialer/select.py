@@ -14,12 +14,15 @@ import os
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from i2proxy.dialer.base import Dialer, DialError, RouterUnavailable
 from i2proxy.log import get_logger
 from i2proxy.sam import protocol as sam_protocol
+
+if TYPE_CHECKING:
+    from i2proxy.i2p.destination import Destination
 
 log = get_logger("i2proxy.dialer.select")
 
@@ -182,6 +185,7 @@ async def probe_sam(host: str, port: int, timeout: float = 3.0) -> str | None:
 
 
 async def probe(url: RouterURL, timeout: float = 3.0) -> str | None:
+    """The version ``url`` answers with in its own protocol, else None."""
     if url.scheme == "i2cp":
         return await probe_i2cp(url.host, url.port, timeout)
     return await probe_sam(url.host, url.port, timeout)
@@ -226,7 +230,9 @@ def load_keys(keys: Any) -> Any:
     raise TypeError(f"keys must be PrivateKeys or a key file path, not {type(keys).__name__}")
 
 
-def dialer_for(url: RouterURL, *, keys: Any = None, options: Mapping[str, str] | None = None):
+def dialer_for(
+    url: RouterURL, *, keys: Any = None, options: Mapping[str, str] | None = None
+) -> Dialer:
     """The concrete dialer for a parsed URL (imports the native stack only when needed).
 
     ``keys``: PrivateKeys, a key file path, or None for a destination of this run only.
@@ -293,7 +299,14 @@ class AutoDialer:
         if self.inner is not None:
             await self.inner.close()
 
-    async def open_stream(self, target, port=0, initial_data=b"", *, timeout=None):
+    async def open_stream(
+        self,
+        target: Destination | str,
+        port: int = 0,
+        initial_data: bytes = b"",
+        *,
+        timeout: float | None = None,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.inner is None:
             raise RouterUnavailable("dialer not started")
         return await self.inner.open_stream(target, port, initial_data, timeout=timeout)
