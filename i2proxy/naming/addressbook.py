@@ -8,15 +8,11 @@ book per subscription, in the configured order. ``.b32.i2p`` names need no book.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
-import os
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +24,7 @@ from i2proxy.naming.hoststxt import HostsEntry, ParseStats, parse_document, spli
 from i2proxy.naming.merge import MergeStats, apply_entry, check_entry
 from i2proxy.naming.names import is_b32_name, is_b33_name, normalize, validate_hostname
 from i2proxy.naming.signing import parse_destination
+from i2proxy.naming.storage import default_data_dir, shipped_hosts_text, subscription_slug
 
 if TYPE_CHECKING:
     from i2proxy.i2p.destination import Destination
@@ -42,37 +39,8 @@ DEFAULT_SUBSCRIPTIONS: tuple[str, ...] = (
     "http://notbob.i2p/hosts.txt",
     "http://shx5vqsw7usdaunyzr2qmes2fq37oumybpudrd4jjj4e4vk4uusa.b32.i2p/hosts.txt",
 )
-LOCAL_HEADER = (
-    "i2proxy local address book (hosts.txt format): name=base64-destination, one per line.\n"
-    "Your own names; searched first. Edit with `i2proxy addressbook add/remove` or by hand."
-)
-SUBSCRIPTIONS_HEADER = (
-    "i2proxy address book subscriptions: one http://<name>.i2p/... URL per line.\n"
-    "Fetched over I2P every 12 hours; '#' starts a comment."
-)
 #: Entries from which the books are frozen out of GC scans (see ``freeze_if_large``).
 FREEZE_THRESHOLD = 20_000
-
-
-def default_data_dir() -> Path:
-    """``$I2PROXY_DATA_DIR``, else ``$XDG_DATA_HOME/i2proxy``, else ``~/.local/share/i2proxy``."""
-    env = os.environ.get("I2PROXY_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share") / "i2proxy"
-
-
-def shipped_hosts_text() -> bytes:
-    """The shipped default book (``i2proxy/naming/hosts.txt``, the repository's ``hosts.txt``)."""
-    return resources.files("i2proxy.naming").joinpath("hosts.txt").read_bytes()
-
-
-def subscription_slug(url: str) -> str:
-    """A stable, readable file name for a subscription URL."""
-    readable = re.sub(r"[^a-z0-9.\-]+", "_", url.lower().split("://", 1)[-1]).strip("_")[:60]
-    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
-    return f"{readable}-{digest}"
 
 
 def validate_feed_url(url: str) -> str:
@@ -98,17 +66,6 @@ def _to_b64(destination: Destination | str) -> str:
         parse_destination(text)
         return text
     return destination.to_base64()
-
-
-def _book_header(book: Book) -> str:
-    """The comment a saved book file starts with."""
-    return LOCAL_HEADER if book.kind == "local" else f"subscription {book.name}"
-
-
-def _url_list_text(urls: Iterable[str]) -> bytes:
-    """subscriptions.txt: the explanatory header as comments, then one URL a line."""
-    header = "".join(f"# {line}\n" for line in SUBSCRIPTIONS_HEADER.splitlines())
-    return (header + "".join(f"{u}\n" for u in urls)).encode()
 
 
 @dataclass
@@ -180,10 +137,10 @@ class AddressBook:
             urls = storage.read_url_list(directory / "subscriptions.txt")
             if urls is None:
                 urls = list(DEFAULT_SUBSCRIPTIONS)
-                storage.atomic_write(directory / "subscriptions.txt", [_url_list_text(urls)])
+                storage.atomic_write(directory / "subscriptions.txt", [storage.url_list_text(urls)])
         book = cls(root, subscriptions=urls, default_hosts=default_hosts)
         book._urls_from_file = subscriptions is None
-        book._file_sigs["subscriptions.txt"] = book._file_sig(directory / "subscriptions.txt")
+        book._file_sigs["subscriptions.txt"] = storage.file_sig(directory / "subscriptions.txt")
         book._load_all()
         book.freeze_if_large()
         return book
@@ -214,20 +171,13 @@ class AddressBook:
             return directory / "subscriptions" / f"{subscription_slug(book.name)}.txt"
         return None
 
-    def _file_sig(self, path: Path) -> tuple[int, int] | None:
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
     def _load_book(self, book: Book) -> None:
         path = self._path_of(book)
         if path is None:
             return
         book.reset()
         stats = storage.load_book(path, book)
-        self._file_sigs[book.name] = self._file_sig(path)
+        self._file_sigs[book.name] = storage.file_sig(path)
         self.load_stats[book.name] = stats
         if stats.invalid_total:
             log.warning("addressbook.invalid_lines", book=book.name, invalid=dict(stats.invalid))
@@ -251,7 +201,7 @@ class AddressBook:
             "default_masked": [n for n in state.get("default_masked", []) if isinstance(n, str)],
         }
         self._masked = set(self._state["default_masked"])
-        self._file_sigs["state.json"] = self._file_sig(directory / "state.json")
+        self._file_sigs["state.json"] = storage.file_sig(directory / "state.json")
 
     def refresh(self) -> bool:
         """Reload books another process (the CLI) rewrote since we read them; True if any."""
@@ -259,14 +209,14 @@ class AddressBook:
         with self._lock:
             for book in (self.local, *self._subs.values()):
                 path = self._path_of(book)
-                if path is not None and self._file_sig(path) != self._file_sigs.get(book.name):
+                if path is not None and storage.file_sig(path) != self._file_sigs.get(book.name):
                     if book.dirty:
                         continue  # ours is newer; it will be written next
                     self._load_book(book)
                     changed = True
             directory = self.directory
             if directory is not None:
-                sig = self._file_sig(directory / "state.json")
+                sig = storage.file_sig(directory / "state.json")
                 if sig != self._file_sigs.get("state.json"):
                     self._load_state()
                     changed = True
@@ -276,7 +226,7 @@ class AddressBook:
     def _refresh_url_list(self, directory: Path) -> bool:
         """Follow edits of subscriptions.txt (``addressbook subscribe`` next to a running proxy)."""
         path = directory / "subscriptions.txt"
-        sig = self._file_sig(path)
+        sig = storage.file_sig(path)
         if not self._urls_from_file or sig == self._file_sigs.get("subscriptions.txt"):
             return False
         self._file_sigs["subscriptions.txt"] = sig
@@ -306,7 +256,7 @@ class AddressBook:
                 path = self._path_of(book)
                 if book.dirty and path is not None:
                     pairs = [(n, list(d)) for n, d in book.items()]
-                    books.append((book, path, _book_header(book), pairs))
+                    books.append((book, path, storage.book_header(book), pairs))
                     book.dirty = False
             self._state["default_masked"] = sorted(self._masked)
             state = json.loads(json.dumps(self._state))
@@ -321,9 +271,9 @@ class AddressBook:
             with storage.exclusive_lock(directory):
                 for book, path, header, pairs in snapshot.books:
                     storage.write_book(path, pairs, header)
-                    self._file_sigs[book.name] = self._file_sig(path)
+                    self._file_sigs[book.name] = storage.file_sig(path)
                 storage.write_json(directory / "state.json", snapshot.state)
-                self._file_sigs["state.json"] = self._file_sig(directory / "state.json")
+                self._file_sigs["state.json"] = storage.file_sig(directory / "state.json")
         except BaseException:
             for book, *_ in snapshot.books:
                 book.dirty = True  # try again on the next save
@@ -333,9 +283,9 @@ class AddressBook:
         path = self._path_of(book)
         if path is None:
             return
-        storage.write_book(path, list(book.items()), _book_header(book))
+        storage.write_book(path, list(book.items()), storage.book_header(book))
         book.dirty = False
-        self._file_sigs[book.name] = self._file_sig(path)
+        self._file_sigs[book.name] = storage.file_sig(path)
 
     # --- books ----------------------------------------------------------------------------------
 
@@ -388,8 +338,10 @@ class AddressBook:
         if directory is None:
             return
         with storage.exclusive_lock(directory):
-            storage.atomic_write(directory / "subscriptions.txt", [_url_list_text(self._subs)])
-        self._file_sigs["subscriptions.txt"] = self._file_sig(directory / "subscriptions.txt")
+            storage.atomic_write(
+                directory / "subscriptions.txt", [storage.url_list_text(self._subs)]
+            )
+        self._file_sigs["subscriptions.txt"] = storage.file_sig(directory / "subscriptions.txt")
 
     def subscription_state(self, url: str) -> dict[str, Any]:
         """Mutable per-subscription metadata (etag, last_modified, fetch times, counters)."""
@@ -589,7 +541,7 @@ class AddressBook:
         if (
             path is not None
             and not self.local.dirty
-            and self._file_sig(path) != self._file_sigs.get("local")
+            and storage.file_sig(path) != self._file_sigs.get("local")
         ):
             self._load_book(self.local)
 

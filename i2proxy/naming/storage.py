@@ -19,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
 from collections.abc import Iterable, Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,57 @@ MAX_BOOK_BYTES = 512 * 1024 * 1024
 #: Largest state.json / subscriptions.txt.
 MAX_SMALL_FILE_BYTES = 4 * 1024 * 1024
 _TMP_RE = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+LOCAL_HEADER = (
+    "i2proxy local address book (hosts.txt format): name=base64-destination, one per line.\n"
+    "Your own names; searched first. Edit with `i2proxy addressbook add/remove` or by hand."
+)
+SUBSCRIPTIONS_HEADER = (
+    "i2proxy address book subscriptions: one http://<name>.i2p/... URL per line.\n"
+    "Fetched over I2P every 12 hours; '#' starts a comment."
+)
+
+
+def default_data_dir() -> Path:
+    """``$I2PROXY_DATA_DIR``, else ``$XDG_DATA_HOME/i2proxy``, else ``~/.local/share/i2proxy``."""
+    env = os.environ.get("I2PROXY_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share") / "i2proxy"
+
+
+def shipped_hosts_text() -> bytes:
+    """The shipped default book (``i2proxy/naming/hosts.txt``, the repository's ``hosts.txt``)."""
+    return resources.files("i2proxy.naming").joinpath("hosts.txt").read_bytes()
+
+
+def subscription_slug(url: str) -> str:
+    """A stable, readable file name for a subscription URL."""
+    readable = re.sub(r"[^a-z0-9.\-]+", "_", url.lower().split("://", 1)[-1]).strip("_")[:60]
+    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
+    return f"{readable}-{digest}"
+
+
+def book_header(book: Book) -> str:
+    """The comment a saved book file starts with."""
+    return LOCAL_HEADER if book.kind == "local" else f"subscription {book.name}"
+
+
+def url_list_text(urls: Iterable[str]) -> bytes:
+    """subscriptions.txt: the explanatory header as comments, then one URL a line."""
+    header = "".join(f"# {line}\n" for line in SUBSCRIPTIONS_HEADER.splitlines())
+    return (header + "".join(f"{u}\n" for u in urls)).encode()
+
+
+def file_sig(path: Path) -> tuple[int, int] | None:
+    """(mtime, size) of a file, None if absent: cheap change detection for ``refresh``."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
 
 
 class FileTooLarge(OSError):
