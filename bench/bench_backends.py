@@ -37,35 +37,35 @@ def request_bytes(b32: str) -> bytes:
     return f"GET /headers HTTP/1.1\r\nHost: {b32}\r\nConnection: close\r\n\r\n".encode()
 
 
+async def _first_byte_time(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, started: float, timeout: float
+) -> float:
+    """Seconds from ``started`` to the first response byte; drains the response, closes."""
+    try:
+        first = await asyncio.wait_for(reader.read(1), timeout)
+        elapsed = time.perf_counter() - started
+        if first != b"H":
+            raise RuntimeError(f"unexpected first byte {first!r}")
+        await asyncio.wait_for(reader.read(), timeout)
+        return elapsed
+    finally:
+        writer.close()
+
+
 async def ttfb_dialer(dialer, b32: str, timeout: float = 60) -> float:
     """Seconds from open_stream to the first response byte (stream set-up included)."""
     started = time.perf_counter()
     reader, writer = await dialer.open_stream(b32, 80, request_bytes(b32), timeout=timeout)
-    try:
-        first = await asyncio.wait_for(reader.read(1), timeout)
-        elapsed = time.perf_counter() - started
-        if first != b"H":
-            raise RuntimeError(f"unexpected first byte {first!r}")
-        await asyncio.wait_for(reader.read(), timeout)
-        return elapsed
-    finally:
-        writer.close()
+    return await _first_byte_time(reader, writer, started, timeout)
 
 
 async def ttfb_http_proxy(proxy: tuple[str, int], b32: str, timeout: float = 60) -> float:
+    """The same through i2pd's HTTP proxy (absolute-form request), connect included."""
     started = time.perf_counter()
     reader, writer = await asyncio.open_connection(*proxy)
-    try:
-        head = f"GET http://{b32}/headers HTTP/1.1\r\nHost: {b32}\r\nConnection: close\r\n\r\n"
-        writer.write(head.encode())
-        first = await asyncio.wait_for(reader.read(1), timeout)
-        elapsed = time.perf_counter() - started
-        if first != b"H":
-            raise RuntimeError(f"unexpected first byte {first!r}")
-        await asyncio.wait_for(reader.read(), timeout)
-        return elapsed
-    finally:
-        writer.close()
+    head = f"GET http://{b32}/headers HTTP/1.1\r\nHost: {b32}\r\nConnection: close\r\n\r\n"
+    writer.write(head.encode())
+    return await _first_byte_time(reader, writer, started, timeout)
 
 
 def summary(samples: list[float]) -> tuple[float, float]:
