@@ -184,50 +184,27 @@ def test_cli_update_fetches_and_lookup_resolves(testnet, tmp_path):
     data_dir = tmp_path / "data"
     router = _router_for_client(testnet)
     env = {**os.environ, "I2PROXY_DATA_DIR": str(data_dir)}
+
+    def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "i2proxy", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "i2proxy", "addressbook", "subscribe", url],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = cli("addressbook", "subscribe", url)
         assert proc.returncode == 0 and "subscribed" in proc.stdout, proc.stderr
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "i2proxy",
-                "--log-level",
-                "warning",
-                "addressbook",
-                "update",
-                "--router",
-                f"sam://{router.sam}",
-                "--url",
-                url,
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        update = ("addressbook", "update", "--router", f"sam://{router.sam}", "--url", url)
+        proc = cli("--log-level", "warning", *update, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert f"added {1 + SIGNED}" in proc.stdout, proc.stdout
         assert "invalid 2" in proc.stdout, proc.stdout
-        proc = subprocess.run(
-            [sys.executable, "-m", "i2proxy", "addressbook", "lookup", site_name],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = cli("addressbook", "lookup", site_name)
         assert proc.returncode == 0, proc.stderr
         assert eep.b32 in proc.stdout and f"book: {url}" in proc.stdout
     finally:
