@@ -427,12 +427,7 @@ class AddressBook:
         Safe in a worker thread: a concurrent change of a book makes that one build start over.
         """
         for book in self.books():
-            for _attempt in range(5):
-                try:
-                    book.names_for_hash(b"")
-                    break
-                except RuntimeError:  # dictionary changed size during iteration
-                    book._by_hash = None
+            book.build_reverse_index()
 
     def holders_of(self, dest_b64: str) -> list[tuple[Book, str]]:
         """Every (book, name) binding ``dest_b64`` (BookView for removeall)."""

@@ -182,3 +182,28 @@ def test_a_running_book_follows_subscribe_and_unsubscribe_by_another_process(tmp
     running.refresh()
     assert DEFAULT_SUBSCRIPTIONS[0] not in running.subscription_urls
     assert running.refresh() is False
+
+
+def test_a_change_during_a_background_index_build_is_not_lost(monkeypatch):
+    """The subscription manager builds reverse indexes in a worker thread while the event loop
+    may change a book. Replacing a name's destination keeps the dict's size, so the build's
+    iteration does not notice; the book must, or the index keeps the old destination."""
+    from i2proxy.naming import book as book_module
+    from i2proxy.naming.book import dest_hash
+
+    old, new, other = (new_identity()[0].to_base64() for _ in range(3))
+    ab = AddressBook(None, default_hosts=b"")
+    ab.session.put("a.i2p", other)
+    ab.session.put("b.i2p", old)
+    real_hash = book_module.dest_hash
+
+    def hash_then_change(dest: str) -> bytes:
+        if dest == old and ab.session.get("b.i2p") == old:
+            ab.add_session("b.i2p", new)  # the loop, after the worker has read b's entry
+        return real_hash(dest)
+
+    monkeypatch.setattr(book_module, "dest_hash", hash_then_change)
+    ab.build_reverse_indexes()
+    monkeypatch.undo()
+    assert ab.reverse(dest_hash(new)) == "b.i2p"
+    assert ab.reverse(dest_hash(old)) is None
