@@ -402,12 +402,21 @@ class Network:
                 )
             return left
 
+        def step(done: str) -> None:
+            log.info(
+                "testnet readiness",
+                name=self.name,
+                done=done,
+                at=round(READY_TIMEOUT - (deadline - time.monotonic()), 1),
+            )
+
         # 1. Every SAM bridge answers: the routers run.
         for router in status.routers:
             while not await sam_alive(*router.sam_host_port, timeout=2):
                 self._check_alive(router.index)
                 remaining()
                 await asyncio.sleep(0.1)
+        step("routers up")
         # 1b. Every router knows every floodfill (the seeded netDb was loaded).
         for router in status.routers:
             needed = sum(r.floodfill for r in status.routers) - int(router.floodfill)
@@ -416,13 +425,17 @@ class Network:
                 self._check_alive(router.index)
                 remaining()
                 await asyncio.sleep(0.2)
-        # 2. The eepsite's router has exploratory tunnels: add the eepsite's server tunnel.
+        step("floodfills known")
+        # 2. The eepsite's router has an inbound tunnel: add the eepsite's server tunnel.
         await self._add_eepsite_tunnel(status, deadline)
+        step("eepsite tunnel added")
         # 3. The eepsite resolves on every other non-floodfill router: floodfills known, client
         #    tunnels built, eepsite LeaseSet published.
         await self._wait_eepsite_published(status, deadline)
+        step("eepsite resolvable")
         # 4. i2pd's own HTTP proxy fetches the eepsite page (the proxy's tunnels are built).
         await self.wait_http_proxy(status, timeout=remaining())
+        step("i2pd HTTP proxy fetches the eepsite")
 
     async def _wait_eepsite_published(self, status: TestnetStatus, deadline: float) -> None:
         """Wait until every non-floodfill router resolves the eepsite; fix the publish race.
@@ -488,14 +501,19 @@ class Network:
             raise TestnetError(f"i2pd r{index} is not running; see {self.state_dir}/r{index}/")
 
     async def _add_eepsite_tunnel(self, status: TestnetStatus, deadline: float) -> None:
-        """Wait for exploratory tunnels on the eepsite's router, then start its server tunnel."""
+        """Wait for an inbound tunnel on the eepsite's router, then start its server tunnel.
+
+        A zero-hop outbound tunnel needs some inbound tunnel of the router to exist (for the
+        build reply path); with one there, it is established at once, before the eepsite's
+        own first inbound tunnel, so its first LeaseSet is published.
+        """
         index = status.eepsite.router
         console = status.routers[index].webconsole
         assert console is not None
-        while not await exploratory_tunnels_ready(console):
+        while not await inbound_tunnel_ready(console):
             self._check_alive(index)
             if time.monotonic() > deadline:
-                raise TestnetError(f"i2pd r{index} built no exploratory tunnels")
+                raise TestnetError(f"i2pd r{index} built no inbound tunnel")
             await asyncio.sleep(0.2)
         spec = self._specs(self._config())[index]
         spec.tunnels_conf_path.write_text(
@@ -641,6 +659,18 @@ async def known_floodfills(webconsole: str) -> int:
     page = await _console_page(webconsole)
     match = re.search(r"Floodfills:</b>\s*(\d+)", page or "")
     return int(match.group(1)) if match else -1
+
+
+_ESTABLISHED = '<span class="tunnel established"> established'
+
+
+async def inbound_tunnel_ready(webconsole: str) -> bool:
+    """True when i2pd's web console lists at least one established inbound tunnel."""
+    page = await _console_page(webconsole, "?page=tunnels")
+    if page is None:
+        return False
+    inbound = page.partition("Outbound tunnels:")[0].partition("Inbound tunnels:")[2]
+    return _ESTABLISHED in inbound
 
 
 async def exploratory_tunnels_ready(webconsole: str) -> bool:
