@@ -52,6 +52,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
         #: Set when this connection's session got its first LeaseSet.
         self.became_ready = False
         self._sock: socket.socket | None = None
@@ -92,15 +93,19 @@ class _Connection(asyncio.Protocol):
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
         deadline = self.session.get_timer()
+        if deadline == self._deadline:
+            return  # the common case on the data path: no lookup pending, nothing to re-arm
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._deadline = deadline
         if deadline is not None:
             delay = max(0.0, deadline - time.time())
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
+        self._deadline = None
         self.session.handle_timer(time.time())
         self.client._process_events(self)
         self.flush()
