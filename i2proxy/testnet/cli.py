@@ -76,7 +76,7 @@ def _fail(message: str) -> int:
 def _run(coro) -> int:  # type: ignore[no-untyped-def]
     try:
         asyncio.run(coro)
-    except (TestnetError, MissingPrerequisite, FileNotFoundError) as exc:
+    except (TestnetError, MissingPrerequisite, FileNotFoundError, TimeoutError) as exc:
         return _fail(str(exc))
     return 0
 
@@ -122,45 +122,42 @@ def _down(args: argparse.Namespace) -> int:
     return rc
 
 
-def _delay(args: argparse.Namespace) -> int:
-    rc = _run(_network(args).set_link_delay(args.ms))
+def _control(args: argparse.Namespace, action, done: str) -> int:  # type: ignore[no-untyped-def]
+    """Run ``action(network)`` on an existing network; print ``done`` when it worked."""
+    try:
+        network = Network(args.name)
+        if not network.state_dir.exists():
+            raise TestnetError(f"no test network named {args.name!r}")
+    except TestnetError as exc:
+        return _fail(str(exc))
+    rc = _run(action(network))
     if rc == 0:
-        print(f"link delay of {args.name!r} is now {args.ms:g} ms")
+        print(done)
     return rc
+
+
+def _delay(args: argparse.Namespace) -> int:
+    return _control(
+        args,
+        lambda network: network.set_link_delay(args.ms),
+        f"link delay of {args.name!r} is now {args.ms:g} ms",
+    )
 
 
 def _stop_router(args: argparse.Namespace) -> int:
-    rc = _run(_network(args).stop_router(args.index))
-    if rc == 0:
-        print(f"router {args.index} of {args.name!r} stopped")
-    return rc
+    return _control(
+        args,
+        lambda network: network.stop_router(args.index),
+        f"router {args.index} of {args.name!r} stopped",
+    )
 
 
 def _start_router(args: argparse.Namespace) -> int:
-    rc = _run(_network(args).start_router(args.index))
-    if rc == 0:
-        print(f"router {args.index} of {args.name!r} is running again")
-    return rc
-
-
-class _Lazy:
-    """Defers Network() so a bad name is reported by ``_run`` like every other error."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-
-    def __getattr__(self, attr: str):  # type: ignore[no-untyped-def]
-        async def call(*a, **kw):  # type: ignore[no-untyped-def]
-            network = Network(self.args.name)
-            if not network.state_dir.exists():
-                raise TestnetError(f"no test network named {self.args.name!r}")
-            return await getattr(network, attr)(*a, **kw)
-
-        return call
-
-
-def _network(args: argparse.Namespace) -> Network:
-    return _Lazy(args)  # type: ignore[return-value]
+    return _control(
+        args,
+        lambda network: network.start_router(args.index),
+        f"router {args.index} of {args.name!r} is running again",
+    )
 
 
 def describe(status: TestnetStatus) -> str:

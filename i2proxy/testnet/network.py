@@ -29,6 +29,7 @@ from i2proxy.testnet.router import (
     EEPSITE_LOCAL_PORT,
     FORWARDED,
     RouterSpec,
+    destination_from_keys_file,
     netdb_relative_path,
     render_eepsite_tunnel,
     render_i2pd_conf,
@@ -95,23 +96,6 @@ def validate_name(name: str) -> None:
         raise TestnetError(
             f"invalid network name {name!r}: use 1-24 lowercase letters, digits or '-'"
         )
-
-
-def _i2p_b64(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(data).decode().translate(str.maketrans("+/", "-~"))
-
-
-def destination_from_keys_file(data: bytes) -> tuple[str, str]:
-    """(full base64 destination, b32 name) of an i2pd private keys file (``eepsite.dat``)."""
-    import base64
-    import hashlib
-
-    cert_len = int.from_bytes(data[385:387], "big")
-    dest = data[: 387 + cert_len]
-    b32 = base64.b32encode(hashlib.sha256(dest).digest()).decode().lower().rstrip("=")
-    return _i2p_b64(dest), f"{b32}.b32.i2p"
 
 
 class Network:

@@ -223,3 +223,16 @@ def router_info_caps(router_info: bytes) -> str | None:
     start += len(marker)
     length = router_info[start]
     return router_info[start + 1 : start + 1 + length].decode("ascii", "replace")
+
+
+def destination_from_keys_file(data: bytes) -> tuple[str, str]:
+    """(full base64 destination, b32 name) of an i2pd private keys file (``eepsite.dat``).
+
+    The file starts with the Destination: 387 bytes plus its certificate's payload.
+    """
+    if len(data) < _IDENTITY_FIXED_LEN:
+        raise ValueError(f"keys file too short: {len(data)} bytes")
+    destination = data[: _IDENTITY_FIXED_LEN + int.from_bytes(data[385:387], "big")]
+    digest = hashlib.sha256(destination).digest()
+    b32 = base64.b32encode(digest).decode("ascii").lower().rstrip("=")
+    return i2p_b64encode(destination), f"{b32}.b32.i2p"

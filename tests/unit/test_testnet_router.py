@@ -14,6 +14,7 @@ from i2proxy.testnet.router import (
     HARMLESS_SUBSCRIPTION,
     NETID,
     RouterSpec,
+    destination_from_keys_file,
     i2p_b64encode,
     netdb_relative_path,
     render_eepsite_tunnel,
@@ -133,3 +134,12 @@ def test_eepsite_tunnel_answers_streaming_pings_explicitly():
     # i2pd 2.45.1 turns its own default into "1" and then compares with "true"
     conf = parse(render_eepsite_tunnel(tunnel_length=1, keys_file="e.dat"))["eepsite"]
     assert conf["i2p.streaming.answerPings"] == "true"
+
+
+def test_eepsite_destination_and_b32_come_from_the_keys_file_head():
+    destination = fake_router_info()[:391]
+    keys_file = destination + b"\x11" * 256 + b"\x22" * 32 + b"\x33" * 64
+    full, b32 = destination_from_keys_file(keys_file)
+    assert base64.b64decode(full.replace("-", "+").replace("~", "/")) == destination
+    expected = base64.b32encode(hashlib.sha256(destination).digest()).decode().lower()
+    assert b32 == expected.rstrip("=") + ".b32.i2p" and len(b32) == 52 + 8
