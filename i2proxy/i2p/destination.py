@@ -56,7 +56,7 @@ class Destination:
         try:
             cert, end = Certificate.parse(data, offset + PUBLIC_KEY_FIELD + SIGNING_KEY_FIELD)
         except I2PFormatError as exc:
-            raise type(exc)(f"destination: {exc}") from None
+            raise exc.within("destination") from None
         return cls(pub, sig, cert), end
 
     @classmethod
@@ -76,7 +76,7 @@ class Destination:
         try:
             raw = i2b64.b64decode(text)
         except I2PFormatError as exc:
-            raise I2PFormatError(f"destination: {exc}") from None
+            raise exc.within("destination") from None
         return cls.from_bytes(raw)
 
     @classmethod

@@ -13,9 +13,16 @@ class I2PFormatError(ValueError):
 
     def __init__(self, message: str, *, offset: int | None = None) -> None:
         self.offset = offset
+        #: The message without the offset suffix, for :meth:`within`.
+        self.detail = message
         if offset is not None:
             message = f"{message} (at offset {offset})"
         super().__init__(message)
+
+    def within(self, what: str) -> I2PFormatError:
+        """The same error, of the same type and offset, with the enclosing structure named first
+        (``raise exc.within("leaseset2") from None``)."""
+        return type(self)(f"{what}: {self.detail}", offset=self.offset)
 
 
 class TruncatedError(I2PFormatError):

@@ -228,7 +228,7 @@ class PrivateKeys:
         try:
             return cls.from_binary(data)
         except I2PFormatError as exc:
-            raise type(exc)(f"i2pd key file: {exc}") from None
+            raise exc.within("i2pd key file") from None
 
     @classmethod
     def from_sam_base64(cls, text: str) -> PrivateKeys:
@@ -236,7 +236,7 @@ class PrivateKeys:
         try:
             return cls.from_binary(i2b64.b64decode(text.strip()))
         except I2PFormatError as exc:
-            raise type(exc)(f"SAM private key: {exc}") from None
+            raise exc.within("SAM private key") from None
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the key file atomically (temp file + rename) with mode 0600.
@@ -275,7 +275,7 @@ class PrivateKeys:
         except UnicodeDecodeError as exc:
             raise I2PFormatError(f"key file {path}: not UTF-8", offset=exc.start) from None
         except I2PFormatError as exc:
-            raise type(exc)(f"{path}: {exc}") from None
+            raise exc.within(str(path)) from None
 
     @classmethod
     def load_or_create(cls, path: str | os.PathLike[str]) -> PrivateKeys:

@@ -213,7 +213,7 @@ class LeaseSet2:
         try:
             dest, pos = Destination.parse(data, offset)
         except I2PFormatError as exc:
-            raise type(exc)(f"leaseset2: {exc}") from None
+            raise exc.within("leaseset2") from None
         need(data, pos, 8, "leaseset2 header")
         published, expires_delta, flags = struct.unpack_from(">IHH", data, pos)
         pos += 8

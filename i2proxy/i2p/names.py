@@ -35,7 +35,7 @@ def b32_hash_from_name(name: str) -> bytes:
         try:
             b32decode(label)
         except I2PFormatError as exc:
-            raise I2PFormatError(f"b33 name: {exc}") from None
+            raise exc.within("b33 name") from None
         raise B33NotSupported(
             f"{name[:80]!r} is a b33 (encrypted LeaseSet) address, which i2proxy does not "
             "support yet"
@@ -48,7 +48,7 @@ def b32_hash_from_name(name: str) -> bytes:
     try:
         return b32decode(label)
     except I2PFormatError as exc:
-        raise I2PFormatError(f"b32 name: {exc}") from None
+        raise exc.within("b32 name") from None
 
 
 def is_b32_name(name: str) -> bool:

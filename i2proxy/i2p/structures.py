@@ -115,7 +115,7 @@ def _parse_bounded_string(data: bytes, pos: int, end: int, what: str) -> tuple[s
     try:
         return parse_string(data, pos)
     except I2PFormatError as exc:
-        raise I2PFormatError(f"{what}: {exc}") from None
+        raise exc.within(what) from None
 
 
 def _expect(data: bytes, pos: int, end: int, byte: int, what: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from i2proxy.i2p.base64 import b64decode
+from i2proxy.i2p.base64 import b64decode, b64encode
 from i2proxy.i2p.certificate import Certificate
 from i2proxy.i2p.destination import CryptoType, Destination, SigType
 from i2proxy.i2p.errors import I2PFormatError, TruncatedError, UnsupportedTypeError
@@ -183,3 +183,25 @@ def test_certificate_round_trip_or_precise_error(sig, crypto, excess):
     else:
         assert parsed == cert and end == len(cert.to_bytes())
         assert parsed.sig_type == sig and parsed.crypto_type == crypto
+
+
+def test_errors_keep_their_type_and_offset_through_every_wrapping_layer():
+    """``exc.offset`` is the documented way to find the bad byte; the outer structure's name is
+    added to the message without losing it (or the more precise error type)."""
+    from i2proxy.i2p.keys import PrivateKeys
+
+    truncated = bytes(384) + b"\x05\x00\x04\x00\x07"
+    with pytest.raises(TruncatedError) as info:
+        Destination.from_bytes(truncated)
+    assert info.value.offset == 387
+    assert str(info.value).startswith("destination: ")
+    assert str(info.value).count("(at offset 387)") == 1
+    with pytest.raises(TruncatedError) as info:
+        Destination.from_base64(b64encode(truncated))
+    assert info.value.offset == 387
+    with pytest.raises(I2PFormatError) as info:
+        Destination.from_base64("AAAA/AAA")
+    assert info.value.offset == 4
+    with pytest.raises(TruncatedError) as info:
+        PrivateKeys.from_sam_base64(b64encode(truncated))
+    assert info.value.offset == 387 and str(info.value).startswith("SAM private key: destination")
