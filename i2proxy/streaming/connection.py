@@ -872,6 +872,12 @@ class Connection:
             return out
         limit = self._payload_limit()
         while self._send_buf or (self._close_requested and self._close_seq is None):
+            if not self._send_buf and self._unacked:
+                # CLOSE waits until every earlier packet is acknowledged (as i2pd does itself):
+                # i2pd treats CLOSE as the end of the stream, and its SAM bridge then hands its
+                # client at most one more 8 KiB buffer of what it had queued (2.45.1,
+                # SAMSocket::I2PReceive), so a CLOSE right behind a burst truncates the data.
+                break
             room = self.congestion.window - len(self._unacked)
             if self._peer_choked:
                 probe_due = (
@@ -888,8 +894,8 @@ class Connection:
             payload = bytes(self._send_buf[:limit])
             del self._send_buf[:limit]
             control = Flag(0)
-            if self._close_requested and not self._send_buf:
-                control = Flag.CLOSE
+            if self._close_requested and not payload:
+                control = Flag.CLOSE  # alone, after everything else was acknowledged
                 self._close_seq = self._next_seq
             seq = self._next_seq
             self._next_seq += 1

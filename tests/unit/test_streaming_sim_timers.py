@@ -211,3 +211,19 @@ def test_our_close_answering_the_peer_close_need_not_be_acked_like_i2pd():
     assert isinstance(client.events[conn.local_stream_id][-1], ConnectionClosed)
     assert not resets(client, conn)
     assert sim.now < 12
+
+
+def test_close_after_a_burst_goes_alone_once_all_data_is_acknowledged():
+    """i2pd's SAM bridge truncates data still queued when CLOSE arrives: CLOSE must wait."""
+    client, server = Endpoint("client", 0), Endpoint("server", 1)
+    up, down = Link(delay=0.05), Link(delay=0.05)
+    sim = Simulation(client, server, up, down)
+    conn = client.connect(server, 0.0, b"x" * 20_000)
+    conn.close()
+    sim.run(lambda: server.connections and ended(server, only(server)), max_time=60)
+    close_at, close = next((t, p) for t, p in up.log if p.has(Flag.CLOSE))
+    assert close.payload == b""
+    last_data = max(p.sequence_num for _, p in up.log if p.payload)
+    acks = [t for t, p in down.log if p.ack_through >= last_data and not p.has(Flag.NO_ACK)]
+    assert acks and close_at >= min(acks) + 0.05  # sent after that ACK arrived
+    assert bytes(server.received[only(server).local_stream_id]) == b"x" * 20_000
