@@ -67,8 +67,11 @@ class Config:
     connect_timeout: float = 60.0
     max_header_bytes: int = 32 * 1024
     max_clients: int = 512
-    #: Keys file for the client destination; empty means a new (transient) one each run.
+    #: Keys file of the client destination; empty means ``<data_dir>/client-destination.keys``,
+    #: created on first run, so the destination (and the trust sites keep for it) persists.
     keys_file: str = ""
+    #: A new destination every run instead (runs cannot be linked by destination).
+    transient: bool = False
 
     def validate(self) -> None:
         for name in ("http_listen", "socks_listen", "mixed_listen"):

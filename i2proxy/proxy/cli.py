@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from typing import Any
 
-from i2proxy.config import Config, ConfigError, load_config, parse_listen
+from i2proxy.config import Config, ConfigError, load_config
 from i2proxy.log import get_logger
 
 log = get_logger("i2proxy.run")
@@ -59,7 +60,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="offer ?i2paddresshelper= links (confirmation page, never auto-saved)",
     )
     add("--syn-window-ms", type=int, metavar="MS", help="wait for first bytes to ride the SYN")
-    add("--keys-file", metavar="FILE", help="keys of the client destination (default transient)")
+    add(
+        "--keys-file",
+        metavar="FILE",
+        help="keys of the client destination (default DATA_DIR/client-destination.keys)",
+    )
+    add(
+        "--transient",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a new client destination every run instead of the persistent one",
+    )
     add("--max-clients", type=int, metavar="N", help="concurrent client connections")
     parser.set_defaults(handler=run_command)
 
@@ -77,6 +88,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "address_helper",
         "syn_window_ms",
         "keys_file",
+        "transient",
         "max_clients",
     )
     values: dict[str, Any] = {name: getattr(args, name, None) for name in names}
@@ -108,32 +120,28 @@ def open_address_book(config: Config) -> Any:
         return None
 
 
+def client_keys(config: Config) -> str | None:
+    """The client destination's key file, or None for a destination of this run only.
+
+    An explicit ``sam://`` router gets a destination of this run only unless ``keys_file`` is
+    set: i2pd gives every SAM session a fresh encryption key, so peers that cached the previous
+    LeaseSet of a reused destination cannot answer it for up to ~100 s (docs/SAM.md).
+    """
+    from i2proxy.dialer.native import KEY_FILE_NAME
+
+    if config.transient or (config.router.startswith("sam://") and not config.keys_file):
+        return None
+    return config.keys_file or os.path.join(config.data_dir, KEY_FILE_NAME)
+
+
 def make_dialer(config: Config) -> Any:
-    """The router backend named by ``config.router`` (``sam://`` or ``i2cp://``)."""
+    """The router backend named by ``config.router`` (``sam://``, ``i2cp://``, or detected)."""
+    from i2proxy.dialer.select import make_dialer as select_dialer
+
     try:
-        from i2proxy.dialer.select import make_dialer as select_dialer
-    except ImportError:
-        select_dialer = None
-    if select_dialer is not None:
-        try:
-            return select_dialer(config.router or None, keys=config.keys_file or None, options={})
-        except ValueError as exc:
-            raise ConfigError(f"router: {exc}") from None
-    scheme, _, rest = (config.router or "i2cp://127.0.0.1:7654").partition("://")
-    host, port = parse_listen(rest.rstrip("/"), "router")
-    if scheme == "i2cp":
-        from i2proxy.dialer.native import NativeDialer
-        from i2proxy.i2p.keys import PrivateKeys
-
-        if config.keys_file:
-            return NativeDialer.with_key_file(config.keys_file, host, port)
-        # A new destination each run, like i2pd's transient-proxy: runs are not linkable.
-        return NativeDialer(host, port, keys=PrivateKeys.generate())
-    if scheme == "sam":
-        from i2proxy.dialer.sam import SAMDialer  # type: ignore[import-not-found]
-
-        return SAMDialer(host, port)
-    raise ConfigError(f"router: unknown scheme in {config.router!r} (sam:// or i2cp://)")
+        return select_dialer(config.router or None, keys=client_keys(config), options={})
+    except ValueError as exc:
+        raise ConfigError(f"router: {exc}") from None
 
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
