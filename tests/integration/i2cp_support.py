@@ -156,7 +156,7 @@ async def sam_session(
             session.close()
             raise SamError("NAMING LOOKUP ME failed")
         session.destination = me
-        if verify_from is not None and not await _resolvable(verify_from, me):
+        if verify_from is not None and not await resolvable(verify_from, me):
             last_error = SamError("SAM destination was not published")
             session.close()
             continue
@@ -168,7 +168,7 @@ async def sam_session(
     raise last_error or SamError("no SAM session")
 
 
-async def _resolvable(address: tuple[str, int], destination_b64: str, timeout: float = 30) -> bool:
+async def resolvable(address: tuple[str, int], destination_b64: str, timeout: float = 30) -> bool:
     from i2proxy.i2p.destination import Destination
 
     b32 = Destination.from_base64(destination_b64).b32
