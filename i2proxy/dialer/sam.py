@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,18 @@ DEFAULT_OPTIONS: dict[str, str] = {
 
 #: Default time for a whole dial (HELLO, LeaseSet lookup, STREAM STATUS).
 DEFAULT_DIAL_TIMEOUT = 60.0
+
+#: A session younger than this (seconds since SESSION STATUS OK) retries CANT_REACH_PEER.
+#: i2pd answers SESSION STATUS OK as soon as the destination has a local LeaseSet and one
+#: outbound tunnel (LeaseSetDestination::IsReady); its first LeaseSet lookups then ride on
+#: one fresh tunnel pair, each floodfill gets 5 s (LEASESET_REQUEST_TIMEOUT) and on a loaded
+#: machine all floodfills of a small network can time out, which SAM reports as CANT_REACH_PEER
+#: although the peer is fine. Later in a session's life CANT_REACH_PEER is believed at once.
+YOUNG_SESSION_SECONDS = 90.0
+#: Pause before the n-th retry (the last value repeats).
+YOUNG_SESSION_RETRY_DELAYS = (1.0, 2.0, 4.0)
+#: A retry needs at least this much of the dial timeout left (one floodfill's lookup window).
+MIN_RETRY_BUDGET = 6.0
 
 _B32_NAME = re.compile(r"^(?:[a-z2-7]{52}|[a-z2-7]{56,})\.b32\.i2p$")
 _BASE64_DEST = re.compile(r"^[A-Za-z0-9~-]{516,}={0,2}$")
@@ -93,6 +106,22 @@ def dial_error(exc: BaseException) -> DialError:
     if isinstance(exc, SAMUnavailable):
         return RouterUnavailable(str(exc))
     return DialError(f"{type(exc).__name__}: {exc}")
+
+
+def young_session_retry_delay(age: float, attempt: int, remaining: float) -> float | None:
+    """Pause before retrying a CANT_REACH_PEER, or None to report it.
+
+    ``age``: the session's age in seconds; ``attempt``: retries already made; ``remaining``:
+    seconds left of the dial timeout. Retries only while the session is young and the timeout
+    leaves room for the pause plus another lookup, so an unknown peer still ends in
+    PeerUnreachable (never DialTimeout) within the caller's timeout.
+    """
+    if age >= YOUNG_SESSION_SECONDS:
+        return None
+    delay = YOUNG_SESSION_RETRY_DELAYS[min(attempt, len(YOUNG_SESSION_RETRY_DELAYS) - 1)]
+    if remaining < delay + MIN_RETRY_BUDGET:
+        return None
+    return delay
 
 
 def _private_key_text(keys: Any) -> str | None:
@@ -167,10 +196,8 @@ class SAMDialer:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         destination = sam_destination(target)
         try:
-            reader, writer, session = await self.client.connect_stream(
-                destination,
-                to_port=port or None,
-                timeout=timeout if timeout is not None else DEFAULT_DIAL_TIMEOUT,
+            reader, writer, session = await self._connect(
+                destination, port, timeout if timeout is not None else DEFAULT_DIAL_TIMEOUT
             )
         except asyncio.CancelledError:
             raise
@@ -189,6 +216,38 @@ class SAMDialer:
                 writer.close()
                 raise PeerUnreachable(f"stream closed before the first write: {exc}") from exc
         return reader, writer
+
+    async def _connect(
+        self, destination: str, port: int, timeout: float
+    ) -> tuple[asyncio.StreamReader, Any, SessionInfo]:
+        """STREAM CONNECT, retrying CANT_REACH_PEER while the session is young (see above)."""
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            try:
+                return await self.client.connect_stream(
+                    destination,
+                    to_port=port or None,
+                    timeout=max(deadline - time.monotonic(), 0.001),
+                )
+            except protocol.CantReachPeer:
+                session = self.client.session
+                now = time.monotonic()
+                delay = (
+                    None
+                    if session is None
+                    else young_session_retry_delay(session.age(now), attempt, deadline - now)
+                )
+                if delay is None:
+                    raise
+                log.info(
+                    "sam_young_session_retry",
+                    session_age=round(session.age(now), 1) if session else None,
+                    attempt=attempt + 1,
+                    delay=delay,
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
 
     def _first_write_in_syn(self, session: SessionInfo) -> bool:
         """Only Java I2P with connectDelay > 0 bundles our first write into the SYN."""

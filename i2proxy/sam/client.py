@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import enum
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -95,6 +96,12 @@ class SessionInfo:
     destination: str
     #: The SAM private-key base64 the session runs with (reused after a reconnect).
     private_key: str
+    #: time.monotonic() when SESSION STATUS OK came: young sessions get CANT_REACH_PEER retries.
+    created_at: float = 0.0
+
+    def age(self, now: float) -> float:
+        """Seconds since the router said the session was ready."""
+        return now - self.created_at
 
 
 class SAMClient:
@@ -213,6 +220,7 @@ class SAMClient:
             flavour=flavour,
             destination=me.params.get("VALUE", ""),
             private_key=private_key,
+            created_at=time.monotonic(),
         )
         self._control = control
         self._session = info

@@ -51,7 +51,7 @@ def invalid_destination_b64() -> str:
     return base64.b64encode(raw).decode().replace("+", "-").replace("/", "~")
 
 
-async def http_get(dialer, target: str, path: str = "/", *, timeout: float = 60) -> bytes:
+async def http_get(dialer, target: str, path: str = "/", *, timeout: float = 120) -> bytes:
     request = f"GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n".encode()
     reader, writer = await dialer.open_stream(target, 80, request, timeout=timeout)
     try:
@@ -96,13 +96,13 @@ async def test_get_demo_eepsite_by_full_destination(dialer, testnet) -> None:
 
 async def test_stream_stats_say_the_request_did_not_ride_in_the_syn(dialer, testnet) -> None:
     request = b"GET / HTTP/1.0\r\n\r\n"
-    reader, writer = await dialer.open_stream(testnet.eepsite.b32, 80, request, timeout=60)
+    reader, writer = await dialer.open_stream(testnet.eepsite.b32, 80, request, timeout=120)
     try:
         stats = writer.get_extra_info("stream_stats")
         assert isinstance(stats, StreamStats)
         assert stats.initial_data_in_syn is False and stats.syn_payload_bytes == 0
         assert dialer.session.flavour.value == "i2pd"
-        assert (await asyncio.wait_for(reader.read(), 60)).startswith(b"HTTP/1.0 200")
+        assert (await asyncio.wait_for(reader.read(), 120)).startswith(b"HTTP/1.0 200")
     finally:
         writer.close()
 
@@ -114,7 +114,7 @@ async def test_post_echo_through_our_own_site_on_another_router(dialer, own_site
         f"POST /echo HTTP/1.1\r\nHost: {own_site.b32}\r\nContent-Length: {len(payload)}\r\n"
         "Connection: close\r\n\r\n"
     ).encode()
-    reader, writer = await dialer.open_stream(own_site.b32, 80, head, timeout=60)
+    reader, writer = await dialer.open_stream(own_site.b32, 80, head, timeout=120)
     try:
         writer.write(payload)
         await writer.drain()
