@@ -27,6 +27,11 @@ import pytest
 def test_needs_network():
     pytest.skip("no network here")
 
+@pytest.mark.integration
+@pytest.mark.xfail(reason="a known peer bug", strict=False)
+def test_expected_failure():
+    raise AssertionError("known")
+
 def test_plain():
     pass
 """
@@ -55,3 +60,4 @@ def test_skipped_integration_test_fails_the_run_in_ci(tmp_path, env):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 integration test(s) were skipped" in proc.stdout
     assert "test_mini.py::test_needs_network" in proc.stdout
+    assert "test_mini.py::test_expected_failure" not in proc.stdout  # xfail is not a skip
