@@ -13,6 +13,8 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
+from i2proxy.testnet.samprobe import public_destination
+
 CLIENT_ROUTER = 3
 SERVER_ROUTER = 2
 
@@ -150,12 +152,10 @@ async def sam_session(
         if reply.get("RESULT") != "OK":
             writer.close()
             raise SamError(f"SESSION CREATE failed: {reply}")
-        session = SamSession(address, session_id, "", writer)
-        me = await session.lookup("ME")
-        if me is None:
-            session.close()
-            raise SamError("NAMING LOOKUP ME failed")
-        session.destination = me
+        # The session's own destination comes from the reply's private key blob. (NAMING LOOKUP
+        # NAME=ME on a new socket names the router's shared destination instead, not this one.)
+        session = SamSession(address, session_id, public_destination(reply["DESTINATION"]), writer)
+        me = session.destination
         if verify_from is not None and not await resolvable(verify_from, me):
             last_error = SamError("SAM destination was not published")
             session.close()
