@@ -67,11 +67,13 @@ class Config:
     connect_timeout: float = 60.0
     max_header_bytes: int = 32 * 1024
     max_clients: int = 512
-    #: Keys file of the client destination; empty means ``<data_dir>/client-destination.keys``,
-    #: created on first run, so the destination (and the trust sites keep for it) persists.
+    #: Keep the client destination across runs, in ``keys_file`` or, when that is empty, in
+    #: ``<data_dir>/client-destination.keys``. Off by default: a new destination each run cannot
+    #: be linked to the previous one, and with i2pd 2.45.1 a reused destination gets no replies
+    #: from recently used sites for ~2 minutes after a restart (docs/PROXY.md).
+    persistent: bool = False
+    #: Keys file of a persistent client destination (setting it implies ``persistent``).
     keys_file: str = ""
-    #: A new destination every run instead (runs cannot be linked by destination).
-    transient: bool = False
 
     def validate(self) -> None:
         for name in ("http_listen", "socks_listen", "mixed_listen"):

@@ -63,13 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add(
         "--keys-file",
         metavar="FILE",
-        help="keys of the client destination (default DATA_DIR/client-destination.keys)",
+        help="keys of a persistent client destination (implies --persistent)",
     )
     add(
-        "--transient",
+        "--persistent",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="a new client destination every run instead of the persistent one",
+        help="keep the client destination across runs (DATA_DIR/client-destination.keys)",
     )
     add("--max-clients", type=int, metavar="N", help="concurrent client connections")
     parser.set_defaults(handler=run_command)
@@ -88,7 +88,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "address_helper",
         "syn_window_ms",
         "keys_file",
-        "transient",
+        "persistent",
         "max_clients",
     )
     values: dict[str, Any] = {name: getattr(args, name, None) for name in names}
@@ -121,17 +121,14 @@ def open_address_book(config: Config) -> Any:
 
 
 def client_keys(config: Config) -> str | None:
-    """The client destination's key file, or None for a destination of this run only.
-
-    An explicit ``sam://`` router gets a destination of this run only unless ``keys_file`` is
-    set: i2pd gives every SAM session a fresh encryption key, so peers that cached the previous
-    LeaseSet of a reused destination cannot answer it for up to ~100 s (docs/SAM.md).
-    """
+    """The client destination's key file, or None for a destination of this run only."""
     from i2proxy.dialer.native import KEY_FILE_NAME
 
-    if config.transient or (config.router.startswith("sam://") and not config.keys_file):
-        return None
-    return config.keys_file or os.path.join(config.data_dir, KEY_FILE_NAME)
+    if config.keys_file:
+        return config.keys_file
+    if config.persistent:
+        return os.path.join(config.data_dir, KEY_FILE_NAME)
+    return None
 
 
 def make_dialer(config: Config) -> Any:

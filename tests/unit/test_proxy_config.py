@@ -95,10 +95,10 @@ def test_lan_bind_refused_by_the_run_command():
     assert "reachable from other machines" in proc.stderr
 
 
-def test_client_destination_persists_in_the_data_dir_across_runs(tmp_path):
+def test_persistent_client_destination_lives_in_the_data_dir(tmp_path):
     from i2proxy.proxy.cli import make_dialer
 
-    config = Config(router="i2cp://127.0.0.1:7654", data_dir=str(tmp_path))
+    config = Config(router="i2cp://127.0.0.1:7654", data_dir=str(tmp_path), persistent=True)
     first = make_dialer(config).destination
     second = make_dialer(config).destination
     assert first == second
@@ -106,18 +106,18 @@ def test_client_destination_persists_in_the_data_dir_across_runs(tmp_path):
     assert key_file.stat().st_mode & 0o777 == 0o600
 
 
-def test_transient_gives_a_new_destination_each_run_and_writes_no_key(tmp_path):
+def test_by_default_each_run_has_a_new_destination_and_writes_no_key(tmp_path):
     from i2proxy.proxy.cli import make_dialer
 
-    config = Config(router="i2cp://127.0.0.1:7654", data_dir=str(tmp_path), transient=True)
+    config = Config(router="i2cp://127.0.0.1:7654", data_dir=str(tmp_path))
     assert make_dialer(config).destination != make_dialer(config).destination
     assert not any(tmp_path.iterdir())
 
 
-def test_explicit_sam_router_uses_a_run_only_destination_unless_a_key_file_is_set(tmp_path):
+def test_a_keys_file_implies_a_persistent_destination(tmp_path):
     from i2proxy.proxy.cli import client_keys
 
-    sam = Config(router="sam://127.0.0.1:7656", data_dir=str(tmp_path))
-    assert client_keys(sam) is None
-    sam.keys_file = str(tmp_path / "mine.keys")
-    assert client_keys(sam) == str(tmp_path / "mine.keys")
+    config = Config(router="sam://127.0.0.1:7656", data_dir=str(tmp_path))
+    assert client_keys(config) is None
+    config.keys_file = str(tmp_path / "mine.keys")
+    assert client_keys(config) == str(tmp_path / "mine.keys")
