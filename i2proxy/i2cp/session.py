@@ -27,6 +27,8 @@ from i2proxy.i2cp.payload import decode_payload, encode_payload
 DEFAULT_MESSAGE_EXPIRATION = 60.0
 #: Our own deadline for a HostLookup; also sent to the router as its timeout.
 DEFAULT_LOOKUP_TIMEOUT = 10.0
+#: Incoming messages announced with MessageStatus(AVAILABLE) whose payload we still await.
+MAX_REQUESTED_MESSAGES = 1024
 
 
 class SessionIdentity(Protocol):
@@ -84,6 +86,10 @@ class I2CPSession:
         #: request id → local deadline (seconds)
         self._lookups: dict[int, float] = {}
         self._pending_nonces: set[int] = set()
+        #: Message ids asked for with ReceiveMessageBegin (insertion-ordered, bounded).
+        self._requested: dict[int, None] = {}
+        #: Incoming messages the router announced instead of pushing (no ``i2cp.fastReceive``).
+        self.announced_messages = 0
         self._reconfiguring = False
         self._destroying = False
 
@@ -338,6 +344,9 @@ class I2CPSession:
         )
 
     def _on_message_status(self, message: m.MessageStatus, now: float) -> None:
+        if message.status == m.MessageStatusCode.AVAILABLE:
+            self._request_message(message)
+            return
         if message.nonce not in self._pending_nonces:
             return
         try:
@@ -349,7 +358,26 @@ class I2CPSession:
             self._pending_nonces.discard(message.nonce)
         self._events.append(ev.MessageStatusReceived(message.nonce, message.status, final))
 
+    def _request_message(self, message: m.MessageStatus) -> None:
+        """Fetch an announced incoming message, as the spec's slow-receive mode requires.
+
+        Java I2P announces every incoming message this way unless the session sets
+        ``i2cp.fastReceive=true`` (which we send by default), and holds it until
+        ReceiveMessageBegin; the payload then comes as a MessagePayload, which we confirm with
+        ReceiveMessageEnd so the router frees it. i2pd always pushes (fast receive).
+        """
+        if self.session_id is None or message.session_id != self.session_id:
+            return
+        self.announced_messages += 1
+        self._requested[message.message_id] = None
+        if len(self._requested) > MAX_REQUESTED_MESSAGES:
+            del self._requested[next(iter(self._requested))]
+        self._queue(m.ReceiveMessageBegin(self.session_id, message.message_id))
+
     def _on_message_payload(self, message: m.MessagePayload, now: float) -> None:
+        if message.message_id in self._requested and self.session_id is not None:
+            del self._requested[message.message_id]
+            self._queue(m.ReceiveMessageEnd(self.session_id, message.message_id))
         try:
             payload = decode_payload(message.payload)
         except I2CPProtocolError as exc:

@@ -240,3 +240,37 @@ def test_republish_resends_a_freshly_signed_lease_set_only_when_ready():
     expected = m.CreateLeaseSet2(0x4242, b"LS2", ((4, b"x" * 32), (0, b"e" * 256)))
     assert session.data_to_send() == m.encode_message(expected)
     assert identity.lease_requests[-1] == ((lease,), int((NOW + 3) * 1000) + 5000)
+
+
+def test_announced_message_is_fetched_and_confirmed_as_in_slow_receive_mode():
+    """Java without i2cp.fastReceive: AVAILABLE → ReceiveMessageBegin → payload → End."""
+    session, _ = created_session()
+    tracked = session.send_payload(DEST, b"x", NOW, protocol=6, track=True)
+    session.data_to_send()
+    # Java announces with a nonce of its own, which may equal one of ours: not a send status.
+    events = router_says(
+        session, m.MessageStatus(0x4242, 77, m.MessageStatusCode.AVAILABLE, 120, tracked)
+    )
+    assert events == []
+    assert sent(session) == [m.ReceiveMessageBegin(0x4242, 77)]
+    good = encode_payload(b"packet", protocol=6)
+    events = router_says(session, m.MessagePayload(0x4242, 77, good))
+    assert events == [ev.PayloadReceived(decode_payload(good), 77)]
+    assert sent(session) == [m.ReceiveMessageEnd(0x4242, 77)]
+    assert session.announced_messages == 1
+    # A pushed (fast-receive) payload is not confirmed; another session's announcement is ignored.
+    router_says(session, m.MessagePayload(0x4242, 78, good))
+    router_says(session, m.MessageStatus(0x9999, 79, m.MessageStatusCode.AVAILABLE, 10, 0))
+    assert sent(session) == []
+
+
+def test_announced_messages_awaiting_their_payload_are_bounded():
+    from i2proxy.i2cp.session import MAX_REQUESTED_MESSAGES
+
+    session, _ = created_session()
+    for message_id in range(MAX_REQUESTED_MESSAGES + 5):
+        router_says(session, m.MessageStatus(0x4242, message_id, 0, 10, 0))
+    assert len(sent(session)) == MAX_REQUESTED_MESSAGES + 5
+    assert len(session._requested) == MAX_REQUESTED_MESSAGES
+    router_says(session, m.MessagePayload(0x4242, 0, encode_payload(b"p", protocol=6)))
+    assert sent(session) == []  # forgotten: the oldest went first
