@@ -29,6 +29,8 @@ class Protocol(IntEnum):
     STREAMING = 6
     REPLIABLE_DATAGRAM = 17
     RAW_DATAGRAM = 18
+    DATAGRAM2 = 19  # proposal 163, since 0.9.66 (i2pd 2.45.1 does not know it)
+    DATAGRAM3 = 20
 
 
 @dataclass(frozen=True, slots=True)
