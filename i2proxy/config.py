@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from i2proxy.proxy.headers import DEFAULT_USER_AGENT
-
 ENV_PREFIX = "I2PROXY_"
+
+#: The User-Agent sent to eepsites unless configured otherwise: the same for every user.
+DEFAULT_USER_AGENT = "MYOB/6.66 (AN/ON)"
 
 #: i2pd's hard-coded list (anchors-features §1), kept as the default; configurable here.
 DEFAULT_JUMP_SERVICES = [

@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from i2proxy.config import DEFAULT_USER_AGENT
 from i2proxy.proxy.routing import normalize_host
 
-DEFAULT_USER_AGENT = "MYOB/6.66 (AN/ON)"
+__all__ = ["DEFAULT_USER_AGENT", "filter_request_headers", "filter_response_headers"]
 
 Headers = list[tuple[bytes, bytes]]
 

@@ -44,6 +44,18 @@ _STYLE = (
 )
 
 
+def response_bytes(
+    status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> bytes:
+    """A complete ``Connection: close`` HTTP/1.1 response, for answers given outside an h11
+    exchange (a busy server, the wrong port, a failed CONNECT)."""
+    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}".encode()]
+    all_headers = list(PAGE_HEADERS if headers is None else headers)
+    all_headers += [(b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    lines += [name + b": " + value for name, value in all_headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
 def html_page(title: str, body_html: str) -> bytes:
     return (
         "<!DOCTYPE html><html><head><meta charset=utf-8>"

@@ -13,17 +13,17 @@ import contextlib
 import ipaddress
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from i2proxy.config import Config, parse_listen
 from i2proxy.log import get_logger
-from i2proxy.proxy import pages
+from i2proxy.proxy import pages, socks
+from i2proxy.proxy.context import SessionContext, Stats
 from i2proxy.proxy.http import HelperTokens
 from i2proxy.proxy.http_session import HttpSession
 from i2proxy.proxy.routing import Resolver
 from i2proxy.proxy.socks_session import SocksSession
-from i2proxy.proxy.streams import READ_SIZE, Closed, linger, relay
+from i2proxy.proxy.streams import READ_SIZE, Closed, linger
 
 if TYPE_CHECKING:
     from i2proxy.dialer.base import Dialer
@@ -32,23 +32,9 @@ if TYPE_CHECKING:
 
 log = get_logger("i2proxy.proxy")
 
-__all__ = ["ProxyServer", "Stats", "relay"]
+_RETRY_AFTER = (b"retry-after", b"5")
 
-
-@dataclass
-class Stats:
-    started: float = field(default_factory=time.time)
-    clients: int = 0
-    connections: int = 0
-    http_requests: int = 0
-    socks_connects: int = 0
-    streams_opened: int = 0
-    streams_reused: int = 0
-    #: Streams whose SYN carried the client's first bytes (native backend; SAM cannot).
-    first_bytes_in_syn: int = 0
-    refused: int = 0
-    #: Connection tasks that ended in an unexpected exception (a bug: should stay 0).
-    internal_errors: int = 0
+__all__ = ["ProxyServer", "Stats"]
 
 
 class ProxyServer:
@@ -76,6 +62,17 @@ class ProxyServer:
         self._writers: set[asyncio.StreamWriter] = set()
         self._allow = [ipaddress.ip_network(c, strict=False) for c in config.allow]
         self._closing = False
+        self.context = SessionContext(
+            config=config,
+            resolver=self.resolver,
+            tokens=self.tokens,
+            stats=self.stats,
+            clock=clock,
+            open_stream=self.open_stream,
+            release_stream=self.release_stream,
+            addresses=self.addresses,
+            closing=lambda: self._closing,
+        )
 
     @property
     def closing(self) -> bool:
@@ -174,23 +171,14 @@ class ProxyServer:
 
     async def _refuse_busy(self, reader, writer, handler) -> None:
         """Too many clients: answer in the client's protocol, then close."""
-        kind = "http" if handler == self._handle_http else None
-        if kind is None:
+        first = b"H"
+        if handler != self._handle_http:
             first = await asyncio.wait_for(reader.read(1), 2.0)
-            kind = {b"\x05": "socks5", b"\x04": "socks4"}.get(first[:1], "http")
-        if kind == "socks5":
-            writer.write(b"\x05\xff")
-        elif kind == "socks4":
-            writer.write(bytes([0, 91, 0, 0, 0, 0, 0, 0]))
+        if first[:1] in (b"\x04", b"\x05"):
+            writer.write(socks.refuse_client(first[0]))
         else:
             body = pages.error_page(503, "Service Unavailable", "too many clients; retry later")
-            writer.write(
-                b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 5\r\nconnection: close\r\n"
-                b"content-type: text/html; charset=utf-8\r\ncontent-length: "
-                + str(len(body)).encode()
-                + b"\r\n\r\n"
-                + body
-            )
+            writer.write(pages.response_bytes(503, body, [*pages.PAGE_HEADERS, _RETRY_AFTER]))
         await writer.drain()
 
     async def _handle_mixed(self, reader, writer) -> None:
@@ -204,10 +192,10 @@ class ProxyServer:
         # Anything else is neither protocol: close without a word.
 
     async def _handle_http(self, reader, writer, initial: bytes = b"", listener="http") -> None:
-        await HttpSession(self, reader, writer, listener).run(initial)
+        await HttpSession(self.context, reader, writer, listener).run(initial)
 
     async def _handle_socks(self, reader, writer, initial: bytes = b"") -> None:
-        await SocksSession(self, reader, writer).run(initial)
+        await SocksSession(self.context, reader, writer).run(initial)
 
     # -- shared helpers ------------------------------------------------------------------------
 

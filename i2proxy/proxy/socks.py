@@ -367,6 +367,14 @@ class SocksHandshake:
         return self.request
 
 
+def refuse_client(version: int) -> bytes:
+    """The whole answer to a client the proxy will not serve at all (too many clients): SOCKS5
+    "no acceptable method" to its greeting, SOCKS4 "rejected"."""
+    if version == SOCKS5:
+        return bytes([SOCKS5, _METHOD_NONE_ACCEPTABLE])
+    return _failure_reply(SOCKS4, Reply.GENERAL_FAILURE)
+
+
 def _failure_reply(version: int, code: Reply) -> bytes:
     if version == SOCKS4:
         return bytes([0, _SOCKS4_REJECTED, 0, 0, 0, 0, 0, 0])

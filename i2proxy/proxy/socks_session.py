@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from i2proxy.dialer.base import DialError, DialTimeout, PeerRefused, RouterUnavailable
 from i2proxy.log import get_logger
+from i2proxy.proxy import pages
+from i2proxy.proxy.context import SessionContext
 from i2proxy.proxy.http import credentials_ok
 from i2proxy.proxy.routing import HostKind, classify_host
 from i2proxy.proxy.socks import (
@@ -17,10 +18,7 @@ from i2proxy.proxy.socks import (
     Reply,
     SocksHandshake,
 )
-from i2proxy.proxy.streams import SYN_PAYLOAD_TARGET, collect_window, relay
-
-if TYPE_CHECKING:
-    from i2proxy.proxy.server import ProxyServer
+from i2proxy.proxy.streams import read_before, tunnel
 
 log = get_logger("i2proxy.proxy")
 
@@ -35,25 +33,20 @@ def _dial_error_to_socks(exc: DialError) -> Reply:
     return Reply.HOST_UNREACHABLE
 
 
-_WRONG_PORT_BODY = (
+_WRONG_PORT_REPLY = pages.response_bytes(
+    400,
     b"This is i2proxy's SOCKS port. Configure it as a SOCKS5 proxy (with remote DNS), or use the "
-    b"HTTP proxy port (default 4444) as an HTTP proxy.\n"
-)
-_WRONG_PORT_REPLY = (
-    b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"connection: close\r\ncontent-length: "
-    + str(len(_WRONG_PORT_BODY)).encode()
-    + b"\r\n\r\n"
-    + _WRONG_PORT_BODY
+    b"HTTP proxy port (default 4444) as an HTTP proxy.\n",
+    [(b"content-type", b"text/plain; charset=utf-8")],
 )
 
 
 class SocksSession:
     """One SOCKS client: handshake, policy, dial with the first bytes in the SYN, relay."""
 
-    def __init__(self, server: ProxyServer, reader, writer) -> None:
-        self.server = server
-        self.config = server.config
+    def __init__(self, ctx: SessionContext, reader, writer) -> None:
+        self.ctx = ctx
+        self.config = ctx.config
         self.reader = reader
         self.writer = writer
 
@@ -61,7 +54,7 @@ class SocksSession:
         handshake = SocksHandshake(require_auth=bool(self.config.users))
         deadline = asyncio.get_running_loop().time() + self.config.handshake_timeout
         if not initial:
-            initial = await asyncio.wait_for(self.reader.read(4096), self.config.handshake_timeout)
+            initial = await read_before(self.reader, deadline, 4096)
         if initial[:1].isalpha():
             # A browser pointed at the SOCKS port as if it were an HTTP proxy: say so.
             await self._send(_WRONG_PORT_REPLY)
@@ -77,7 +70,7 @@ class SocksSession:
                     users = self.config.users
                     ok = not users or credentials_ok(users, event.username, event.password)
                     if not ok:
-                        self.server.stats.refused += 1
+                        self.ctx.stats.refused += 1
                     more = handshake.accept_credentials(ok)
                     events = more
                     break
@@ -87,10 +80,10 @@ class SocksSession:
                     return
             else:
                 await self._send(handshake.data_to_send())
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
+                try:
+                    data = await read_before(self.reader, deadline, 4096)
+                except TimeoutError:
                     return
-                data = await asyncio.wait_for(self.reader.read(4096), remaining)
                 if not data:
                     return
                 events = handshake.receive_data(data)
@@ -105,7 +98,7 @@ class SocksSession:
             await self.writer.drain()
 
     async def _connect(self, handshake: SocksHandshake, request: ConnectRequested) -> None:
-        self.server.stats.socks_connects += 1
+        self.ctx.stats.socks_connects += 1
         kind, host = classify_host(request.host)
         if request.address_type is not AddressType.DOMAIN:
             # An IP address cannot name an I2P destination; SOCKS5 says so with "address type
@@ -117,32 +110,32 @@ class SocksSession:
             code = Reply.HOST_UNREACHABLE
         else:  # clearnet, IP written as a name, localhost, proxy.i2p: no outproxy, no local
             code = Reply.NOT_ALLOWED
-        target = self.server.resolver.resolve(host) if code is None else None
+        target = self.ctx.resolver.resolve(host) if code is None else None
         if code is None and target is None:
             code = Reply.HOST_UNREACHABLE  # an .i2p name missing from the address book
         if code is not None:
-            self.server.stats.refused += 1
+            self.ctx.stats.refused += 1
             log.info("socks connect refused", host=request.host, port=request.port, reply=code.name)
             await self._send(handshake.reply_failure(code))
             return
         assert target is not None
-        window = self.config.syn_window_ms / 1000
-        first = handshake.take_trailing_data()
-        if window > 0:
-            # Java-style connect delay: say "connected" now so the client sends its first
-            # bytes, and put them in the SYN. A dial failure then shows as a close.
+
+        async def dial(first: bytes):
+            return await self.ctx.open_stream(target, request.port, first)
+
+        async def accept() -> None:
             await self._send(handshake.reply_success())
-            first = await collect_window(self.reader, first, window, SYN_PAYLOAD_TARGET)
-        try:
-            up_reader, up_writer = await self.server.open_stream(target, request.port, first)
-        except DialError as exc:
-            log.info("socks dial failed", host=host, port=request.port, error=repr(exc))
-            if window <= 0:
-                await self._send(handshake.reply_failure(_dial_error_to_socks(exc)))
-            return
-        try:
-            if window <= 0:
-                await self._send(handshake.reply_success())
-            await relay(self.reader, self.writer, up_reader, up_writer)
-        finally:
-            self.server.release_stream(up_writer)
+
+        async def refuse(exc: DialError) -> None:
+            await self._send(handshake.reply_failure(_dial_error_to_socks(exc)))
+
+        await tunnel(
+            self.reader,
+            self.writer,
+            first=handshake.take_trailing_data(),
+            window=self.config.syn_window_ms / 1000,
+            dial=dial,
+            release=self.ctx.release_stream,
+            accept=accept,
+            refuse=refuse,
+        )

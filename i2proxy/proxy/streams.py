@@ -1,9 +1,14 @@
-"""Byte plumbing shared by the proxy sessions: relaying, the SYN window, polite closing."""
+"""Byte plumbing shared by the proxy sessions: reads with deadlines, relaying, the SYN window,
+the tunnel behind SOCKS CONNECT and HTTP CONNECT, polite closing."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+
+from i2proxy.dialer.base import DialError
+from i2proxy.log import get_logger
 
 #: One streaming packet's worth of payload: once this much is buffered, dial at once.
 SYN_PAYLOAD_TARGET = 1730
@@ -11,9 +16,22 @@ SYN_PAYLOAD_TARGET = 1730
 COALESCE_GAP = 0.01
 READ_SIZE = 64 * 1024
 
+log = get_logger("i2proxy.proxy")
+
 
 class Closed(Exception):
     """The browser or the SOCKS client went away; nothing to answer."""
+
+
+async def read_before(
+    reader: asyncio.StreamReader, deadline: float, size: int = READ_SIZE
+) -> bytes:
+    """Read what is there (``b""`` at EOF), or raise ``TimeoutError`` once the loop's clock
+    passes ``deadline``."""
+    remaining = deadline - asyncio.get_running_loop().time()
+    if remaining <= 0:
+        raise TimeoutError
+    return await asyncio.wait_for(reader.read(size), remaining)
 
 
 async def linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -68,16 +86,50 @@ async def collect_window(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + window
     while len(data) < target:
-        remaining = deadline - loop.time()
-        if data:
-            remaining = min(remaining, COALESCE_GAP)
-        if remaining <= 0:
-            break
+        until = min(deadline, loop.time() + COALESCE_GAP) if data else deadline
         try:
-            chunk = await asyncio.wait_for(reader.read(target - len(data)), remaining)
+            chunk = await read_before(reader, until, target - len(data))
         except TimeoutError:
             break
         if not chunk:
             break
         data += chunk
     return bytes(data)
+
+
+Dial = Callable[[bytes], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
+async def tunnel(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    *,
+    first: bytes,
+    window: float,
+    dial: Dial,
+    release: Callable[[asyncio.StreamWriter], None],
+    accept: Callable[[], Awaitable[None]],
+    refuse: Callable[[DialError], Awaitable[None]],
+) -> None:
+    """A client's byte tunnel to an I2P destination: SOCKS CONNECT and HTTP CONNECT.
+
+    With a ``window`` (seconds), say "connected" first (``accept``) so the client sends its
+    first bytes, collect them for the SYN (Java's connect delay), then dial: a failed dial is
+    then only a close. Without one, dial first and answer a failure with ``refuse``.
+    """
+    if window > 0:
+        await accept()
+        first = await collect_window(reader, first, window, SYN_PAYLOAD_TARGET)
+    try:
+        up_reader, up_writer = await dial(first)
+    except DialError as exc:
+        log.debug("tunnel dial failed", error=repr(exc))
+        if window <= 0:
+            await refuse(exc)
+        return
+    try:
+        if window <= 0:
+            await accept()
+        await relay(reader, writer, up_reader, up_writer)
+    finally:
+        release(up_writer)

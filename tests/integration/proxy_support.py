@@ -209,7 +209,7 @@ class SamSite:
             bridge.add_done_callback(self.bridges.discard)
 
     async def _bridge(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        from i2proxy.proxy.server import relay
+        from i2proxy.proxy.streams import relay
 
         try:
             app_reader, app_writer = await asyncio.open_connection("127.0.0.1", self.app_port)

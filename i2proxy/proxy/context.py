@@ -1,0 +1,61 @@
+"""What a proxy session may use of the server: settings, names, tokens, counters, streams.
+
+Sessions get a :class:`SessionContext` instead of the :class:`~i2proxy.proxy.server.ProxyServer`
+itself, so they depend on this small surface only (and ``server.py`` is the one module that
+imports the sessions, never the other way round).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from i2proxy.config import Config
+from i2proxy.proxy.http import HelperTokens
+from i2proxy.proxy.routing import Resolver
+
+if TYPE_CHECKING:
+    from i2proxy.i2p.destination import Destination
+
+StreamPair = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+@dataclass
+class Stats:
+    """Counters shown on the health page (``http://proxy.i2p/``)."""
+
+    started: float = field(default_factory=time.time)
+    clients: int = 0
+    connections: int = 0
+    http_requests: int = 0
+    socks_connects: int = 0
+    streams_opened: int = 0
+    streams_reused: int = 0
+    #: Streams whose SYN carried the client's first bytes (native backend; SAM cannot).
+    first_bytes_in_syn: int = 0
+    refused: int = 0
+    #: Connection tasks that ended in an unexpected exception (a bug: should stay 0).
+    internal_errors: int = 0
+
+
+@dataclass
+class SessionContext:
+    """The server's services, as one session sees them."""
+
+    config: Config
+    resolver: Resolver
+    tokens: HelperTokens
+    stats: Stats
+    #: Monotonic clock (injectable in tests: helper-token expiry).
+    clock: Callable[[], float]
+    #: Dial ``(target, port, initial_data)``; raises ``DialError``. Counted and tracked.
+    open_stream: Callable[[Destination | str, int, bytes], Awaitable[StreamPair]]
+    #: Close a stream from ``open_stream`` and forget it.
+    release_stream: Callable[[asyncio.StreamWriter], None]
+    #: Actual bound addresses by listener name ("http", "socks", "mixed").
+    addresses: dict[str, tuple[str, int]]
+    #: True once shutdown began: finish the exchange, take no other.
+    closing: Callable[[], bool]

@@ -1,0 +1,135 @@
+"""The proxy's own pages over HTTP: health, PAC file, and the address helper's offer and form."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import h11
+
+from i2proxy.log import get_logger
+from i2proxy.naming.errors import NamingError
+from i2proxy.proxy import pages
+from i2proxy.proxy.context import SessionContext
+from i2proxy.proxy.http import HttpError, RequestTarget, parse_helper_value, split_address_helper
+from i2proxy.proxy.http_browser import Browser
+from i2proxy.proxy.routing import HostKind, b32_of, classify_host, same_destination
+from i2proxy.proxy.streams import Closed
+
+log = get_logger("i2proxy.proxy")
+
+
+class LocalPages:
+    """Answers requests for ``proxy.i2p`` (or the proxy's own address) and helper links."""
+
+    def __init__(self, ctx: SessionContext, browser: Browser, listener: str) -> None:
+        self.ctx = ctx
+        self.browser = browser
+        self.listener = listener
+
+    def is_self(self, kind: HostKind, target: RequestTarget) -> bool:
+        """An origin-form request addressed to this proxy's own listening address."""
+        own = self.ctx.addresses.get(self.listener)
+        return (
+            not target.absolute
+            and own is not None
+            and kind in (HostKind.IP, HostKind.LOCAL)
+            and target.port == own[1]
+        )
+
+    async def serve(self, request: h11.Request, target: RequestTarget) -> bool:
+        """One local page; True when the connection may go on."""
+        method = request.method.upper()
+        body = await self._read_small_body(8192)
+        path = urlsplit(target.path).path
+        if path == "/proxy.pac" and method in (b"GET", b"HEAD"):
+            host, port = self._pac_address(request)
+            pac = pages.pac_file(host, port)
+            headers = [
+                (b"content-type", b"application/x-ns-proxy-autoconfig"),
+                (b"cache-control", b"no-cache"),
+            ]
+            await self.browser.page(200, pac, headers=headers)
+            return True
+        if path == "/" and method in (b"GET", b"HEAD"):
+            stats = dict(vars(self.ctx.stats))
+            stats["uptime_s"] = int(time.time() - stats.pop("started"))
+            stats["router"] = self.ctx.config.router or "auto-detected"
+            await self.browser.page(200, pages.health_page(stats))
+            return True
+        if path == "/add" and method == b"POST":
+            return await self._helper_add(body)
+        raise HttpError(404, "Not Found", f"the proxy has no page {path}")
+
+    def _pac_address(self, request: h11.Request) -> tuple[str, int]:
+        host, port = self.ctx.addresses.get("http") or self.ctx.addresses[self.listener]
+        if host in ("0.0.0.0", "::"):
+            # Reachable on every interface: use the address the browser used to reach us.
+            host_header = next((v.decode() for n, v in request.headers if n == b"host"), "")
+            host = host_header.rsplit(":", 1)[0] or "127.0.0.1"
+        return host, port
+
+    async def _read_small_body(self, limit: int) -> bytes:
+        body = bytearray()
+        while True:
+            event = await self.browser.next_event(self.ctx.config.header_timeout)
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > limit:
+                    raise HttpError(413, "Content Too Large", "request body too large")
+            elif isinstance(event, h11.EndOfMessage):
+                return bytes(body)
+            else:
+                raise Closed
+
+    async def _helper_add(self, body: bytes) -> bool:
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        host = form.get("host", "").lower()
+        dest_text = form.get("dest", "")
+        url = form.get("url", "")
+        now = self.ctx.clock()
+        if not self.ctx.tokens.check(form.get("token", ""), host, dest_text, now):
+            raise HttpError(
+                403,
+                "Forbidden",
+                "the form token is missing, wrong or expired; follow the link again",
+            )
+        kind, _ = classify_host(host)
+        if kind is not HostKind.NAME:
+            raise HttpError(400, "Bad Request", "the form names no .i2p host")
+        destination = parse_helper_value(dest_text)
+        save = form.get("choice") == "save"
+        resolver = self.ctx.resolver
+        if save and not resolver.can_save(destination):
+            raise HttpError(400, "Bad Request", "this address can only be used for this run")
+        try:
+            resolver.remember(host, destination, save=save)
+        except (ValueError, NamingError) as exc:  # the naming rules refuse name or destination
+            raise HttpError(400, "Bad Request", f"cannot store {host}: {exc}") from None
+        log.info("address helper accepted", host=host, b32=b32_of(destination), saved=save)
+        parts = urlsplit(url)
+        if parts.scheme != "http" or (parts.hostname or "").lower() != host:
+            url = f"http://{host}/"
+        await self.browser.page(303, b"", headers=[(b"location", url.encode())])
+        return True
+
+    async def offer_helper(self, host: str, target: RequestTarget, value: str) -> None:
+        """Answer a request carrying ``?i2paddresshelper=``: redirect or ask; never save."""
+        clean_path, _ = split_address_helper(target.path)
+        clean = RequestTarget(target.scheme, target.host, target.port, clean_path).url
+        destination = parse_helper_value(value)
+        known = self.ctx.resolver.resolve(host)
+        if known is not None and same_destination(known, destination):
+            await self.browser.page(302, b"", headers=[(b"location", clean.encode())], close=True)
+            return
+        dest_text = destination if isinstance(destination, str) else destination.to_base64()
+        page = pages.helper_page(
+            host=host,
+            new_b32=b32_of(destination),
+            url=clean,
+            token=self.ctx.tokens.issue(host, dest_text, self.ctx.clock()),
+            destination_text=dest_text,
+            known_b32=None if known is None else b32_of(known),
+            can_save=self.ctx.resolver.can_save(destination),
+        )
+        await self.browser.page(200 if known is None else 409, page, close=True)

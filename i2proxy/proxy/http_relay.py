@@ -1,0 +1,283 @@
+"""Relaying one HTTP request to an eepsite and its response back, with stream keep-alive.
+
+The I2P stream of the last exchange stays open for the next request to the same destination
+and port; a request on a reused stream that the site had already closed is replayed once on a
+fresh one (it was complete, so nothing is lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import h11
+
+from i2proxy.dialer.base import (
+    DialError,
+    DialTimeout,
+    InvalidTarget,
+    PeerRefused,
+    PeerUnreachable,
+    RouterUnavailable,
+)
+from i2proxy.proxy.context import SessionContext
+from i2proxy.proxy.headers import filter_response_headers
+from i2proxy.proxy.http import HttpError
+from i2proxy.proxy.http_browser import Browser
+from i2proxy.proxy.streams import READ_SIZE, Closed, read_before, relay
+
+if TYPE_CHECKING:
+    from i2proxy.i2p.destination import Destination
+
+#: Bound on a site's response head (many Set-Cookie lines are legitimate; h11's default is 16 KiB).
+MAX_RESPONSE_HEAD = 64 * 1024
+#: Request bodies up to this size wait (briefly) to join the head in the first packets.
+SMALL_BODY = 16 * 1024
+
+
+def dial_error_to_http(exc: DialError) -> HttpError:
+    if isinstance(exc, InvalidTarget):
+        return HttpError(400, "Bad Request", f"not a valid I2P destination: {exc}")
+    if isinstance(exc, PeerRefused):
+        return HttpError(502, "Bad Gateway", "the destination refused the connection")
+    if isinstance(exc, RouterUnavailable):
+        return HttpError(503, "Service Unavailable", "the I2P router is not connected")
+    if isinstance(exc, DialTimeout):
+        return HttpError(504, "Gateway Timeout", "the destination did not answer in time")
+    if isinstance(exc, PeerUnreachable):
+        return HttpError(
+            504, "Gateway Timeout", "the destination is unreachable (no lease set found)"
+        )
+    return HttpError(502, "Bad Gateway", f"could not reach the destination: {exc}")
+
+
+@dataclass
+class _Upstream:
+    """An open stream to one site, with the HTTP/1.1 client state that frames it."""
+
+    key: tuple[str, int]
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    conn: h11.Connection
+
+
+class UpstreamRelay:
+    """One browser connection's upstream side: at most one kept-alive stream at a time."""
+
+    def __init__(self, ctx: SessionContext, browser: Browser) -> None:
+        self.ctx = ctx
+        self.config = ctx.config
+        self.browser = browser
+        self.upstream: _Upstream | None = None
+        self._sent_events: list[Any] = []
+
+    async def forward(
+        self,
+        upstream_request: h11.Request,
+        key: tuple[str, int],
+        destination: Destination | str,
+    ) -> bool:
+        """Send the request (its body read from the browser) and relay the response.
+
+        True when both connections may serve another request."""
+        if self.browser.conn.they_are_waiting_for_100_continue:
+            await self.browser.write(h11.InformationalResponse(status_code=100, headers=[]))
+        client, head_and_body, complete = await self._first_bytes(upstream_request)
+        up, reused = await self._open(key, destination, client, head_and_body)
+        try:
+            try:
+                ok = await self._exchange(up, complete)
+            except HttpError:
+                if not (reused and complete):
+                    raise
+                # The site had closed the idle stream we reused before answering: send the
+                # request once more on a fresh stream (it was complete, nothing is lost).
+                self._release(up)
+                client = self._replay(self._sent_events)
+                up, _ = await self._open(key, destination, client, head_and_body)
+                ok = await self._exchange(up, complete)
+        except BaseException:
+            self._release(up)  # the browser went away or the site failed: no stream left open
+            raise
+        if ok and up.conn.our_state is h11.DONE and up.conn.their_state is h11.DONE:
+            up.conn.start_next_cycle()
+            self.upstream = up
+        else:
+            self._release(up)
+        return ok
+
+    def close(self) -> None:
+        """Release the kept-alive stream, if any."""
+        if self.upstream is not None:
+            self._release(self.upstream)
+            self.upstream = None
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _replay(events: list[Any]) -> h11.Connection:
+        """A client state that has sent ``events`` again (the bytes are the same)."""
+        client = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
+        for event in events:
+            client.send(event)
+        return client
+
+    async def _first_bytes(
+        self, upstream_request: h11.Request
+    ) -> tuple[h11.Connection, bytes, bool]:
+        """The upstream request head plus as much of a small body as arrives promptly."""
+        client = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
+        self._sent_events = [upstream_request]
+        out = bytearray(client.send(upstream_request))
+        browser = self.browser.conn
+        deadline = asyncio.get_running_loop().time() + max(self.config.syn_window_ms / 1000, 0.05)
+        body = 0
+        while True:
+            event = browser.next_event()
+            if event is h11.NEED_DATA:
+                if body > SMALL_BODY:
+                    return client, bytes(out), False
+                try:
+                    browser.receive_data(await read_before(self.browser.reader, deadline))
+                except TimeoutError:
+                    return client, bytes(out), False
+                continue
+            if isinstance(event, h11.Data):
+                body += len(event.data)
+                self._sent_events.append(event)
+                out += client.send(event)
+            elif isinstance(event, h11.EndOfMessage):
+                self._sent_events.append(h11.EndOfMessage())
+                out += client.send(h11.EndOfMessage())
+                return client, bytes(out), True
+            else:
+                raise Closed
+
+    async def _open(
+        self,
+        key: tuple[str, int],
+        destination: Destination | str,
+        client: h11.Connection,
+        first: bytes,
+    ) -> tuple[_Upstream, bool]:
+        """A stream to ``key`` carrying ``first``: the kept-alive one if it is still open."""
+        reusable, self.upstream = self.upstream, None
+        if reusable is not None:
+            if reusable.key == key and not reusable.reader.at_eof():
+                reusable.writer.write(first)
+                reusable.conn = client  # a fresh client state is what start_next_cycle gives
+                self.ctx.stats.streams_reused += 1
+                return reusable, True
+            self._release(reusable)
+        try:
+            reader, writer = await self.ctx.open_stream(destination, key[1], first)
+        except DialError as exc:
+            raise dial_error_to_http(exc) from None
+        return _Upstream(key, reader, writer, client), False
+
+    async def _exchange(self, up: _Upstream, complete: bool) -> bool:
+        pump: asyncio.Task[None] | None = None
+        if not complete:
+            pump = asyncio.create_task(self._pump_body(up))
+        try:
+            ok = await self._relay_response(up)
+        finally:
+            if pump is not None and not pump.done():
+                pump.cancel()
+                ok = False
+        if pump is not None and pump.done() and not pump.cancelled() and pump.exception():
+            ok = False
+        return ok
+
+    async def _pump_body(self, up: _Upstream) -> None:
+        """Stream the rest of a large request body to the site."""
+        while True:
+            event = await self.browser.next_event(self.config.idle_timeout)
+            if isinstance(event, h11.Data):
+                up.writer.write(up.conn.send(event))
+                await up.writer.drain()
+            elif isinstance(event, h11.EndOfMessage):
+                up.writer.write(up.conn.send(h11.EndOfMessage()))
+                await up.writer.drain()
+                return
+            else:
+                raise Closed
+
+    # -- receiving ---------------------------------------------------------------------------------
+
+    async def _relay_response(self, up: _Upstream) -> bool:
+        """Pass the site's response to the browser; False if the connection cannot go on."""
+        started = False
+        while True:
+            try:
+                event = up.conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                if not started:
+                    raise HttpError(502, "Bad Gateway", f"the site sent bad HTTP: {exc}") from None
+                return False
+            if event is h11.NEED_DATA:
+                deadline = asyncio.get_running_loop().time() + self.config.idle_timeout
+                try:
+                    data = await read_before(up.reader, deadline, READ_SIZE)
+                except (ConnectionError, OSError):
+                    data = b""
+                except TimeoutError:
+                    if not started:
+                        raise HttpError(504, "Gateway Timeout", "the site did not answer") from None
+                    return False
+                up.conn.receive_data(data)
+                continue
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    await self._switch_protocols(up, event)
+                    return False
+                await self.browser.write(
+                    h11.InformationalResponse(
+                        status_code=event.status_code,
+                        headers=filter_response_headers(event.headers),
+                        reason=event.reason,
+                    )
+                )
+                continue
+            if isinstance(event, h11.Response):
+                if sum(len(n) + len(v) + 4 for n, v in event.headers) > MAX_RESPONSE_HEAD:
+                    # h11 bounds incomplete heads only; one that arrived whole is measured here.
+                    raise HttpError(502, "Bad Gateway", "the site's response head is too large")
+                started = True
+                await self.browser.write(
+                    h11.Response(
+                        status_code=event.status_code,
+                        headers=filter_response_headers(event.headers),
+                        reason=event.reason,
+                    )
+                )
+            elif isinstance(event, h11.Data):
+                await self.browser.write(event)
+            elif isinstance(event, h11.EndOfMessage):
+                await self.browser.write(h11.EndOfMessage())
+                return True
+            elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                # PAUSED: the site switched protocols although we never offered an Upgrade.
+                if not started:
+                    raise HttpError(502, "Bad Gateway", "the site closed without an answer")
+                return False
+
+    async def _switch_protocols(self, up: _Upstream, event: h11.InformationalResponse) -> None:
+        """The site accepted an Upgrade (WebSocket): pass 101 on, then relay raw bytes."""
+        upgrade = next((v for n, v in event.headers if n == b"upgrade"), b"")
+        headers = filter_response_headers(event.headers)
+        headers += [(b"connection", b"upgrade"), (b"upgrade", upgrade)]
+        await self.browser.write(
+            h11.InformationalResponse(status_code=101, headers=headers, reason=event.reason)
+        )
+        browser_rest = self.browser.conn.trailing_data[0]
+        site_rest = up.conn.trailing_data[0]
+        if browser_rest:
+            up.writer.write(browser_rest)
+        if site_rest:
+            self.browser.writer.write(site_rest)
+        await relay(self.browser.reader, self.browser.writer, up.reader, up.writer)
+
+    def _release(self, up: _Upstream) -> None:
+        self.ctx.release_stream(up.writer)
