@@ -20,7 +20,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from i2proxy.streaming.congestion import AimdCongestion
 from i2proxy.streaming.events import (
     ConnectionClosed,
     ConnectionEstablished,
@@ -44,10 +43,12 @@ from i2proxy.streaming.packet import (
     same_destination,
     verify_signature,
 )
-from i2proxy.streaming.rtt import RttEstimator
+from i2proxy.streaming.recovery import MaxResendsExceeded, Recovery
 
 if TYPE_CHECKING:
     from i2proxy.i2p.destination import Destination
+    from i2proxy.streaming.congestion import CongestionControl
+    from i2proxy.streaming.rtt import RttEstimator
 
 #: Packets we sign; the spec requires a signature on these and we verify it on receipt.
 SIGNED_FLAGS = Flag.SYNCHRONIZE | Flag.CLOSE | Flag.RESET
@@ -107,17 +108,6 @@ class ConnectionStats:
     dropped_receive_full: int = 0
 
 
-@dataclass
-class _Sent:
-    seq: int
-    payload: bytes
-    control: Flag  # SYNCHRONIZE and/or CLOSE
-    first_sent: float
-    last_sent: float
-    sends: int = 1
-    nacked: int = 0
-
-
 class Connection:
     """One I2P stream, both directions.
 
@@ -154,13 +144,11 @@ class Connection:
         self.stats = ConnectionStats()
         self.profile_in = profile or PeerProfile()
         opts = self.options
-        self.rtt = RttEstimator(
-            opts.initial_rto, opts.min_rto, opts.max_rto, seed_rtt=self.profile_in.srtt
-        )
         window = opts.initial_window_size
         if self.profile_in.window:
             window = max(window, min(self.profile_in.window, opts.max_window_size))
-        self.congestion = AimdCongestion(window, opts.max_window_size)
+        #: Unacknowledged packets, RTT/RTO, retransmissions and the congestion window.
+        self.recovery = Recovery(opts, seed_rtt=self.profile_in.srtt, initial_window=window)
         self._events: deque[Event] = deque()
         self._created = now
         # -- sending
@@ -170,9 +158,6 @@ class Connection:
         self._close_seq: int | None = None
         self._close_acked = False
         self._next_seq = 0
-        self._unacked: dict[int, _Sent] = {}
-        self._resend_queue: list[int] = []
-        self._rto_deadline: float | None = None
         self._peer_mps = MTU_DEFAULT
         self._peer_choked = False
         self._probe_deadline: float | None = None
@@ -335,7 +320,17 @@ class Connection:
     @property
     def in_flight(self) -> int:
         """Packets sent and not yet acknowledged."""
-        return len(self._unacked)
+        return self.recovery.in_flight
+
+    @property
+    def rtt(self) -> RttEstimator:
+        """The RTT estimator (owned by :attr:`recovery`)."""
+        return self.recovery.rtt
+
+    @property
+    def congestion(self) -> CongestionControl:
+        """The congestion controller (owned by :attr:`recovery`)."""
+        return self.recovery.congestion
 
     @property
     def is_terminated(self) -> bool:
@@ -439,28 +434,9 @@ class Connection:
     def _process_ack(self, ack_through: int, nacks: tuple[int, ...], now: float) -> None:
         if ack_through >= self._next_seq:
             return  # acknowledges something we never sent: ignore (i2pd does the same)
-        nacked = set(nacks)
-        progressed = False
-        for seq in sorted(self._unacked):
-            if seq > ack_through:
-                break
-            sent = self._unacked[seq]
-            if seq in nacked:
-                sent.nacked += 1
-                if sent.nacked == 2 and seq not in self._resend_queue:
-                    self._resend_queue.append(seq)
-                    self.congestion.on_fast_retransmit(now, self.rtt.srtt or self.rtt.rto)
-                continue
-            del self._unacked[seq]
-            progressed = True
-            if sent.sends == 1:  # Karn: no samples from retransmitted packets
-                self.rtt.add_sample(now - sent.first_sent)
-            self.congestion.on_packet_acked(now)
-            if seq == self._close_seq:
-                self._close_acked = True
-        if progressed:
-            self._resend_queue = [s for s in self._resend_queue if s in self._unacked]
-            self._rto_deadline = now + self.rtt.rto if self._unacked else None
+        result = self.recovery.on_ack_received(ack_through, nacks, now)
+        if any(sent.seq == self._close_seq for sent in result.acked):
+            self._close_acked = True
 
     def _process_sequenced(self, packet: Packet, now: float) -> None:
         seq = packet.sequence_num
@@ -568,18 +544,18 @@ class Connection:
         if self.state is State.RESET:
             return None
         if self.state is State.CLOSED:
-            closing = [d for d in (self._linger_deadline, self._rto_deadline) if d is not None]
+            closing = [d for d in (self._linger_deadline, self.recovery.get_timer()) if d]
             return min(closing) if closing else None
         candidates = [
             self._connect_deadline,
-            self._rto_deadline,
+            self.recovery.get_timer(),
             self._ack_deadline,
             self._guard_deadline,
             self._linger_deadline,
         ]
         if self.state in (State.NEW, State.SYN_RECEIVED) and not self._ready_for_first():
             candidates.append(self._first_deadline)
-        if self._peer_choked and not self._unacked:
+        if self._peer_choked and not self.recovery.in_flight:
             candidates.append(self._probe_deadline)
         if self.options.inactivity_action != "noop" and self.state is State.ESTABLISHED:
             candidates.append(self._last_heard + self.options.inactivity_timeout)
@@ -591,15 +567,13 @@ class Connection:
         if self.state is State.RESET:
             return
         if self.state is State.CLOSED:
+            rto_deadline = self.recovery.get_timer()
             if self._linger_deadline is not None and now >= self._linger_deadline:
                 self._linger_deadline = None
-                self._rto_deadline = None
-                self._unacked.clear()
+                self.recovery.clear()
                 self._events.append(ConnectionClosed())
-            elif self._rto_deadline is not None and now >= self._rto_deadline:
-                self._resend_queue = list(self._unacked)  # only our CLOSE is left
-                self.rtt.back_off()
-                self._rto_deadline = now + self.rtt.rto
+            elif rto_deadline is not None and now >= rto_deadline:
+                self.recovery.on_closing_timeout(now)  # only our CLOSE is left
             return
         if self._connect_deadline is not None and now >= self._connect_deadline:
             self._die(ResetReason.CONNECT_TIMEOUT, "no answer to the SYN")
@@ -609,9 +583,13 @@ class Connection:
             self._on_guard_expired(now)
             if self.state is State.RESET:
                 return
-        if self._rto_deadline is not None and now >= self._rto_deadline:
-            self._on_retransmission_timeout(now)
-            if self.state is State.RESET:
+        rto_deadline = self.recovery.get_timer()
+        if rto_deadline is not None and now >= rto_deadline:
+            try:
+                self.recovery.on_timeout(now)
+            except MaxResendsExceeded as exc:
+                self._queue_reset(now)
+                self._die(ResetReason.MAX_RESENDS, str(exc))
                 return
         if self._ack_deadline is not None and now >= self._ack_deadline:
             self._ack_deadline = None
@@ -622,25 +600,6 @@ class Connection:
             and now >= self._last_heard + self.options.inactivity_timeout
         ):
             self._on_inactivity(now)
-
-    def _on_retransmission_timeout(self, now: float) -> None:
-        rto = self.rtt.rto
-        due = [s for s in self._unacked.values() if now >= s.last_sent + rto - 1e-9]
-        if not due and self._unacked:
-            due = [self._unacked[min(self._unacked)]]
-        for sent in due:
-            if sent.sends > self.options.max_resends:
-                self._queue_reset(now)
-                self._die(
-                    ResetReason.MAX_RESENDS,
-                    f"packet {sent.seq} unacknowledged after {sent.sends - 1} retransmissions",
-                )
-                return
-            if sent.seq not in self._resend_queue:
-                self._resend_queue.append(sent.seq)
-        self.congestion.on_timeout(now, self.rtt.srtt or rto)
-        self.rtt.back_off()
-        self._rto_deadline = now + self.rtt.rto if self._unacked else None
 
     def _on_guard_expired(self, now: float) -> None:
         if self._recv_next != 0:
@@ -671,7 +630,7 @@ class Connection:
         # not answer pings by default). If the peer is gone, it is retransmitted until
         # max_resends and the connection resets; if not, its ACK proves the peer alive.
         self._last_heard = now
-        if not self._unacked:
+        if not self.recovery.in_flight:
             self._keepalive = True
 
     # ------------------------------------------------------------------ sending
@@ -749,8 +708,7 @@ class Connection:
         if self.state is State.RESET:
             return
         self.state = State.RESET
-        self._unacked.clear()
-        self._resend_queue.clear()
+        self.recovery.clear()
         self._send_buf.clear()
         self._events.append(ConnectionReset(reason, detail))
 
@@ -762,14 +720,7 @@ class Connection:
             self._count(out)
             return out
         if self.state is State.CLOSED:
-            for seq in self._resend_queue:
-                sent = self._unacked.get(seq)
-                if sent is not None:
-                    sent.sends += 1
-                    sent.last_sent = now
-                    self.stats.retransmissions += 1
-                    out.append(self._build(seq, sent.payload, sent.control, now))
-            self._resend_queue = []
+            out.extend(self._resends(now))
             if self._ack_now:
                 out.append(self._plain_ack())
             self._count(out)
@@ -796,23 +747,22 @@ class Connection:
             self._pre_ack_pending = False
             out.append(self._pre_ack())
 
-        for seq in self._resend_queue:
-            sent = self._unacked.get(seq)
-            if sent is None:
-                continue
-            sent.sends += 1
-            sent.last_sent = now
-            self.stats.retransmissions += 1
-            out.append(self._build(seq, sent.payload, sent.control, now))
-            if sent.control & Flag.SYNCHRONIZE and self.is_client and self.stats.pre_ack_sent:
-                out.append(self._pre_ack())
-        self._resend_queue = []
+        out.extend(self._resends(now))
 
         out.extend(self._send_new_data(now))
         if self._ack_now and self._ack_fields()[2] is False and self.remote_stream_id:
             out.append(self._plain_ack())
         self._maybe_finish(now)  # our CLOSE may just have answered the peer's
         self._count(out)
+        return out
+
+    def _resends(self, now: float) -> list[bytes]:
+        out = []
+        for sent in self.recovery.take_resends(now):
+            self.stats.retransmissions += 1
+            out.append(self._build(sent.seq, sent.payload, sent.control, now))
+            if sent.control & Flag.SYNCHRONIZE and self.is_client and self.stats.pre_ack_sent:
+                out.append(self._pre_ack())  # the pre-ACK rides with every SYN retransmission
         return out
 
     def _count(self, out: list[bytes]) -> None:
@@ -861,10 +811,8 @@ class Connection:
         return encode(packet)
 
     def _track(self, seq: int, payload: bytes, control: Flag, now: float) -> None:
-        self._unacked[seq] = _Sent(seq, payload, control, now, now)
+        self.recovery.on_packet_sent(seq, payload, control, now)
         self.stats.bytes_sent += len(payload)
-        if self._rto_deadline is None:
-            self._rto_deadline = now + self.rtt.rto
 
     def _send_new_data(self, now: float) -> list[bytes]:
         out: list[bytes] = []
@@ -872,16 +820,16 @@ class Connection:
             return out
         limit = self._payload_limit()
         while self._send_buf or (self._close_requested and self._close_seq is None):
-            if not self._send_buf and self._unacked:
+            if not self._send_buf and self.recovery.in_flight:
                 # CLOSE waits until every earlier packet is acknowledged (as i2pd does itself):
                 # i2pd treats CLOSE as the end of the stream, and its SAM bridge then hands its
                 # client at most one more 8 KiB buffer of what it had queued (2.45.1,
                 # SAMSocket::I2PReceive), so a CLOSE right behind a burst truncates the data.
                 break
-            room = self.congestion.window - len(self._unacked)
+            room = self.recovery.window_room()
             if self._peer_choked:
                 probe_due = (
-                    not self._unacked
+                    not self.recovery.in_flight
                     and self._probe_deadline is not None
                     and now >= self._probe_deadline
                 )
@@ -903,7 +851,7 @@ class Connection:
             out.append(self._build(seq, payload, control, now))
             if self._peer_choked:
                 break
-        if self._keepalive and not self._unacked and self.state is State.ESTABLISHED:
+        if self._keepalive and not self.recovery.in_flight and self.state is State.ESTABLISHED:
             self._keepalive = False
             seq = self._next_seq
             self._next_seq += 1
@@ -919,12 +867,13 @@ class Connection:
         # stream as soon as its own CLOSE is acknowledged and never ACKs ours. Only an empty
         # CLOSE qualifies; one carrying data waits for its ACK like any data.
         # It is still resent during the linger, in case the peer does want it.
+        sent = self.recovery.sent
         close_only = (
             self._close_seq is not None
-            and list(self._unacked) == [self._close_seq]
-            and not self._unacked[self._close_seq].payload
+            and list(sent) == [self._close_seq]
+            and not sent[self._close_seq].payload
         )
-        if (self._close_acked and not self._unacked) or close_only:
+        if (self._close_acked and not sent) or close_only:
             self.state = State.CLOSED
             self._ack_now = self._ack_now or self._received_since_ack > 0
             self._linger_deadline = now + min(2 * self.rtt.rto, 10.0)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from i2proxy.streaming.congestion import ALGORITHMS
+
 #: Largest payload per packet when the peer's ratchet (ECIES-X25519) session is in use.
 MTU_RATCHETS = 1812
 #: Largest payload per packet for ElGamal sessions, and what we assume until the peer tells us.
@@ -40,6 +42,8 @@ class StreamingOptions:
     initial_window_size: int = 6
     #: Congestion window cap, in packets; also the largest receive window we accept.
     max_window_size: int = 128
+    #: Congestion controller by name (``congestion.ALGORITHMS``): "reno" or "cubic".
+    congestion: str = "reno"
     #: Retransmissions of one packet before the connection is reset.
     max_resends: int = 8
     #: Largest payload we accept per packet; advertised in our SYN (MAX_PACKET_SIZE_INCLUDED).
@@ -74,6 +78,10 @@ class StreamingOptions:
             raise OptionError(f"max_message_size={self.max_message_size} not in 512..4096")
         if not 0 < self.min_rto <= self.initial_rto <= self.max_rto:
             raise OptionError("need 0 < min_rto <= initial_rto <= max_rto")
+        if self.congestion.lower() not in ALGORITHMS:
+            raise OptionError(
+                f"congestion={self.congestion!r}: not one of {', '.join(sorted(ALGORITHMS))}"
+            )
         if self.max_resends < 1:
             raise OptionError("max_resends must be at least 1")
         for name in ("connect_delay", "connect_timeout", "initial_ack_delay", "pre_ack_guard"):
@@ -120,6 +128,7 @@ PROPERTY_NAMES: dict[str, tuple[str, str]] = {
     "i2p.streaming.initialWindowSize": ("initial_window_size", "int"),
     "i2p.streaming.maxWindowSize": ("max_window_size", "int"),
     "i2p.streaming.maxResends": ("max_resends", "int"),
+    "i2p.streaming.congestion": ("congestion", "str"),
     "i2p.streaming.maxMessageSize": ("max_message_size", "int"),
     "i2p.streaming.initialAckDelay": ("initial_ack_delay", "ms"),
     "i2p.streaming.inactivityTimeout": ("inactivity_timeout", "ms"),
