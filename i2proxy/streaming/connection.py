@@ -34,14 +34,19 @@ from i2proxy.streaming.options import MTU_DEFAULT, StreamingOptions
 from i2proxy.streaming.packet import (
     CHOKE_SEND_DELAY_MS,
     MAX_NACKS,
+    SIG_TYPE_LENGTHS,
     Flag,
+    OfflineSignature,
     Packet,
     PacketError,
     Signer,
     decode,
     encode,
+    replay_nacks,
     same_destination,
+    syn_addressed_elsewhere,
     verify_signature,
+    verify_with_transient_key,
 )
 from i2proxy.streaming.recovery import MaxResendsExceeded, Recovery
 
@@ -184,6 +189,9 @@ class Connection:
         self._seq0_skipped = False
         self._linger_deadline: float | None = None
         self._pre_ack_pending = False
+        #: An offline-signed peer's transient key, kept from its SYN / SYN reply: its later
+        #: CLOSE and RESET are signed with it but do not carry it.
+        self._peer_offline: OfflineSignature | None = None
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -229,6 +237,10 @@ class Connection:
             raise PacketRejected("SYN signature does not verify against its FROM")
         if syn.receive_stream_id == 0:
             raise PacketRejected("SYN with receive stream id 0")
+        if syn_addressed_elsewhere(syn, keys.destination.hash):
+            # Replay protection (0.9.58): eight NACKs spell the hash of the SYN's target. A
+            # signed SYN sent to someone else and replayed to us must not open a stream.
+            raise PacketRejected("SYN addressed to another destination (replayed)")
         conn = cls(
             keys=keys,
             local_stream_id=local_stream_id,
@@ -239,6 +251,7 @@ class Connection:
             profile=profile,
         )
         conn.remote_stream_id = syn.receive_stream_id
+        conn._peer_offline = syn.offline_signature
         conn.stats.packets_received += 1
         if not syn.payload and not syn.has(Flag.CLOSE):
             # An empty SYN means the peer waits for our reply before it sends its request (SAM
@@ -354,14 +367,7 @@ class Connection:
             packet = data
         else:
             try:
-                packet = decode(
-                    data,
-                    signature_length=(
-                        self.remote_destination.signature_length
-                        if self.remote_destination is not None
-                        else None
-                    ),
-                )
+                packet = decode(data, signature_length=self._peer_signature_length())
             except PacketError:
                 self.stats.invalid_packets += 1
                 return
@@ -381,6 +387,13 @@ class Connection:
             return
         self._accept_packet(packet, now)
 
+    def _peer_signature_length(self) -> int | None:
+        if self._peer_offline is not None:
+            return SIG_TYPE_LENGTHS[self._peer_offline.transient_sig_type][1]
+        if self.remote_destination is not None:
+            return self.remote_destination.signature_length
+        return None
+
     def _authentic(self, packet: Packet) -> bool:
         """Signature and id checks; False means drop and count."""
         if packet.has(Flag.ECHO):
@@ -398,8 +411,12 @@ class Connection:
         if packet.flags & SIGNED_FLAGS:
             if packet.signature is None or self.remote_destination is None:
                 return False
+            if packet.offline_signature is None and self._peer_offline is not None:
+                return verify_with_transient_key(packet, self._peer_offline)
             if not verify_signature(packet, self.remote_destination):
                 return False
+            if packet.offline_signature is not None and packet.is_syn:
+                self._peer_offline = packet.offline_signature  # a SYN reply's transient key
         return True
 
     def _accept_packet(self, packet: Packet, now: float) -> None:
@@ -663,6 +680,8 @@ class Connection:
 
     def _build(self, seq: int, payload: bytes, control: Flag, now: float) -> bytes:
         ack_through, nacks, no_ack = self._ack_fields()
+        if control & Flag.SYNCHRONIZE and self.is_client and no_ack:
+            nacks = self._replay_nacks()
         flags = control
         if no_ack:
             flags |= Flag.NO_ACK
@@ -686,6 +705,12 @@ class Connection:
         if not no_ack:
             self._clear_ack_state()
         return encode(packet, signer)
+
+    def _replay_nacks(self) -> tuple[int, ...]:
+        """Our SYN's NACK field names its target (replay protection, spec 0.9.58)."""
+        if self.remote_destination is None:
+            return ()
+        return replay_nacks(self.remote_destination.hash)
 
     def _clear_ack_state(self) -> None:
         self._ack_now = False

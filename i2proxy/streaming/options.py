@@ -54,8 +54,9 @@ class StreamingOptions:
     inactivity_timeout: float = 90.0
     #: "noop", "disconnect" (reset) or "send" (an empty sequenced packet the peer must ACK).
     inactivity_action: str = "send"
-    #: Answer ECHO pings from other destinations.
-    answer_pings: bool = True
+    #: Answer ECHO pings from other destinations. Off by default, as i2pd does for client
+    #: destinations: a pong tells anyone who knows our destination that we are online now.
+    answer_pings: bool = False
     #: Received-but-unread bytes above which we choke the peer (DELAY_REQUESTED > 60000).
     receive_buffer: int = 256 * 1024
     #: Unsent bytes above which the writer is paused (StreamWriter.drain waits).

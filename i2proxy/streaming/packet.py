@@ -37,8 +37,12 @@ MAX_PACKET_BYTES = 65535
 CHOKE_DELAY_MS = 60000
 #: Delay value we send to choke the peer (Java uses 61000, i2pd accepts anything above 60000).
 CHOKE_SEND_DELAY_MS = 61000
+#: Replay protection (spec 0.9.58): a SYN carries exactly this many NACKs, which spell the
+#: 32-byte hash of the destination it is addressed to.
+REPLAY_NACK_COUNT = 8
 
 _HEADER = struct.Struct("!IIII")
+_REPLAY_NACKS = struct.Struct("!8I")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 
@@ -383,14 +387,32 @@ def verify_signature(packet: Packet, destination: Destination) -> bool:
     """
     if packet.signature is None or packet.signature_offset < 0:
         return False
-    data = signed_bytes(packet)
     offline = packet.offline_signature
     if offline is None:
         try:
-            return bool(destination.verify(data, packet.signature))
+            return bool(destination.verify(signed_bytes(packet), packet.signature))
         except (ValueError, TypeError):
             return False
-    if not destination.verify(offline.signed_bytes(), offline.signature):
+    if not offline_key_authorised(offline, destination):
+        return False
+    return verify_with_transient_key(packet, offline)
+
+
+def offline_key_authorised(offline: OfflineSignature, destination: Destination) -> bool:
+    """True when ``destination`` signed this transient key (its OFFLINE_SIGNATURE block)."""
+    try:
+        return bool(destination.verify(offline.signed_bytes(), offline.signature))
+    except (ValueError, TypeError):
+        return False
+
+
+def verify_with_transient_key(packet: Packet, offline: OfflineSignature) -> bool:
+    """True when the packet is signed by the (already authorised) transient key of ``offline``.
+
+    An offline-signed peer signs every packet with its transient key but sends the key only in
+    its SYN (and pings): its later CLOSE and RESET are checked against the key kept from there.
+    """
+    if packet.signature is None or packet.signature_offset < 0:
         return False
     if offline.transient_sig_type != 7:
         return False
@@ -399,11 +421,29 @@ def verify_signature(packet: Packet, destination: Destination) -> bool:
 
     try:
         Ed25519PublicKey.from_public_bytes(offline.transient_public_key).verify(
-            packet.signature, data
+            packet.signature, signed_bytes(packet)
         )
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def replay_nacks(destination_hash: bytes) -> tuple[int, ...]:
+    """The NACK field of a SYN addressed to ``destination_hash`` (replay protection, 0.9.58)."""
+    if len(destination_hash) != 32:
+        raise PacketError("a destination hash has 32 bytes")
+    return _REPLAY_NACKS.unpack(destination_hash)
+
+
+def syn_addressed_elsewhere(packet: Packet, our_hash: bytes) -> bool:
+    """True when a SYN's replay-protection NACKs name a destination other than ours.
+
+    Only a SYN with exactly eight NACKs carries the target's hash; peers older than 0.9.58 send
+    none, so any other count says nothing and is accepted.
+    """
+    if len(packet.nacks) != REPLAY_NACK_COUNT:
+        return False
+    return _REPLAY_NACKS.pack(*packet.nacks) != our_hash
 
 
 def same_destination(a: Destination | None, b: Destination | None) -> bool:
@@ -419,6 +459,7 @@ __all__ = [
     "MAX_NACKS",
     "MAX_PACKET_BYTES",
     "MIN_HEADER_SIZE",
+    "REPLAY_NACK_COUNT",
     "SIG_TYPE_LENGTHS",
     "Flag",
     "OfflineSignature",
@@ -427,7 +468,11 @@ __all__ = [
     "Signer",
     "decode",
     "encode",
+    "offline_key_authorised",
+    "replay_nacks",
     "same_destination",
     "signed_bytes",
+    "syn_addressed_elsewhere",
     "verify_signature",
+    "verify_with_transient_key",
 ]

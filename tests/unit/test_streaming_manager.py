@@ -167,11 +167,22 @@ async def test_lazy_open_coalesces_writes_into_the_syn():
     assert writer.get_extra_info("stream_stats").syn_payload_bytes == 10
 
 
-async def test_ping_measures_round_trip():
+async def test_ping_measures_round_trip_when_the_peer_answers_pings():
     wire = Wire(delay=0.02)
-    client, _server = wire.manager(0), wire.manager(1)
+    client = wire.manager(0)
+    wire.manager(1, StreamingOptions(answer_pings=True))
     rtt = await client.ping(keys(1).destination, timeout=2)
     assert 0.04 <= rtt < 0.5
+
+
+async def test_pings_are_not_answered_by_default():
+    """A pong would tell anyone who knows our destination that we are online (i2pd clients
+    do not answer either); ``i2p.streaming.answerPings=true`` turns answering on."""
+    wire = Wire(delay=0.01)
+    client = wire.manager(0)
+    wire.manager(1)
+    with pytest.raises(TimeoutError):
+        await client.ping(keys(1).destination, timeout=0.3)
 
 
 async def test_control_block_seeds_next_connection_rtt():
