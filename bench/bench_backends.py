@@ -1,6 +1,6 @@
 """TTFB of the same GET through the I2CP (native) backend and the SAM backend, in one run.
 
-Both dialers sit on the same router of a running test network (``i2proxy testnet up``) and fetch
+Both dialers sit on the same router of a running test network (``python -m testnet up``) and fetch
 ``GET /headers`` from the demo eepsite, interleaved request by request, each on a new I2P stream.
 i2pd's own HTTP proxy on that router is measured alongside as the peer (it puts the request into
 the SYN, like the native backend). Expected: with link delay, SAM pays one tunnel round trip
@@ -9,7 +9,7 @@ SYN-ACK.
 
     python bench/bench_backends.py --testnet NAME [--delays 0,50] [--requests 20] [--router N]
 
-Link delays are applied with ``i2proxy testnet delay`` (one way, every router-to-router link)
+Link delays are applied with ``python -m testnet delay`` (one way, every router-to-router link)
 and reset to the network's previous value at the end. Prints a Markdown table.
 """
 
@@ -29,8 +29,8 @@ from i2proxy import log  # noqa: E402
 from i2proxy.dialer.native import NativeDialer  # noqa: E402
 from i2proxy.dialer.sam import SAMDialer  # noqa: E402
 from i2proxy.i2p.keys import PrivateKeys  # noqa: E402
-from i2proxy.testnet.network import Network  # noqa: E402
-from i2proxy.testnet.status import TestnetStatus  # noqa: E402
+from testnet.network import Network  # noqa: E402
+from testnet.status import TestnetStatus  # noqa: E402
 
 
 def request_bytes(b32: str) -> bytes:

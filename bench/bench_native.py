@@ -25,8 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from i2proxy.dialer.native import NativeDialer
 from i2proxy.i2p.keys import PrivateKeys
 from i2proxy.log import configure
-from i2proxy.testnet.network import Network
-from i2proxy.testnet.status import TestnetStatus
+from testnet.network import Network
+from testnet.status import TestnetStatus
 from tests.integration.i2cp_support import (
     CLIENT_ROUTER,
     sam_address,

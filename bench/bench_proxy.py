@@ -1,6 +1,6 @@
 """TTFB and throughput of a GET through i2proxy vs i2pd's own HTTP proxy, same network, same run.
 
-Both proxies sit on the same router of a running test network (``i2proxy testnet up``) and fetch
+Both proxies sit on the same router of a running test network (``python -m testnet up``) and fetch
 from the same demo eepsite. Each request opens a new client connection, so each proxy opens a new
 I2P stream (i2pd's proxy cannot do otherwise; it forces ``Connection: close``). An extra row shows
 i2proxy with browser keep-alive, where the stream is reused.
@@ -8,7 +8,7 @@ i2proxy with browser keep-alive, where the stream is reused.
     python bench/bench_proxy.py --testnet NAME [--backend i2cp|sam] [--delays 0,50]
                                 [--requests 20] [--size 1048576]
 
-Link delays are applied with ``i2proxy testnet delay --name NAME MS`` (one way, every link) and
+Link delays are applied with ``python -m testnet delay --name NAME MS`` (one way, every link) and
 reset to the network's previous value at the end. Prints a Markdown table.
 """
 
@@ -38,7 +38,7 @@ def free_port() -> int:
 
 def testnet_status(name: str) -> dict:
     out = subprocess.run(
-        [sys.executable, "-m", "i2proxy", "testnet", "status", "--name", name, "--json"],
+        [sys.executable, "-m", "testnet", "status", "--name", name, "--json"],
         cwd=ROOT,
         capture_output=True,
         check=True,
@@ -49,7 +49,7 @@ def testnet_status(name: str) -> dict:
 
 def set_delay(name: str, ms: float) -> None:
     subprocess.run(
-        [sys.executable, "-m", "i2proxy", "testnet", "delay", "--name", name, str(ms)],
+        [sys.executable, "-m", "testnet", "delay", "--name", name, str(ms)],
         cwd=ROOT,
         check=True,
         capture_output=True,

@@ -1,6 +1,6 @@
 """The pre-ACK against a real i2pd server: time to open vs time to first byte, on and off.
 
-Needs a running private network (``python -m i2proxy testnet up --name NAME``). Dials the demo
+Needs a running private network (``python -m testnet up --name NAME``). Dials the demo
 eepsite (i2pd 2.45.1 HTTP server tunnel) from router 3 through our native stack, with the
 request in the SYN, ``--count`` times with ``i2proxy.streaming.preAck`` on and then off, at the
 given one-way link delay. With the pre-ACK the first answer byte should arrive together with
@@ -31,7 +31,7 @@ REQUEST = b"GET / HTTP/1.0\r\nHost: eepsite\r\n\r\n"
 
 
 def testnet(name: str, *args: str) -> str:
-    command = [sys.executable, "-m", "i2proxy", "testnet", *args, "--name", name]
+    command = [sys.executable, "-m", "testnet", *args, "--name", name]
     return subprocess.check_output(command, text=True)
 
 

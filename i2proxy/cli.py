@@ -14,7 +14,6 @@ COMMAND_MODULES: list[str] = [
     "i2proxy.proxy.cli",
     "i2proxy.naming.cli",
     "i2proxy.i2p.cli",
-    "i2proxy.testnet.cli",
     "i2proxy.deploy.cli",
 ]
 

@@ -1,9 +1,9 @@
 """Shared pytest set-up: the private I2P network fixture and the "no silent skips in CI" rule.
 
-- ``testnet`` (session): a :class:`~i2proxy.testnet.status.TestnetStatus` of a running network.
+- ``testnet`` (session): a :class:`~testnet.status.TestnetStatus` of a running network.
   Reuses the network named by ``I2PROXY_TESTNET`` when set; otherwise brings up its own for the
   session and takes it down at the end. Skips with one message when this machine cannot run one.
-- ``testnet_network``: the :class:`~i2proxy.testnet.network.Network` behind it, to stop/start
+- ``testnet_network``: the :class:`~testnet.network.Network` behind it, to stop/start
   routers or change the link delay (``await testnet_network.stop_router(3)``).
 - With ``CI=true`` or ``I2PROXY_REQUIRE_TESTNET=1`` a skipped integration test fails the run.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from i2proxy.testnet.netns import missing_prerequisites
-from i2proxy.testnet.network import Network
-from i2proxy.testnet.status import TestnetStatus
+from testnet.netns import missing_prerequisites
+from testnet.network import Network
+from testnet.status import TestnetStatus
 
 REUSE_ENV = "I2PROXY_TESTNET"
 

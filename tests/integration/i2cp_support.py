@@ -13,7 +13,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-from i2proxy.testnet.samprobe import public_destination
+from testnet.samprobe import public_destination
 
 CLIENT_ROUTER = 3
 SERVER_ROUTER = 2

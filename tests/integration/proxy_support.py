@@ -169,7 +169,7 @@ class SamSite:
 
     async def _start(self) -> None:
         from i2proxy.i2p.destination import Destination
-        from i2proxy.testnet.samprobe import create_published_session
+        from testnet.samprobe import create_published_session
 
         self.runner = web.AppRunner(site_app())
         await self.runner.setup()

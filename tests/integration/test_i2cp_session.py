@@ -121,7 +121,7 @@ async def test_second_session_with_same_destination_is_rejected(testnet):
 
 
 async def test_router_restart_fails_waiters_promptly_and_session_returns(testnet):
-    from i2proxy.testnet.network import Network
+    from testnet.network import Network
 
     network = Network(testnet.name)
     keys = PrivateKeys.generate()

@@ -25,7 +25,7 @@ from i2proxy.i2p.keys import PrivateKeys
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # The `testnet` fixture arrives with the test-network package; skip cleanly until then.
-pytest.importorskip("i2proxy.testnet.status")
+pytest.importorskip("testnet.status")
 
 LOCAL_ADDRESS = re.compile(rb"Local address ([a-z2-7]{52}) created")
 NEW_KEYS_FILE = re.compile(rb"New private keys file (\S+) for ([a-z2-7]{52})\.b32\.i2p created")

@@ -24,7 +24,7 @@ from i2proxy.naming.subscriptions import SubscriptionManager
 
 pytestmark = pytest.mark.integration
 # The `testnet` fixture arrives with the test-network package; skip cleanly until then.
-pytest.importorskip("i2proxy.testnet.status")
+pytest.importorskip("testnet.status")
 
 REPO = Path(__file__).resolve().parents[2]
 SIGNED = 12

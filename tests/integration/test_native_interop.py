@@ -127,7 +127,7 @@ async def test_i2pd_sam_client_to_our_server(testnet):
 
 
 async def test_our_client_gets_the_demo_eepsite(testnet):
-    from i2proxy.testnet.eepsite import expected_bytes
+    from testnet.eepsite import expected_bytes
 
     b32 = testnet.eepsite.b32
     async with native_dialer(testnet, CLIENT_ROUTER) as dialer:

@@ -53,7 +53,7 @@ async def first_byte(dialer, target, port: int) -> tuple[float, object]:
 
 @pytest.fixture
 async def link_delay(testnet):
-    from i2proxy.testnet.network import Network
+    from testnet.network import Network
 
     network = Network(testnet.name)
     await network.set_link_delay(LINK_DELAY_MS)

@@ -23,7 +23,7 @@ async def get(dialer, b32: str, path: str, timeout: float = 30) -> bytes:
 
 
 async def test_router_killed_and_restarted_mid_session(testnet):
-    from i2proxy.testnet.network import Network
+    from testnet.network import Network
 
     network = Network(testnet.name)
     b32 = testnet.eepsite.b32

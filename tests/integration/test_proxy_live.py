@@ -27,7 +27,7 @@ from tests.integration.proxy_support import ROOT, ProxyProcess, SamSite
 
 pytestmark = pytest.mark.integration
 pytest.importorskip(
-    "i2proxy.testnet.samprobe", reason="the testnet package (private network) is not on main yet"
+    "testnet.samprobe", reason="the testnet package (private network) is not on main yet"
 )
 
 BACKEND_MODULES = {"sam": "i2proxy.dialer.sam", "i2cp": "i2proxy.dialer.native"}

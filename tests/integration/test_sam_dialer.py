@@ -22,7 +22,7 @@ from i2proxy.dialer.base import (
 from i2proxy.dialer.sam import SAMDialer
 from i2proxy.sam import protocol
 
-pytest.importorskip("i2proxy.testnet.network", reason="the private test network is not built")
+pytest.importorskip("testnet.network", reason="the private test network is not built")
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(300),

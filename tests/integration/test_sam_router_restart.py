@@ -11,7 +11,7 @@ import pytest
 from i2proxy.dialer.base import DialError, RouterUnavailable
 from i2proxy.dialer.sam import SAMDialer
 
-pytest.importorskip("i2proxy.testnet.network", reason="the private test network is not built")
+pytest.importorskip("testnet.network", reason="the private test network is not built")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 CLIENT_ROUTER = 3

@@ -18,7 +18,7 @@ from i2proxy.dialer.select import (
     probe_sam,
 )
 
-pytest.importorskip("i2proxy.testnet.network", reason="the private test network is not built")
+pytest.importorskip("testnet.network", reason="the private test network is not built")
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(300),

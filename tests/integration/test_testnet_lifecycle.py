@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from i2proxy.testnet import netns, process
-from i2proxy.testnet.network import Network, NetworkConfig, lookup_from
-from i2proxy.testnet.samprobe import sam_alive
-from i2proxy.testnet.status import TestnetStatus
+from testnet import netns, process
+from testnet.network import Network, NetworkConfig, lookup_from
+from testnet.samprobe import sam_alive
+from testnet.status import TestnetStatus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from i2proxy.testnet.samprobe import create_published_session, parse_reply
-from i2proxy.testnet.status import TestnetStatus
+from testnet.samprobe import create_published_session, parse_reply
+from testnet.status import TestnetStatus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -98,6 +98,6 @@ def test_i2pd_socks_proxy_fetches_eepsite_bytes_with_curl(testnet: TestnetStatus
         capture_output=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    from i2proxy.testnet.eepsite import expected_bytes
+    from testnet.eepsite import expected_bytes
 
     assert proc.stdout == expected_bytes(100000)

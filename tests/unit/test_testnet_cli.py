@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from i2proxy.cli import main
-from i2proxy.testnet import netns
+from testnet import netns
+from testnet.cli import main
 
 
 @pytest.fixture(autouse=True)
@@ -16,21 +16,21 @@ def empty_state(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["testnet", "status", "--name", "absent"], "no test network named 'absent'"),
-        (["testnet", "down", "--name", "absent"], "no test network named 'absent'"),
-        (["testnet", "delay", "--name", "absent", "50"], "no test network named 'absent'"),
-        (["testnet", "stop-router", "--name", "absent", "1"], "no test network named 'absent'"),
-        (["testnet", "up", "--name", "Bad Name"], "invalid network name"),
-        (["testnet", "up", "--routers", "1"], "--routers must be between 2 and 16"),
-        (["testnet", "up", "--floodfills", "5"], "--floodfills must be at least 1"),
-        (["testnet", "up", "--tunnel-length", "7"], "--tunnel-length must be between 0 and 3"),
+        (["status", "--name", "absent"], "no test network named 'absent'"),
+        (["down", "--name", "absent"], "no test network named 'absent'"),
+        (["delay", "--name", "absent", "50"], "no test network named 'absent'"),
+        (["stop-router", "--name", "absent", "1"], "no test network named 'absent'"),
+        (["up", "--name", "Bad Name"], "invalid network name"),
+        (["up", "--routers", "1"], "--routers must be between 2 and 16"),
+        (["up", "--floodfills", "5"], "--floodfills must be at least 1"),
+        (["up", "--tunnel-length", "7"], "--tunnel-length must be between 0 and 3"),
     ],
 )
 def test_errors_are_one_clear_line_and_exit_1(argv, message, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert message in err
-    assert err.startswith("i2proxy testnet: error:")
+    assert err.startswith("testnet: error:")
 
 
 def test_missing_prerequisites_are_listed_together_with_how_to_get_them(monkeypatch):
@@ -46,5 +46,5 @@ def test_missing_prerequisites_are_listed_together_with_how_to_get_them(monkeypa
 
 def test_up_without_prerequisites_fails_with_that_message(monkeypatch, capsys):
     monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
-    assert main(["testnet", "up", "--name", "x"]) == 1
+    assert main(["up", "--name", "x"]) == 1
     assert "root privileges" in capsys.readouterr().err

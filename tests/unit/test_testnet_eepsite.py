@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from i2proxy.testnet.eepsite import MAX_BYTES, expected_bytes, make_app
+from testnet.eepsite import MAX_BYTES, expected_bytes, make_app
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import time
 
-from i2proxy.testnet.pipe import bridge, tune
+from testnet.pipe import bridge, tune
 
 
 def pair() -> tuple[socket.socket, socket.socket]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from i2proxy.testnet.netns import Redirect, render_redirect_rules
-from i2proxy.testnet.router import (
+from testnet.netns import Redirect, render_redirect_rules
+from testnet.router import (
     HARMLESS_SUBSCRIPTION,
     NETID,
     RouterSpec,

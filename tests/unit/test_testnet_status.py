@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from i2proxy.testnet.status import (
+from testnet.status import (
     EepsiteStatus,
     RouterStatus,
     TestnetStatus,

@@ -23,9 +23,9 @@ from pathlib import Path
 import aiohttp
 
 from i2proxy.log import get_logger
-from i2proxy.testnet import netns, process
-from i2proxy.testnet.eepsite import INDEX_HTML
-from i2proxy.testnet.router import (
+from testnet import netns, process
+from testnet.eepsite import INDEX_HTML
+from testnet.router import (
     EEPSITE_LOCAL_PORT,
     FORWARDED,
     RouterSpec,
@@ -35,8 +35,8 @@ from i2proxy.testnet.router import (
     render_i2pd_conf,
     router_info_caps,
 )
-from i2proxy.testnet.samprobe import naming_lookup, sam_alive, wait_resolvable
-from i2proxy.testnet.status import (
+from testnet.samprobe import naming_lookup, sam_alive, wait_resolvable
+from testnet.status import (
     EepsiteStatus,
     RouterStatus,
     TestnetStatus,
@@ -50,7 +50,7 @@ EEPSITE_KEYS = "eepsite.dat"
 READY_TIMEOUT = 240.0
 #: How long the eepsite may take to become resolvable before its router is restarted.
 EEPSITE_PUBLISH_TIMEOUT = 40.0
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])  # the repository root
 
 
 class TestnetError(RuntimeError):
@@ -151,7 +151,7 @@ class Network:
         if self.state_dir.exists() or netns.exists(self.netns):
             raise TestnetError(
                 f"a test network named {self.name!r} already exists ({self.state_dir}); "
-                f"take it down first: python -m i2proxy testnet down --name {self.name}"
+                f"take it down first: python -m testnet down --name {self.name}"
             )
         started = time.monotonic()
         self.state_dir.mkdir(parents=True)
@@ -269,7 +269,7 @@ class Network:
         plan_path = self.state_dir / "helper-plan.json"
         plan_path.write_text(json.dumps(plan, indent=2))
         pid = process.spawn(
-            [sys.executable, "-m", "i2proxy.testnet.helper", str(plan_path)],
+            [sys.executable, "-m", "testnet.helper", str(plan_path)],
             self.state_dir / "helper.log",
             env=self._python_env(),
         )
@@ -298,7 +298,7 @@ class Network:
         pid = process.spawn(
             [
                 "ip", "netns", "exec", self.netns,
-                sys.executable, "-m", "i2proxy.testnet.eepsite",
+                sys.executable, "-m", "testnet.eepsite",
                 "--host", "127.0.0.1", "--port", str(EEPSITE_LOCAL_PORT),
                 "--www-dir", str(www_dir),
             ],

@@ -1,6 +1,6 @@
 """The per-network helper process: host-namespace forwarders plus the link-delay relay.
 
-Run as ``python -m i2proxy.testnet.helper PLAN.json`` by ``network.up``. It binds its host
+Run as ``python -m testnet.helper PLAN.json`` by ``network.up``. It binds its host
 listeners first, enters the network namespace, starts relays and forwarders, and then writes
 the chosen host ports to the plan's ``ports_file`` (that file appearing means "ready").
 SIGHUP re-reads the link delay from ``delay_file``; SIGTERM ends it.
@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 from i2proxy.log import configure, get_logger
-from i2proxy.testnet import netns
-from i2proxy.testnet.forward import Forwarder, listen_on_free_port
-from i2proxy.testnet.relay import Relay, RelayTarget
+from testnet import netns
+from testnet.forward import Forwarder, listen_on_free_port
+from testnet.relay import Relay, RelayTarget
 
 log = get_logger(__name__)
 

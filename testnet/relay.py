@@ -15,8 +15,8 @@ import socket
 from dataclasses import dataclass
 
 from i2proxy.log import get_logger
-from i2proxy.testnet.netns import RELAY_MARK
-from i2proxy.testnet.pipe import bridge, tune
+from testnet.netns import RELAY_MARK
+from testnet.pipe import bridge, tune
 
 log = get_logger(__name__)
 _SO_MARK = getattr(socket, "SO_MARK", 36)

@@ -14,7 +14,7 @@ import socket
 import struct
 
 from i2proxy.log import get_logger
-from i2proxy.testnet.pipe import bridge, no_delay, tune
+from testnet.pipe import bridge, no_delay, tune
 
 log = get_logger(__name__)
 CONNECT_TIMEOUT = 10.0

@@ -1,30 +1,33 @@
-"""``i2proxy testnet up | status | down | delay | stop-router | start-router``."""
+"""``python -m testnet up | status | down | delay | stop-router | start-router | demo``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from collections.abc import Sequence
 
-from i2proxy.testnet import process
-from i2proxy.testnet.netns import MissingPrerequisite
-from i2proxy.testnet.network import Network, NetworkConfig, TestnetError
-from i2proxy.testnet.status import TestnetStatus
+from i2proxy import log
+from testnet import process
+from testnet.netns import MissingPrerequisite
+from testnet.network import Network, NetworkConfig, TestnetError
+from testnet.status import TestnetStatus
 
 DEFAULT_NAME = "default"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "testnet",
-        help="a private I2P network of real i2pd routers (tests, demo, benchmarks)",
-        description="Run a private, offline I2P network of real i2pd routers on this machine.",
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m testnet",
+        description="Run a private, offline I2P network of real routers on this machine "
+        "(tests, demo, benchmarks). Not part of the i2proxy product.",
     )
+    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
     commands = parser.add_subparsers(dest="testnet_command", metavar="ACTION", required=True)
 
-    def named(name: str, help: str) -> argparse.ArgumentParser:
+    def named(name: str, help: str, default: str = DEFAULT_NAME) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("--name", default=DEFAULT_NAME, help="network name (default: %(default)s)")
+        sub.add_argument("--name", default=default, help="network name (default: %(default)s)")
         return sub
 
     up = named("up", "start a network and wait until it is ready")
@@ -56,20 +59,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     start.add_argument("index", type=int)
     start.set_defaults(handler=_start_router)
 
-    demo = subparsers.add_parser(
+    demo = named(
         "demo",
-        help="offline demo: private I2P network + eepsite + proxy, until Ctrl-C",
-        description="Start a private I2P network with a demo eepsite and a proxy, print what "
-        "to try, and run until Ctrl-C (then clean up). ./scripts/demo also installs what is "
-        "missing.",
+        "offline demo: private I2P network + eepsite + proxy, until Ctrl-C (then clean up); "
+        "./scripts/demo also installs what is missing",
+        default="demo",
     )
-    demo.add_argument("--name", default="demo", help="network name (default: %(default)s)")
     demo.add_argument("--link-delay", type=float, default=0.0, metavar="MS")
     demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    log.configure(json=False, level=args.log_level)
+    return int(args.handler(args) or 0)
 
 
 def _fail(message: str) -> int:
-    print(f"i2proxy testnet: error: {message}", file=sys.stderr)
+    print(f"testnet: error: {message}", file=sys.stderr)
     return 1
 
 
@@ -182,7 +190,7 @@ def describe(status: TestnetStatus) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from i2proxy.testnet.demo import run_demo
+    from testnet.demo import run_demo
 
     try:
         config = NetworkConfig(link_delay_ms=args.link_delay)

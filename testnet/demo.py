@@ -14,9 +14,9 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from i2proxy.testnet.netns import check_prerequisites
-from i2proxy.testnet.network import Network, NetworkConfig
-from i2proxy.testnet.status import TestnetStatus
+from testnet.netns import check_prerequisites
+from testnet.network import Network, NetworkConfig
+from testnet.status import TestnetStatus
 
 DEMO_NETWORK = "demo"
 

@@ -124,6 +124,6 @@ class TestnetStatus:
         except FileNotFoundError:
             raise FileNotFoundError(
                 f"no test network named {name!r} (no {path}); start it with "
-                f"`python -m i2proxy testnet up --name {name}`"
+                f"`python -m testnet up --name {name}`"
             ) from None
         return cls.from_dict(json.loads(text))
