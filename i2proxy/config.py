@@ -3,7 +3,10 @@
 Every setting has one name used everywhere: ``http_listen`` is ``http_listen = "..."`` in the
 file, ``I2PROXY_HTTP_LISTEN`` in the environment. Lists are TOML arrays in the file and
 comma-separated in the environment. ``users`` is a table ``{name = "password"}`` in the file and
-``name:password,name2:password2`` in the environment.
+``name:password,name2:password2`` in the environment. ``options`` (router session options) is a
+table ``{"inbound.length" = 1}`` in the file and ``KEY=VALUE,KEY=VALUE`` in the environment (a
+comma-separated piece without ``=`` continues the previous value: ``i2cp.leaseSetEncType=4,0``);
+unlike the other settings, options from the file, the environment and the flags merge key by key.
 """
 
 from __future__ import annotations
@@ -28,6 +31,18 @@ DEFAULT_JUMP_SERVICES = [
     "http://7tbay5p4kzeekxvyvbf6v7eauazemsnnl2aoyqhg5jzpr5eke7tq.b32.i2p/cgi-bin/jump.cgi?a=",
     "http://nytzrhrjjfsutowojvxi7hphesskpqqr65wpistz6wa7cpajhp7a.b32.i2p/cgi-bin/jump.cgi?q=",
 ]
+
+
+#: What ``--option KEY=VALUE`` may set: tunnels, I2CP session options, streaming options.
+SESSION_OPTION_PREFIXES = ("inbound.", "outbound.", "i2cp.", "i2p.streaming.")
+#: Java I2P and i2pd both cap tunnels at 7 hops and 16 tunnels per pool.
+MAX_HOPS = 7
+MAX_TUNNEL_QUANTITY = 16
+MAX_SESSION_OPTIONS = 64
+MAX_OPTION_KEY = 64
+MAX_OPTION_VALUE = 256
+#: Settings that are a number or unset (None = the router's own default).
+_OPTIONAL_INTS = frozenset({"hops", "quantity", "backup_quantity"})
 
 
 class ConfigError(ValueError):
@@ -75,6 +90,17 @@ class Config:
     persistent: bool = False
     #: Keys file of a persistent client destination (setting it implies ``persistent``).
     keys_file: str = ""
+    #: Tunnel length, inbound and outbound; None leaves the router's default, which is 3 hops
+    #: on Java I2P and i2pd: the privacy I2P is built for. Fewer hops are faster and make it
+    #: easier for a peer or a hop to find the user's router (README "Tunnel settings").
+    hops: int | None = None
+    #: Tunnels per direction, and standby tunnels; None = the router's default (Java I2P 2 and
+    #: 0, i2pd 5 and 0 for client sessions).
+    quantity: int | None = None
+    backup_quantity: int | None = None
+    #: Any ``inbound.*``, ``outbound.*``, ``i2cp.*`` or ``i2p.streaming.*`` option for the
+    #: router session (SAM SESSION CREATE, I2CP CreateSession); wins over ``hops`` & co.
+    options: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
         for name in ("http_listen", "socks_listen", "mixed_listen"):
@@ -93,6 +119,28 @@ class Config:
                 raise ConfigError(f"users: bad user name {user!r} (non-empty, no ':')")
         if self.syn_window_ms < 0 or self.max_clients < 1 or self.max_header_bytes < 1024:
             raise ConfigError("syn_window_ms >= 0, max_clients >= 1, max_header_bytes >= 1024")
+        _check_range("hops", self.hops, 0, MAX_HOPS)
+        _check_range("quantity", self.quantity, 1, MAX_TUNNEL_QUANTITY)
+        _check_range("backup_quantity", self.backup_quantity, 0, MAX_TUNNEL_QUANTITY)
+        if len(self.options) > MAX_SESSION_OPTIONS:
+            raise ConfigError(f"options: at most {MAX_SESSION_OPTIONS}")
+        for key, value in self.options.items():
+            check_session_option(key, value)
+
+    def session_options(self) -> dict[str, str]:
+        """The router session's options: ``hops``/``quantity``/``backup_quantity`` expanded to
+        both directions, then ``options`` on top (an explicit ``inbound.length`` wins)."""
+        result: dict[str, str] = {}
+        for name, suffix in (
+            ("hops", "length"),
+            ("quantity", "quantity"),
+            ("backup_quantity", "backupQuantity"),
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                result[f"inbound.{suffix}"] = result[f"outbound.{suffix}"] = str(value)
+        result.update(self.options)
+        return result
 
     def check_exposure(self) -> None:
         """Refuse to listen beyond loopback with neither users nor an allow-list."""
@@ -108,6 +156,70 @@ class Config:
                     "to 127.0.0.1, or set users (--user NAME:PASSWORD, I2PROXY_USERS) or allowed "
                     "client networks (--allow 192.168.1.0/24, I2PROXY_ALLOW)."
                 )
+
+
+def _check_range(name: str, value: int | None, low: int, high: int) -> None:
+    if value is not None and not low <= value <= high:
+        raise ConfigError(f"{name}: {value} is not between {low} and {high}")
+
+
+def check_session_option(key: str, value: str) -> None:
+    """Refuse what a router must not be sent: other prefixes, spaces, quotes, control bytes.
+
+    SAM carries options as ``KEY=VALUE`` words on one line and i2pd splits on every space (it
+    knows no quoting), so a value with a space would turn into a second, unintended option.
+    """
+    if not key.startswith(SESSION_OPTION_PREFIXES) or len(key) > MAX_OPTION_KEY:
+        allowed = ", ".join(prefix + "*" for prefix in SESSION_OPTION_PREFIXES)
+        raise ConfigError(
+            f"option {key[:MAX_OPTION_KEY]!r}: only {allowed} options"
+            f" (key up to {MAX_OPTION_KEY} characters)"
+        )
+    for text, what in ((key, "key"), (value, "value")):
+        if (
+            not text
+            or not text.isascii()
+            or not text.isprintable()
+            or any(c in text for c in ' "\\')
+        ):
+            raise ConfigError(
+                f"option {key!r}: the {what} must be printable ASCII without spaces or quotes"
+            )
+    if "=" in key or len(value) > MAX_OPTION_VALUE:
+        raise ConfigError(
+            f"option {key!r}: no '=' in the key, value up to {MAX_OPTION_VALUE} characters"
+        )
+
+
+def parse_session_options(value: Any) -> dict[str, str]:
+    """``{"k": v}`` (file), ``["k=v", ...]`` (flags) or ``"k=v,k2=v2"`` (environment) → dict."""
+    if isinstance(value, Mapping):
+        return {str(k): _option_text(v) for k, v in value.items()}
+    if isinstance(value, str):
+        items: list[str] = []
+        for piece in (p.strip() for p in value.split(",")):
+            if "=" in piece or not items:
+                items.append(piece)
+            else:
+                items[-1] += "," + piece  # "i2cp.leaseSetEncType=4,0": the value has a comma
+        value = [item for item in items if item]
+    if not isinstance(value, list):
+        raise ValueError("expected a table of option = value")
+    options: dict[str, str] = {}
+    for item in value:
+        key, sep, text = str(item).partition("=")
+        if not sep:
+            raise ValueError(f"{item!r} is not KEY=VALUE")
+        options[key.strip()] = text.strip()
+    return options
+
+
+def _option_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    raise ValueError(f"option value {value!r} is not a string, number or boolean")
 
 
 def parse_listen(value: str, what: str = "listen") -> tuple[str, int]:
@@ -138,6 +250,14 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 def _convert(name: str, value: Any, source: str) -> Any:
     default = getattr(Config(), name)
     try:
+        if name == "options":
+            return parse_session_options(value)
+        if name in _OPTIONAL_INTS:
+            if value is None or (isinstance(value, str) and not value.strip()):
+                return None
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            return int(value)
         if isinstance(default, bool):
             if isinstance(value, bool):
                 return value
@@ -178,6 +298,13 @@ def _convert(name: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{name} (from {source}): {exc}") from None
 
 
+def _set(values: dict[str, Any], name: str, value: Any) -> None:
+    """A later source replaces a setting; session options merge key by key instead."""
+    if name == "options":
+        value = {**values.get("options", {}), **value}
+    values[name] = value
+
+
 def load_config(
     *,
     config_file: str | os.PathLike[str] | None = None,
@@ -198,15 +325,15 @@ def load_config(
             name = key.replace("-", "_")
             if name not in _FIELDS:
                 raise ConfigError(f"config file {path}: unknown setting {key!r}")
-            values[name] = _convert(name, value, str(path))
+            _set(values, name, _convert(name, value, str(path)))
     environ = os.environ if env is None else env
     for name in _FIELDS:
         env_name = ENV_PREFIX + name.upper()
         if env_name in environ:
-            values[name] = _convert(name, environ[env_name], env_name)
+            _set(values, name, _convert(name, environ[env_name], env_name))
     for name, value in (overrides or {}).items():
         if value is not None:
-            values[name] = _convert(name, value, "command line")
+            _set(values, name, _convert(name, value, "command line"))
     config = Config(**values)
     config.validate()
     return config

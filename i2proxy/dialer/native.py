@@ -36,6 +36,21 @@ from i2proxy.streaming.options import StreamingOptions
 
 log = get_logger("i2proxy.dialer.native")
 
+#: Router session options sent unless the caller sets them (what Java I2P's own client library
+#: and I2PTunnel send; i2pd's I2CP ignores both, it reads the keys from our LeaseSet2):
+#: - ``i2cp.leaseSetEncType=4,0``: without it Java gives the session an ElGamal-only key
+#:   manager, while our LeaseSet2 offers X25519 first, so Java encrypts every outgoing message
+#:   with ECIES and fails ("No SKM", MessageStatus 16): no SYN ever leaves.
+#: - ``i2cp.fastReceive=true``: without it Java announces every incoming message with
+#:   MessageStatus(AVAILABLE) and waits for ReceiveMessageBegin — handled (``i2cp/session.py``),
+#:   but that costs two extra I2CP messages per packet.
+#: Not ``i2cp.messageReliability=none`` (Java's library default): with it Java sends no
+#: MessageStatus even for a nonzero nonce, and the tracked SYN needs its status; untracked
+#: packets use nonce 0 and get none anyway.
+SESSION_DEFAULTS: dict[str, str] = {
+    "i2cp.leaseSetEncType": "4,0",
+    "i2cp.fastReceive": "true",
+}
 #: Option prefixes that configure the streaming layer, not the router session.
 STREAMING_PREFIXES = ("i2p.streaming.", "i2proxy.streaming.")
 #: How long a b32 → Destination answer stays valid (LeaseSets change, destinations do not).
@@ -51,8 +66,9 @@ StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable
 
 
 def split_options(options: Mapping[str, str] | None) -> tuple[dict[str, str], dict[str, str]]:
-    """(router session options, streaming options): ``i2p.streaming.*`` go to our stack."""
-    session: dict[str, str] = {}
+    """(router session options, streaming options): ``i2p.streaming.*`` go to our stack; the
+    session options start from :data:`SESSION_DEFAULTS`, which the caller's options override."""
+    session: dict[str, str] = dict(SESSION_DEFAULTS)
     streaming: dict[str, str] = {}
     for key, value in (options or {}).items():
         (streaming if key.startswith(STREAMING_PREFIXES) else session)[key] = str(value)

@@ -72,6 +72,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="keep the client destination across runs (DATA_DIR/client-destination.keys)",
     )
     add("--max-clients", type=int, metavar="N", help="concurrent client connections")
+    add(
+        "--hops",
+        type=int,
+        metavar="N",
+        help="tunnel length, inbound and outbound (default: the router's, 3 hops)",
+    )
+    add("--quantity", type=int, metavar="N", help="tunnels per direction (default: the router's)")
+    add("--backup-quantity", type=int, metavar="N", help="standby tunnels per direction")
+    add(
+        "--option",
+        dest="options",
+        action="append",
+        metavar="KEY=VALUE",
+        help="router session option: inbound.*, outbound.*, i2cp.*, i2p.streaming.* (repeatable;"
+        " wins over --hops/--quantity)",
+    )
     parser.set_defaults(handler=run_command)
 
 
@@ -90,6 +106,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "keys_file",
         "persistent",
         "max_clients",
+        "hops",
+        "quantity",
+        "backup_quantity",
+        "options",
     )
     values: dict[str, Any] = {name: getattr(args, name, None) for name in names}
     if args.users:
@@ -136,7 +156,9 @@ def make_dialer(config: Config) -> Any:
     from i2proxy.dialer.select import make_dialer as select_dialer
 
     try:
-        return select_dialer(config.router or None, keys=client_keys(config), options={})
+        return select_dialer(
+            config.router or None, keys=client_keys(config), options=config.session_options()
+        )
     except ValueError as exc:
         raise ConfigError(f"router: {exc}") from None
 

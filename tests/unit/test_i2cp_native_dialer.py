@@ -23,8 +23,21 @@ def test_streaming_options_are_split_from_session_options():
     session, streaming = split_options(
         {"inbound.length": "1", "i2p.streaming.connectDelay": "0", "i2proxy.streaming.preAck": "1"}
     )
-    assert session == {"inbound.length": "1"}
+    assert session == {
+        "inbound.length": "1",
+        "i2cp.leaseSetEncType": "4,0",
+        "i2cp.fastReceive": "true",
+    }
     assert streaming == {"i2p.streaming.connectDelay": "0", "i2proxy.streaming.preAck": "1"}
+
+
+def test_java_session_defaults_are_sent_and_the_caller_overrides_them(keys):
+    dialer = NativeDialer(keys=keys, options={"i2cp.fastReceive": "false", "outbound.length": "2"})
+    assert dialer.client.options == {
+        "i2cp.leaseSetEncType": "4,0",
+        "i2cp.fastReceive": "false",
+        "outbound.length": "2",
+    }
 
 
 def test_b32_name_gives_the_hash(keys):

@@ -121,3 +121,111 @@ def test_a_keys_file_implies_a_persistent_destination(tmp_path):
     assert client_keys(config) is None
     config.keys_file = str(tmp_path / "mine.keys")
     assert client_keys(config) == str(tmp_path / "mine.keys")
+
+
+# --------------------------------------------------------------------------- session options
+
+
+def test_no_tunnel_settings_leave_the_router_defaults():
+    assert load_config(env={}).session_options() == {}
+
+
+def test_hops_quantity_and_backups_expand_to_both_directions_and_options_win():
+    config = load_config(
+        env={},
+        overrides={
+            "hops": 1,
+            "quantity": 3,
+            "backup_quantity": 0,
+            "options": ["inbound.length=0", "i2cp.leaseSetEncType=4,0", "i2p.streaming.x=a=b"],
+        },
+    )
+    assert config.session_options() == {
+        "inbound.length": "0",
+        "outbound.length": "1",
+        "inbound.quantity": "3",
+        "outbound.quantity": "3",
+        "inbound.backupQuantity": "0",
+        "outbound.backupQuantity": "0",
+        "i2cp.leaseSetEncType": "4,0",
+        "i2p.streaming.x": "a=b",
+    }
+
+
+def test_options_from_file_environment_and_flags_merge_key_by_key(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        'hops = 2\n[options]\n"inbound.length" = 1\n"i2cp.fastReceive" = true\n'
+        '"outbound.quantity" = "4"\n'
+    )
+    env = {
+        "I2PROXY_OPTIONS": "i2cp.leaseSetEncType=4,0, outbound.quantity=2",
+        "I2PROXY_HOPS": "3",
+        "I2PROXY_QUANTITY": "",
+    }
+    config = load_config(config_file=path, env=env, overrides={"options": ["outbound.quantity=5"]})
+    assert config.hops == 3 and config.quantity is None
+    assert config.options == {
+        "inbound.length": "1",
+        "i2cp.fastReceive": "true",
+        "outbound.quantity": "5",
+        "i2cp.leaseSetEncType": "4,0",
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"hops": 8}, "hops: 8 is not between 0 and 7"),
+        ({"hops": -1}, "hops"),
+        ({"quantity": 0}, "quantity"),
+        ({"backup_quantity": 17}, "backup_quantity"),
+        ({"options": ["router.blah=1"]}, "only inbound"),
+        ({"options": ["inbound.nickname=two words"]}, "without spaces"),
+        ({"options": ['i2cp.x="q"']}, "without spaces or quotes"),
+        ({"options": ["inbound.length="]}, "value must be"),
+        ({"options": ["noequals"]}, "KEY=VALUE"),
+        ({"options": ["i2cp.x=" + "v" * 300]}, "value up to 256"),
+        ({"options": [f"i2cp.o{i}=1" for i in range(65)]}, "at most 64"),
+        ({"hops": "three"}, "hops"),
+    ],
+)
+def test_bad_session_options_are_refused_with_the_reason(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(env={}, overrides=overrides)
+
+
+def test_run_flags_for_tunnels_reach_the_dialer():
+    import argparse
+
+    from i2proxy.proxy.cli import _overrides, make_dialer
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(
+        [
+            "run",
+            "--router",
+            "sam://127.0.0.1:1",
+            "--hops",
+            "1",
+            "--backup-quantity",
+            "1",
+            "--option",
+            "inbound.length=0",
+            "--option",
+            "i2p.streaming.connectDelay=0",
+        ]
+    )
+    config = load_config(env={}, overrides=_overrides(args))
+    sam = make_dialer(config)
+    assert sam.client.options["inbound.length"] == "0"
+    assert sam.client.options["outbound.length"] == "1"
+    assert sam.client.options["outbound.backupQuantity"] == "1"
+    assert sam.client.options["i2p.streaming.connectDelay"] == "0"  # Java's SAM reads it
+    config.router = "i2cp://127.0.0.1:1"
+    native = make_dialer(config)
+    assert native.client.options["inbound.length"] == "0"
+    assert native.client.options["i2cp.fastReceive"] == "true"
+    assert "i2p.streaming.connectDelay" not in native.client.options  # our own stack's
+    assert native.manager.options.connect_delay == 0
