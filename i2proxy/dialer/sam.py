@@ -91,11 +91,20 @@ def sam_destination(target: Destination | str) -> str:
     raise InvalidTarget(f"not a b32 name or a base64 destination: {target[:80]!r}")
 
 
-def dial_error(exc: BaseException) -> DialError:
-    """The DialError a SAM-level failure means for the frontends."""
+def lease_set_not_found(exc: protocol.InvalidKey, target: str = "") -> bool:
+    """Whether an INVALID_KEY really says "no LeaseSet": Java I2P's SAM answers a failed lookup
+    with ``INVALID_KEY MESSAGE="Lease set not found: …"``, and for a ``.b32.i2p`` name, which
+    passed our syntax check, INVALID_KEY can mean nothing else (i2pd says it for NAMING LOOKUP)."""
+    return "not found" in (exc.message or "").lower() or bool(_B32_NAME.match(target.lower()))
+
+
+def dial_error(exc: BaseException, target: str = "") -> DialError:
+    """The DialError a SAM-level failure means for the frontends; ``target`` as sent."""
     if isinstance(exc, DialError):
         return exc
     if isinstance(exc, protocol.CantReachPeer | protocol.PeerNotFound | protocol.LeaseSetNotFound):
+        return PeerUnreachable(str(exc))
+    if isinstance(exc, protocol.InvalidKey) and lease_set_not_found(exc, target):
         return PeerUnreachable(str(exc))
     if isinstance(exc, protocol.SAMTimeout | TimeoutError):
         return DialTimeout(str(exc) or "SAM dial timed out")
@@ -202,7 +211,7 @@ class SAMDialer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise dial_error(exc) from exc
+            raise dial_error(exc, destination) from exc
         in_syn = bool(initial_data) and self._first_write_in_syn(session)
         writer.extra["stream_stats"] = StreamStats(
             initial_data_in_syn=in_syn, syn_payload_bytes=len(initial_data) if in_syn else 0
@@ -264,10 +273,5 @@ class SAMDialer:
             raise
         except protocol.KeyNotFound as exc:
             raise PeerUnreachable(str(exc)) from exc
-        except protocol.InvalidKey as exc:
-            # i2pd answers INVALID_KEY when a b32's LeaseSet is not found: unreachable, not bad.
-            if _B32_NAME.match(name.lower()):
-                raise PeerUnreachable(str(exc)) from exc
-            raise InvalidTarget(str(exc)) from exc
         except Exception as exc:
-            raise dial_error(exc) from exc
+            raise dial_error(exc, name) from exc

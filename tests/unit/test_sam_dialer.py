@@ -85,6 +85,22 @@ def test_sam_failures_map_to_dial_errors(error: Exception, expected: type) -> No
     assert type(mapped) is expected
 
 
+def test_a_lease_set_lookup_failure_is_unreachable_not_a_bad_destination() -> None:
+    """Java I2P 2.7's SAM: STREAM STATUS RESULT=INVALID_KEY MESSAGE="Lease set not found: …"."""
+    b32 = "a" * 52 + ".b32.i2p"
+    java = protocol.parse_reply(
+        f'STREAM STATUS RESULT=INVALID_KEY MESSAGE="Lease set not found: {b32}"\n'
+    )
+    with pytest.raises(protocol.InvalidKey) as info:
+        java.raise_for_result()
+    assert type(dial_error(info.value)) is base.PeerUnreachable
+    assert type(dial_error(info.value, "B" * 516)) is base.PeerUnreachable
+    # A b32 name passed our syntax check: whatever the message, INVALID_KEY means "not found".
+    bare = protocol.InvalidKey("INVALID_KEY")
+    assert type(dial_error(bare, b32)) is base.PeerUnreachable
+    assert type(dial_error(bare, "B" * 516)) is base.InvalidTarget
+
+
 def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
     backoff = Backoff(initial=0.5, maximum=3.0)
     assert [backoff.next_delay() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
