@@ -83,6 +83,16 @@ class Config:
     connect_timeout: float = 60.0
     max_header_bytes: int = 32 * 1024
     max_clients: int = 512
+    #: Connections that have not authenticated yet (no SOCKS request or HTTP head accepted)
+    #: have their own budget, in total and per client address; when it is full the oldest
+    #: pending connection is closed to make room. They must authenticate within
+    #: ``auth_timeout`` seconds.
+    max_pending: int = 64
+    max_pending_per_address: int = 16
+    auth_timeout: float = 5.0
+    #: Serve ``/proxy.pac`` without credentials even when users are configured (browsers fetch
+    #: the PAC file directly, without proxy authentication). Every other page needs them.
+    public_pac: bool = False
     #: Keep the client destination across runs, in ``keys_file`` or, when that is empty, in
     #: ``<data_dir>/client-destination.keys``. Off by default: a new destination each run cannot
     #: be linked to the previous one, and with i2pd 2.45.1 a reused destination gets no replies
@@ -119,6 +129,8 @@ class Config:
                 raise ConfigError(f"users: bad user name {user!r} (non-empty, no ':')")
         if self.syn_window_ms < 0 or self.max_clients < 1 or self.max_header_bytes < 1024:
             raise ConfigError("syn_window_ms >= 0, max_clients >= 1, max_header_bytes >= 1024")
+        if self.max_pending < 1 or self.max_pending_per_address < 1 or self.auth_timeout <= 0:
+            raise ConfigError("max_pending >= 1, max_pending_per_address >= 1, auth_timeout > 0")
         _check_range("hops", self.hops, 0, MAX_HOPS)
         _check_range("quantity", self.quantity, 1, MAX_TUNNEL_QUANTITY)
         _check_range("backup_quantity", self.backup_quantity, 0, MAX_TUNNEL_QUANTITY)

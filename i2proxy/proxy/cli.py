@@ -73,6 +73,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add("--max-clients", type=int, metavar="N", help="concurrent client connections")
     add(
+        "--public-pac",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve /proxy.pac without credentials when users are set (no other page)",
+    )
+    add(
         "--hops",
         type=int,
         metavar="N",

@@ -37,8 +37,32 @@ class Stats:
     #: Streams whose SYN carried the client's first bytes (native backend; SAM cannot).
     first_bytes_in_syn: int = 0
     refused: int = 0
+    #: Connections that have not yet authenticated (no SOCKS request or HTTP head accepted).
+    pending: int = 0
+    #: Pending connections closed to make room for newer ones, or for taking too long.
+    pending_evicted: int = 0
     #: Connection tasks that ended in an unexpected exception (a bug: should stay 0).
     internal_errors: int = 0
+
+
+class ClientSlot:
+    """One connection's place at the server: *pending* until its first SOCKS request or HTTP
+    head has been accepted (credentials checked), then one of ``max_clients``.
+
+    Pending connections live in a small budget of their own (oldest evicted first), so silent
+    or unauthenticated connections never take a slot an authenticated user needs.
+    """
+
+    def __init__(self, address: str, admit: Callable[[ClientSlot], bool]) -> None:
+        self.address = address
+        self.admitted = False
+        self._admit = admit
+
+    def admit(self) -> bool:
+        """Move to a client slot; False when every one is taken (answer "busy" and close)."""
+        if not self.admitted:
+            self.admitted = self._admit(self)
+        return self.admitted
 
 
 @dataclass

@@ -37,6 +37,12 @@ class LocalPages:
             and target.port == own[1]
         )
 
+    @staticmethod
+    def is_pac(request: h11.Request, target: RequestTarget) -> bool:
+        return request.method.upper() in (b"GET", b"HEAD") and (
+            urlsplit(target.path).path == "/proxy.pac"
+        )
+
     async def serve(self, request: h11.Request, target: RequestTarget) -> bool:
         """One local page; True when the connection may go on."""
         method = request.method.upper()

@@ -13,7 +13,7 @@ import h11
 from i2proxy.dialer.base import DialError
 from i2proxy.log import get_logger
 from i2proxy.proxy import pages
-from i2proxy.proxy.context import SessionContext
+from i2proxy.proxy.context import ClientSlot, SessionContext
 from i2proxy.proxy.headers import Origin, filter_request_headers
 from i2proxy.proxy.http import (
     HttpError,
@@ -53,8 +53,11 @@ def _refusal(kind: HostKind, host: str) -> HttpError | None:
 class HttpSession:
     """One browser connection: a keep-alive loop of requests, each answered locally or relayed."""
 
-    def __init__(self, ctx: SessionContext, reader, writer, listener: str) -> None:
+    def __init__(
+        self, ctx: SessionContext, reader, writer, slot: ClientSlot, listener: str
+    ) -> None:
         self.ctx = ctx
+        self.slot = slot
         self.config = ctx.config
         self.browser = Browser(reader, writer, max_head=self.config.max_header_bytes)
         self.relay = UpstreamRelay(ctx, self.browser)
@@ -116,10 +119,13 @@ class HttpSession:
         try:
             target = parse_request_target(method, request.target.decode("latin-1"), host_header)
             kind, host = classify_host(target.host)
-            if self.local.is_self(kind, target):
-                return await self.local.serve(request, target)
+            local = kind is HostKind.PROXY or self.local.is_self(kind, target)
+            if local and self.config.public_pac and self.local.is_pac(request, target):
+                return await self.local.serve(request, target)  # the one page without a login
             self._check_auth(headers)
-            if kind is HostKind.PROXY:
+            if not self.slot.admit():
+                raise HttpError(503, "Service Unavailable", "too many clients; retry later")
+            if local:
                 return await self.local.serve(request, target)
             refusal = _refusal(kind, target.host)
             if refusal is not None:
@@ -136,6 +142,8 @@ class HttpSession:
             extra: list[tuple[bytes, bytes]] = []
             if error.status == 407:
                 extra = [(b"proxy-authenticate", PROXY_CHALLENGE.encode())]
+            elif error.status == 503:
+                extra = [(b"retry-after", b"5")]
             await self.browser.error(error, extra=extra)
             return False
 

@@ -13,12 +13,13 @@ import contextlib
 import ipaddress
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from i2proxy.config import Config, parse_listen
 from i2proxy.log import get_logger
 from i2proxy.proxy import pages, socks
-from i2proxy.proxy.context import SessionContext, Stats
+from i2proxy.proxy.context import ClientSlot, SessionContext, Stats
 from i2proxy.proxy.http import HelperTokens
 from i2proxy.proxy.http_session import HttpSession
 from i2proxy.proxy.routing import Resolver
@@ -35,6 +36,38 @@ log = get_logger("i2proxy.proxy")
 _RETRY_AFTER = (b"retry-after", b"5")
 
 __all__ = ["ProxyServer", "Stats"]
+
+
+@dataclass
+class _Pending:
+    task: asyncio.Task[None]
+    writer: asyncio.StreamWriter
+    timer: asyncio.TimerHandle
+
+
+class RateLimitedLog:
+    """A warning logged at most once per ``every`` seconds, with how often it happened since."""
+
+    def __init__(self, message: str, every: float) -> None:
+        self.message = message
+        self.every = every
+        self._last = -float("inf")
+        self._count = 0
+
+    def event(self, **fields: Any) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            log.warning(self.message, times=self._count, **fields)
+            self._last = now
+            self._count = 0
+
+
+def _address_of(peer: Any) -> str:
+    try:
+        return str(peer[0])
+    except (TypeError, IndexError):
+        return ""
 
 
 class ProxyServer:
@@ -62,6 +95,10 @@ class ProxyServer:
         self._writers: set[asyncio.StreamWriter] = set()
         self._allow = [ipaddress.ip_network(c, strict=False) for c in config.allow]
         self._closing = False
+        #: Connections not yet authenticated, oldest first.
+        self._pending: dict[ClientSlot, _Pending] = {}
+        self._evict_log = RateLimitedLog("pending connection closed", every=10.0)
+        self._busy_log = RateLimitedLog("max_clients reached: client refused", every=10.0)
         self.context = SessionContext(
             config=config,
             resolver=self.resolver,
@@ -119,30 +156,68 @@ class ProxyServer:
             writer.close()
 
     def _spawn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler) -> None:
-        task = asyncio.create_task(self._serve(reader, writer, handler))
+        slot = ClientSlot(_address_of(writer.get_extra_info("peername")), self._admit)
+        task = asyncio.create_task(self._serve(reader, writer, handler, slot))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        timer = asyncio.get_running_loop().call_later(
+            self.config.auth_timeout, self._evict, slot, "did not authenticate in time"
+        )
+        self._pending[slot] = _Pending(task, writer, timer)
+        self.stats.pending = len(self._pending)
+        self._make_room(slot.address)
 
-    async def _serve(self, reader, writer, handler) -> None:
+    def _make_room(self, address: str) -> None:
+        """Keep the pending budget: close the oldest pending connection of ``address`` while it
+        has too many, then the oldest of all while there are too many."""
+        same = [s for s in self._pending if s.address == address]
+        for slot in same[: max(0, len(same) - self.config.max_pending_per_address)]:
+            self._evict(slot, "too many pending connections from this address")
+        excess = len(self._pending) - self.config.max_pending
+        for slot in list(self._pending)[: max(0, excess)]:
+            self._evict(slot, "too many pending connections")
+
+    def _evict(self, slot: ClientSlot, reason: str) -> None:
+        pending = self._pending.pop(slot, None)
+        if pending is None:
+            return
+        self.stats.pending = len(self._pending)
+        self.stats.pending_evicted += 1
+        self._evict_log.event(reason=reason)
+        pending.timer.cancel()
+        pending.writer.transport.abort()
+        pending.task.cancel()
+
+    def _admit(self, slot: ClientSlot) -> bool:
+        pending = self._pending.pop(slot, None)
+        self.stats.pending = len(self._pending)
+        if pending is None:  # evicted meanwhile
+            return False
+        pending.timer.cancel()
+        if self.stats.clients >= self.config.max_clients or self._closing:
+            self.stats.refused += 1
+            self._busy_log.event(max_clients=self.config.max_clients)
+            return False
+        self.stats.clients += 1
+        return True
+
+    async def _serve(self, reader, writer, handler, slot: ClientSlot) -> None:
         """Run one client connection; nothing raised by a client ever leaves this function."""
         self.stats.connections += 1
         self._writers.add(writer)
         peer = writer.get_extra_info("peername")
-        counted = False
         try:
             if not self._peer_allowed(peer):
                 self.stats.refused += 1
                 log.warning("client refused by allow-list", peer=str(peer))
                 await linger(reader, writer)
                 return
-            if self.stats.clients >= self.config.max_clients or self._closing:
+            if self._closing:
                 self.stats.refused += 1
                 await self._refuse_busy(reader, writer, handler)
                 await linger(reader, writer)
                 return
-            self.stats.clients += 1
-            counted = True
-            await handler(reader, writer)
+            await handler(reader, writer, slot)
         except (Closed, ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         except asyncio.CancelledError:
@@ -151,8 +226,12 @@ class ProxyServer:
             self.stats.internal_errors += 1
             log.exception("connection task failed", peer=str(peer))
         finally:
-            if counted:
+            if slot.admitted:
                 self.stats.clients -= 1
+            pending = self._pending.pop(slot, None)
+            if pending is not None:
+                pending.timer.cancel()
+                self.stats.pending = len(self._pending)
             self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
@@ -181,21 +260,23 @@ class ProxyServer:
             writer.write(pages.response_bytes(503, body, [*pages.PAGE_HEADERS, _RETRY_AFTER]))
         await writer.drain()
 
-    async def _handle_mixed(self, reader, writer) -> None:
+    async def _handle_mixed(self, reader, writer, slot: ClientSlot) -> None:
         first = await asyncio.wait_for(reader.read(READ_SIZE), self.config.handshake_timeout)
         if not first:
             return
         if first[0] in (4, 5):
-            await self._handle_socks(reader, writer, first)
+            await self._handle_socks(reader, writer, slot, first)
         elif 0x41 <= first[0] <= 0x5A:
-            await self._handle_http(reader, writer, first, listener="mixed")
+            await self._handle_http(reader, writer, slot, first, listener="mixed")
         # Anything else is neither protocol: close without a word.
 
-    async def _handle_http(self, reader, writer, initial: bytes = b"", listener="http") -> None:
-        await HttpSession(self.context, reader, writer, listener).run(initial)
+    async def _handle_http(
+        self, reader, writer, slot: ClientSlot, initial: bytes = b"", listener="http"
+    ) -> None:
+        await HttpSession(self.context, reader, writer, slot, listener).run(initial)
 
-    async def _handle_socks(self, reader, writer, initial: bytes = b"") -> None:
-        await SocksSession(self.context, reader, writer).run(initial)
+    async def _handle_socks(self, reader, writer, slot: ClientSlot, initial: bytes = b"") -> None:
+        await SocksSession(self.context, reader, writer, slot).run(initial)
 
     # -- shared helpers ------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import asyncio
 from i2proxy.dialer.base import DialError, DialTimeout, PeerRefused, RouterUnavailable
 from i2proxy.log import get_logger
 from i2proxy.proxy import pages
-from i2proxy.proxy.context import SessionContext
+from i2proxy.proxy.context import ClientSlot, SessionContext
 from i2proxy.proxy.http import credentials_ok
 from i2proxy.proxy.routing import HostKind, classify_host
 from i2proxy.proxy.socks import (
@@ -44,8 +44,9 @@ _WRONG_PORT_REPLY = pages.response_bytes(
 class SocksSession:
     """One SOCKS client: handshake, policy, dial with the first bytes in the SYN, relay."""
 
-    def __init__(self, ctx: SessionContext, reader, writer) -> None:
+    def __init__(self, ctx: SessionContext, reader, writer, slot: ClientSlot) -> None:
         self.ctx = ctx
+        self.slot = slot
         self.config = ctx.config
         self.reader = reader
         self.writer = writer
@@ -76,6 +77,9 @@ class SocksSession:
                     break
                 if isinstance(event, ConnectRequested):
                     await self._send(handshake.data_to_send())
+                    if not self.slot.admit():
+                        await self._send(handshake.reply_failure(Reply.GENERAL_FAILURE))
+                        return
                     await self._connect(handshake, event)
                     return
             else:

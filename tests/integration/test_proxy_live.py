@@ -358,6 +358,8 @@ def proxy_with_auth(testnet, dialer_backend, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp(f"i2proxy-auth-{dialer_backend}")
     _prepare_book(data_dir, {"eepsite.i2p": testnet.eepsite.destination})
     proxy = ProxyProcess(router_url(testnet, dialer_backend), data_dir, "--user", "alice:s3cret")
+    # A LAN bind (allowed because users are set) with a small client budget.
+    proxy.extra += ["--http", "0.0.0.0:" + proxy.http.rsplit(":", 1)[1], "--max-clients", "64"]
     proxy.start()
     try:
         yield proxy
@@ -387,6 +389,40 @@ async def test_socks5_and_http_auth_are_enforced(proxy_with_auth, testnet):
     assert headers["host"] == testnet.eepsite.b32
     token = base64.b64encode(b"alice:s3cret").decode()
     assert token not in good.stdout.decode()
+
+
+def test_lan_bind_with_users_answers_every_local_page_with_407(proxy_with_auth):
+    port = proxy_with_auth.http.rsplit(":", 1)[1]
+    for host in (f"192.0.2.7:{port}", f"127.0.0.1:{port}", "proxy.i2p"):
+        for path in ("/", "/proxy.pac"):
+            reply = curl("-D", "-", "-H", f"Host: {host}", f"http://127.0.0.1:{port}{path}")
+            assert reply.stdout.startswith(b"HTTP/1.1 407 "), (host, path, reply.stdout[:200])
+            assert b"uptime_s" not in reply.stdout and b"FindProxyForURL" not in reply.stdout
+    auth = "Proxy-Authorization: Basic " + base64.b64encode(b"alice:s3cret").decode()
+    page = curl("-H", auth, "-H", f"Host: 192.0.2.7:{port}", f"http://127.0.0.1:{port}/")
+    assert b"uptime_s" in page.stdout
+
+
+async def test_80_silent_connections_do_not_starve_an_authenticated_user(proxy_with_auth):
+    port = proxy_with_auth.http.rsplit(":", 1)[1]
+    silent = [await asyncio.open_connection("127.0.0.1", int(port)) for _ in range(80)]
+    try:
+        await asyncio.sleep(0.5)
+        good = await asyncio.to_thread(
+            curl,
+            "-x",
+            f"http://127.0.0.1:{port}",
+            "-U",
+            "alice:s3cret",
+            "-D",
+            "-",
+            "http://eepsite.i2p/headers",
+        )
+        assert good.stdout.startswith(b"HTTP/1.1 200 "), good.stdout[:300] + good.stderr
+        assert b'"headers"' in good.stdout
+    finally:
+        for _, writer in silent:
+            writer.close()
 
 
 def test_lan_bind_without_auth_is_refused_at_start():

@@ -307,12 +307,17 @@ async def test_clients_outside_the_allow_list_are_closed_on(proxy):
 
 
 @pytest.mark.parametrize("proxy", [{"max_clients": 1}], indirect=True)
-async def test_too_many_clients_get_503_and_socks5_no_methods(proxy):
+async def test_too_many_clients_get_503_and_socks5_general_failure(proxy):
     host, port = proxy.addresses["http"]
-    _r, hold = await asyncio.open_connection(host, port)
-    await asyncio.sleep(0.05)
-    assert (await raw(proxy, b"GET / HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 503 ")
-    assert await raw(proxy, b"\x05\x01\x00", "socks") == b"\x05\xff"
+    hold_reader, hold = await asyncio.open_connection(host, port)
+    hold.write(b"GET http://site.i2p/bytes/1 HTTP/1.1\r\nHost: site.i2p\r\n\r\n")
+    assert (await asyncio.wait_for(hold_reader.read(65536), 10)).startswith(b"HTTP/1.1 200 ")
+    # The kept-alive browser connection holds the only client slot.
+    busy = await raw(proxy, b"GET http://site.i2p/ HTTP/1.1\r\nHost: site.i2p\r\n\r\n")
+    assert busy.startswith(b"HTTP/1.1 503 ")
+    assert b"retry-after: 5\r\n" in busy
+    request = b"\x05\x01\x00\x05\x01\x00\x03" + bytes([len(SITE)]) + SITE.encode() + b"\x00\x50"
+    assert await raw(proxy, request, "socks") == b"\x05\x00" + b"\x05\x01\x00\x01" + bytes(6)
     hold.close()
 
 
