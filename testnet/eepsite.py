@@ -26,6 +26,7 @@ from pathlib import Path
 from aiohttp import web
 
 from i2proxy.log import configure, get_logger
+from testnet.udpecho import start_udp_echo
 
 log = get_logger(__name__)
 
@@ -160,9 +161,17 @@ async def files(request: web.Request) -> web.Response:
     return web.Response(body=content, headers=common, content_type=content_type)
 
 
-def make_app(www_dir: Path) -> web.Application:
+def make_app(www_dir: Path, udp_echo: tuple[str, int] | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_ECHO_BODY)
     app["www_dir"] = www_dir
+    if udp_echo is not None:
+
+        async def run_udp_echo(app: web.Application):  # type: ignore[no-untyped-def]
+            transport = await start_udp_echo(*udp_echo)
+            yield
+            transport.close()
+
+        app.cleanup_ctx.append(run_udp_echo)
     app.router.add_get("/", index)
     app.router.add_route("*", "/headers", headers)
     app.router.add_route("*", "/echo", echo)
@@ -176,10 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--www-dir", type=Path, required=True)
+    parser.add_argument("--udp-echo-port", type=int, help="also run the UDP echo service")
     args = parser.parse_args(argv)
     configure(json=True)
     log.info("eepsite starting", host=args.host, port=args.port, www_dir=str(args.www_dir))
-    web.run_app(make_app(args.www_dir), host=args.host, port=args.port, print=None)
+    udp_echo = (args.host, args.udp_echo_port) if args.udp_echo_port else None
+    web.run_app(make_app(args.www_dir, udp_echo), host=args.host, port=args.port, print=None)
     return 0
 
 

@@ -28,11 +28,13 @@ from testnet.eepsite import INDEX_HTML
 from testnet.router import (
     EEPSITE_LOCAL_PORT,
     FORWARDED,
+    UDP_ECHO_LOCAL_PORT,
     RouterSpec,
     destination_from_keys_file,
     netdb_relative_path,
     render_eepsite_tunnel,
     render_i2pd_conf,
+    render_udp_echo_tunnel,
     router_info_caps,
 )
 from testnet.samprobe import naming_lookup, sam_alive, wait_resolvable
@@ -40,6 +42,7 @@ from testnet.status import (
     EepsiteStatus,
     RouterStatus,
     TestnetStatus,
+    UdpEchoStatus,
     state_dir_for,
 )
 
@@ -47,6 +50,7 @@ log = get_logger(__name__)
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
 EEPSITE_KEYS = "eepsite.dat"
+UDP_ECHO_KEYS = "udpecho.dat"
 READY_TIMEOUT = 240.0
 #: How long the eepsite may take to become resolvable before its router is restarted.
 EEPSITE_PUBLISH_TIMEOUT = 40.0
@@ -85,6 +89,11 @@ class NetworkConfig:
     def eepsite_router(self) -> int:
         last = self.routers - 1
         return last if last != self.proxy_router else 0
+
+    @property
+    def udp_echo_router(self) -> int:
+        """Never reloaded (see ``render_udp_echo_tunnel``), and not the tests' client router."""
+        return self.proxy_router
 
 
 def netns_name(name: str) -> str:
@@ -189,11 +198,14 @@ class Network:
                     proxies=spec.index == config.proxy_router,
                 )
             )
-            spec.tunnels_conf_path.write_text(
-                render_eepsite_tunnel(tunnel_length=config.tunnel_length, keys_file=EEPSITE_KEYS)
-                if spec.index == config.eepsite_router
-                else ""
-            )
+            tunnels = ""
+            if spec.index == config.eepsite_router:
+                tunnels = render_eepsite_tunnel(
+                    tunnel_length=config.tunnel_length, keys_file=EEPSITE_KEYS
+                )
+            elif spec.index == config.udp_echo_router:
+                tunnels = render_udp_echo_tunnel(keys_file=UDP_ECHO_KEYS)
+            spec.tunnels_conf_path.write_text(tunnels)
             (spec.data_dir / "tunnels.d").mkdir()
 
         await self._first_run(config, specs)
@@ -201,6 +213,9 @@ class Network:
         eepsite_spec = specs[config.eepsite_router]
         destination, b32 = destination_from_keys_file(
             (eepsite_spec.data_dir / EEPSITE_KEYS).read_bytes()
+        )
+        echo_destination, echo_b32 = destination_from_keys_file(
+            (specs[config.udp_echo_router].data_dir / UDP_ECHO_KEYS).read_bytes()
         )
         await self._start_eepsite(www_dir)
         # The eepsite's server tunnel is added only once its router has exploratory tunnels
@@ -238,6 +253,12 @@ class Network:
                 www_dir=str(www_dir),
                 router=config.eepsite_router,
                 port=80,
+            ),
+            udp_echo=UdpEchoStatus(
+                b32=echo_b32,
+                destination=echo_destination,
+                router=config.udp_echo_router,
+                port=UDP_ECHO_LOCAL_PORT,
             ),
         )
         status.save()  # early, so a half-ready network can be inspected and taken down
@@ -301,6 +322,7 @@ class Network:
                 sys.executable, "-m", "testnet.eepsite",
                 "--host", "127.0.0.1", "--port", str(EEPSITE_LOCAL_PORT),
                 "--www-dir", str(www_dir),
+                "--udp-echo-port", str(UDP_ECHO_LOCAL_PORT),
             ],
             self.state_dir / "eepsite.log",
             env=self._python_env(),
@@ -361,6 +383,8 @@ class Network:
             return False  # i2pd rewrites router.info once it has applied its caps
         if spec.index == config.eepsite_router:
             return (spec.data_dir / EEPSITE_KEYS).exists()
+        if spec.index == config.udp_echo_router:
+            return (spec.data_dir / UDP_ECHO_KEYS).exists()
         return True
 
     @staticmethod
@@ -417,6 +441,8 @@ class Network:
         #    tunnels built, eepsite LeaseSet published.
         await self._wait_eepsite_published(status, deadline)
         step("eepsite resolvable")
+        await self._wait_udp_echo_published(status, deadline)
+        step("udp echo resolvable")
         # 4. i2pd's own HTTP proxy fetches the eepsite page (the proxy's tunnels are built).
         await self.wait_http_proxy(status, timeout=remaining())
         step("i2pd HTTP proxy fetches the eepsite")
@@ -453,6 +479,37 @@ class Network:
                 await self._add_eepsite_tunnel(status, deadline)
         raise TestnetError(
             f"the eepsite {eepsite.b32} never became resolvable; logs: {self.state_dir}/r*/"
+        )
+
+    async def _wait_udp_echo_published(self, status: TestnetStatus, deadline: float) -> None:
+        """Wait until the other client routers resolve the UDP echo; restart its router if not.
+
+        Its tunnels have zero hops, so its LeaseSet should always be published; a restart is
+        the only remedy if not (a reload would stop its UDP tunnel, see render_udp_echo_tunnel).
+        """
+        echo = status.udp_echo
+        assert echo is not None
+        others = [r for r in status.routers if r.index != echo.router and not r.floodfill]
+        for attempt in range(1, 4):
+            timeout = min(deadline - time.monotonic(), EEPSITE_PUBLISH_TIMEOUT)
+            if timeout <= 0:
+                break
+            try:
+                await asyncio.gather(
+                    *(
+                        wait_resolvable(
+                            r.sam_host_port, echo.b32, timeout=timeout, expected=echo.destination
+                        )
+                        for r in others
+                    )
+                )
+                return
+            except TimeoutError:
+                log.warning("udp echo not resolvable; restarting its router", attempt=attempt)
+                await self.stop_router(echo.router)
+                await self.start_router(echo.router, timeout=max(1.0, deadline - time.monotonic()))
+        raise TestnetError(
+            f"the UDP echo {echo.b32} never became resolvable; logs: {self.state_dir}/r*/"
         )
 
     @staticmethod

@@ -60,6 +60,16 @@ class EepsiteStatus:
 
 
 @dataclass
+class UdpEchoStatus:
+    """The UDP echo service: send datagrams to ``b32`` (any I2P port; ``port`` by convention)."""
+
+    b32: str
+    destination: str
+    router: int
+    port: int
+
+
+@dataclass
 class TestnetStatus:
     name: str
     state_dir: str
@@ -72,6 +82,7 @@ class TestnetStatus:
     socks_proxy: str
     proxy_router: int
     eepsite: EepsiteStatus
+    udp_echo: UdpEchoStatus | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     __test__ = False  # not a pytest test class, despite the name
@@ -107,7 +118,14 @@ class TestnetStatus:
         extra = {k: data.pop(k) for k in list(data) if k not in known}
         routers = [RouterStatus(**r) for r in data.pop("routers")]
         eepsite = EepsiteStatus(**data.pop("eepsite"))
-        return cls(routers=routers, eepsite=eepsite, extra=extra, **data)
+        udp_echo = data.pop("udp_echo", None)
+        return cls(
+            routers=routers,
+            eepsite=eepsite,
+            udp_echo=UdpEchoStatus(**udp_echo) if udp_echo else None,
+            extra=extra,
+            **data,
+        )
 
     def save(self) -> None:
         path = self.status_path

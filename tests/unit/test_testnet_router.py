@@ -19,6 +19,7 @@ from testnet.router import (
     netdb_relative_path,
     render_eepsite_tunnel,
     render_i2pd_conf,
+    render_udp_echo_tunnel,
     router_ident_hash,
     router_info_caps,
 )
@@ -87,6 +88,13 @@ def test_eepsite_tunnel_is_a_plain_server_tunnel_on_port_80():
     )  # fmt: skip
     # Zero-hop outbound tunnels exist at once, so the first LeaseSet is always published.
     assert (conf["inbound.length"], conf["outbound.length"]) == ("1", "0")
+
+
+def test_udp_echo_is_a_zero_hop_udp_server_tunnel_to_the_local_echo_port():
+    conf = parse(render_udp_echo_tunnel(keys_file="u.dat"))["udpecho"]
+    assert conf["type"] == "udpserver"
+    assert (conf["host"], conf["port"], conf["keys"]) == ("127.0.0.1", "8007", "u.dat")
+    assert (conf["inbound.length"], conf["outbound.length"]) == ("0", "0")
 
 
 def fake_router_info(cert_payload: bytes = b"\x00\x07\x00\x04", caps: bytes = b"Xf") -> bytes:
