@@ -5,6 +5,7 @@ stack and the SAM v3 backend both implement it.
 """
 
 from i2proxy.dialer.base import (
+    DestinationOffline,
     Dialer,
     DialError,
     DialTimeout,
@@ -17,6 +18,7 @@ from i2proxy.dialer.base import (
 )
 
 __all__ = [
+    "DestinationOffline",
     "DialError",
     "DialTimeout",
     "Dialer",

@@ -26,6 +26,13 @@ class PeerUnreachable(DialError):
     """The destination's LeaseSet could not be found or the peer never answered the SYN."""
 
 
+class DestinationOffline(PeerUnreachable):
+    """The destination is not on the network: no LeaseSet found, even by a second lookup.
+
+    The site is offline (or its address is wrong); retrying later is all a user can do.
+    """
+
+
 class PeerRefused(DialError):
     """The peer answered with a RESET (nothing listens on that port, or it refused us)."""
 

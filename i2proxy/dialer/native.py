@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from i2proxy.dialer.base import (
+    DestinationOffline,
     DialError,
     DialTimeout,
     InvalidTarget,
@@ -110,7 +111,11 @@ class NativeDialer:
             on_up=self._on_router_up,
         )
         self.manager = StreamManager(
-            keys, self._send, StreamingOptions.from_properties(streaming_options)
+            keys,
+            self._send,
+            StreamingOptions.from_properties(streaming_options),
+            send_tracked=self._send_tracked,
+            lookup_again=self._lookup_again,
         )
         self._cache: dict[bytes, tuple[Destination, float]] = {}
         #: Incoming payloads we dropped: neither streaming (6) nor a datagram protocol.
@@ -274,7 +279,7 @@ class NativeDialer:
         )
         found = await self.client.lookup(hash=digest, timeout=lookup_timeout)
         if found is None:
-            raise PeerUnreachable(f"{name}: no LeaseSet found")
+            raise DestinationOffline(f"{name}: no LeaseSet found on the network")
         try:
             destination = Destination.from_bytes(found)
         except (I2PFormatError, ValueError) as exc:
@@ -317,6 +322,34 @@ class NativeDialer:
         self.client.send(
             raw, payload, protocol=Protocol.STREAMING, src_port=src_port, dst_port=dst_port
         )
+
+    def _send_tracked(
+        self,
+        destination: Destination,
+        payload: bytes,
+        src_port: int,
+        dst_port: int,
+        on_status: Callable[[int], None],
+    ) -> None:
+        """Send with a nonce: the router reports the final MessageStatus (used for SYNs)."""
+        self.client.send(
+            destination.to_bytes(),
+            payload,
+            protocol=Protocol.STREAMING,
+            src_port=src_port,
+            dst_port=dst_port,
+            on_status=on_status,
+        )
+
+    async def _lookup_again(self, destination: Destination) -> bool:
+        """After "no LeaseSet" for a SYN: is the destination on the network after all?
+
+        Our own b32 cache is dropped first; the router answers from its netDb only if it holds
+        a valid LeaseSet, and otherwise asks the floodfills again.
+        """
+        self._cache.pop(destination.hash, None)
+        found = await self.client.lookup(hash=destination.hash, timeout=self.lookup_timeout)
+        return found is not None
 
     def _on_payload(self, payload: Payload) -> None:
         if payload.protocol == Protocol.STREAMING:

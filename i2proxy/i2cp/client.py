@@ -38,6 +38,9 @@ UNCONDITIONAL_NUDGES = 3
 #: How often the client looks itself up until the network first returns its LeaseSet.
 PUBLISH_POLL = 0.5
 
+#: Callbacks waiting for a final MessageStatus; the oldest are dropped beyond this.
+MAX_STATUS_CALLBACKS = 4096
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7654
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
@@ -159,6 +162,8 @@ class I2CPClient:
         self._closing = False
         self._lookups: dict[int, asyncio.Future[bytes | None]] = {}
         self._statuses: dict[int, asyncio.Future[int]] = {}
+        #: nonce → callback for the final MessageStatus of a message sent with ``on_status``.
+        self._status_callbacks: dict[int, Callable[[int], None]] = {}
         self._bandwidth: list[asyncio.Future[tuple[int, ...]]] = []
         self._reconfigure: list[asyncio.Future[bool]] = []
         self._publish_watch: asyncio.Task[None] | None = None
@@ -276,6 +281,7 @@ class I2CPClient:
                     log.exception("i2cp.on_down_failed")
 
     def _fail_waiters(self, error: Exception) -> None:
+        self._status_callbacks.clear()  # their streams are aborted by on_down
         for futures in (self._lookups, self._statuses):
             for future in futures.values():
                 if not future.done():
@@ -310,6 +316,9 @@ class I2CPClient:
                 status_future = self._statuses.pop(event.nonce, None)
                 if status_future is not None and not status_future.done():
                     status_future.set_result(event.status)
+                callback = self._status_callbacks.pop(event.nonce, None)
+                if callback is not None:
+                    callback(event.status)
         elif isinstance(event, ev.LeaseSetCreated):
             if event.first:
                 self._session_ready(conn)
@@ -428,14 +437,31 @@ class I2CPClient:
         protocol: int = Protocol.STREAMING,
         src_port: int = 0,
         dst_port: int = 0,
+        on_status: Callable[[int], None] | None = None,
     ) -> None:
-        """Send one message (nonce 0: no status). Raises ``RouterUnavailable`` when down."""
+        """Send one message. Raises ``RouterUnavailable`` when down.
+
+        Without ``on_status`` the nonce is 0 and the router reports nothing (the data path:
+        one router write less per packet). With it, ``on_status(code)`` is called with the
+        final MessageStatus (4 handed to a tunnel, 21 no LeaseSet, …; see
+        ``messages.MessageStatusCode``); it is never called if the connection drops first.
+        """
         conn = self._live()
         if conn.session.session_id is None:
             raise RouterUnavailable("I2CP session not created yet")
-        conn.session.send_payload(
-            destination, data, time.time(), protocol=protocol, src_port=src_port, dst_port=dst_port
+        nonce = conn.session.send_payload(
+            destination,
+            data,
+            time.time(),
+            protocol=protocol,
+            src_port=src_port,
+            dst_port=dst_port,
+            track=on_status is not None,
         )
+        if on_status is not None:
+            self._status_callbacks[nonce] = on_status
+            if len(self._status_callbacks) > MAX_STATUS_CALLBACKS:
+                del self._status_callbacks[next(iter(self._status_callbacks))]
         conn.flush()
 
     async def send_tracked(

@@ -89,11 +89,21 @@ class MessageStatusCode(IntEnum):
     BAD_LEASESET = 19
     EXPIRED_LEASESET = 20
     NO_LEASESET = 21
+    META_LEASESET = 22
+    LOOPBACK = 23
 
     @property
     def is_failure(self) -> bool:
         """Everything but "available", "accepted" and the success codes ends the message."""
         return self not in _NON_FAILURES
+
+    @property
+    def is_hard_failure(self) -> bool:
+        """Resending the same message cannot help: the destination, its LeaseSet, our session
+        or the message itself is bad. Java's streaming fails a connection on these when they
+        answer its SYN (``PacketQueue.messageStatus``). Not hard: 3/5 (one try failed), 16 (no
+        tunnels yet) and 21 (no LeaseSet: the lookup may just have been slow)."""
+        return self in _HARD_FAILURES
 
 
 _NON_FAILURES = {
@@ -103,6 +113,27 @@ _NON_FAILURES = {
     MessageStatusCode.GUARANTEED_SUCCESS,
     MessageStatusCode.LOCAL_SUCCESS,
 }
+
+
+_HARD_FAILURES = frozenset(
+    {
+        MessageStatusCode.LOCAL_FAILURE,
+        MessageStatusCode.ROUTER_FAILURE,
+        MessageStatusCode.NETWORK_FAILURE,
+        MessageStatusCode.BAD_SESSION,
+        MessageStatusCode.BAD_MESSAGE,
+        MessageStatusCode.BAD_OPTIONS,
+        MessageStatusCode.OVERFLOW_FAILURE,
+        MessageStatusCode.MESSAGE_EXPIRED,
+        MessageStatusCode.BAD_LOCAL_LEASESET,
+        MessageStatusCode.UNSUPPORTED_ENCRYPTION,
+        MessageStatusCode.BAD_DESTINATION,
+        MessageStatusCode.BAD_LEASESET,
+        MessageStatusCode.EXPIRED_LEASESET,
+        MessageStatusCode.META_LEASESET,
+        MessageStatusCode.LOOPBACK,
+    }
+)
 
 
 class HostLookupType(IntEnum):

@@ -29,6 +29,9 @@ DEFAULT_MESSAGE_EXPIRATION = 60.0
 DEFAULT_LOOKUP_TIMEOUT = 10.0
 #: Incoming messages announced with MessageStatus(AVAILABLE) whose payload we still await.
 MAX_REQUESTED_MESSAGES = 1024
+#: Tracked messages awaiting their final MessageStatus; the oldest are forgotten beyond this
+#: (a router that never answers must not grow the set without bound).
+MAX_PENDING_NONCES = 4096
 
 
 class SessionIdentity(Protocol):
@@ -85,7 +88,8 @@ class I2CPSession:
         self._nonces = itertools.count(1)
         #: request id → local deadline (seconds)
         self._lookups: dict[int, float] = {}
-        self._pending_nonces: set[int] = set()
+        #: Nonces awaiting a final MessageStatus, oldest first (a dict keeps insertion order).
+        self._pending_nonces: dict[int, None] = {}
         #: Message ids asked for with ReceiveMessageBegin (insertion-ordered, bounded).
         self._requested: dict[int, None] = {}
         #: Incoming messages the router announced instead of pushing (no ``i2cp.fastReceive``).
@@ -210,7 +214,9 @@ class I2CPSession:
         nonce = 0
         if track:
             nonce = next(self._nonces) & 0xFFFFFFFF or next(self._nonces)
-            self._pending_nonces.add(nonce)
+            self._pending_nonces[nonce] = None
+            if len(self._pending_nonces) > MAX_PENDING_NONCES:
+                del self._pending_nonces[next(iter(self._pending_nonces))]
         expires_ms = self.router_time_ms(now) + int(expiration * 1000)
         self._queue(
             m.SendMessageExpires(
@@ -355,7 +361,7 @@ class I2CPSession:
         except ValueError:
             final = True
         if final:
-            self._pending_nonces.discard(message.nonce)
+            self._pending_nonces.pop(message.nonce, None)
         self._events.append(ev.MessageStatusReceived(message.nonce, message.status, final))
 
     def _request_message(self, message: m.MessageStatus) -> None:

@@ -23,6 +23,8 @@ class ResetReason(Enum):
     LOCAL = "local"
     #: The peer broke the protocol in a way that cannot be recovered (e.g. data after CLOSE).
     PROTOCOL_ERROR = "protocol-error"
+    #: The router cannot deliver our SYN: a hard MessageStatus, or no LeaseSet on the network.
+    UNDELIVERABLE = "undeliverable"
 
 
 class Event:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import secrets
 from collections import OrderedDict
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from i2proxy.dialer.base import (
+    DestinationOffline,
     DialError,
     DialTimeout,
     PeerRefused,
@@ -26,6 +28,7 @@ from i2proxy.dialer.base import (
     StreamStats,
 )
 from i2proxy.streaming.connection import Connection, PacketRejected, PeerProfile
+from i2proxy.streaming.delivery import SynVerdict, status_name, syn_status_verdict
 from i2proxy.streaming.events import (
     ConnectionClosed,
     ConnectionEstablished,
@@ -36,7 +39,15 @@ from i2proxy.streaming.events import (
     StreamEnded,
 )
 from i2proxy.streaming.options import StreamingOptions
-from i2proxy.streaming.packet import Flag, Packet, PacketError, decode, encode, verify_signature
+from i2proxy.streaming.packet import (
+    Flag,
+    Packet,
+    PacketError,
+    decode,
+    encode,
+    peek_flags,
+    verify_signature,
+)
 
 if TYPE_CHECKING:
     from i2proxy.i2p.destination import Destination
@@ -45,6 +56,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 SendFunction = Callable[["Destination", bytes, int, int], None]
+#: Like ``SendFunction``; the last argument receives the router's final MessageStatus code.
+TrackedSendFunction = Callable[["Destination", bytes, int, int, Callable[[int], None]], None]
+#: Look a destination up again past every cache: True when the network has its LeaseSet now.
+LookupFunction = Callable[["Destination"], Awaitable[bool]]
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 
 #: Follow-on packets that arrive before their SYN: how many streams, packets, and how long.
@@ -105,6 +120,8 @@ class _Stream:
         self.writing_paused = False
         self.finished = False
         self.pong: asyncio.Future[float] | None = None
+        #: The second lookup after the router reported "no LeaseSet" for our SYN.
+        self.lookup_again: asyncio.Task[None] | None = None
 
     def stats(self) -> StreamStats:
         s = self.conn.stats
@@ -212,7 +229,9 @@ class StreamManager:
 
     ``send(destination, payload, src_port, dst_port)`` hands one streaming packet to the I2CP
     layer (protocol 6; it does the gzip framing). Feed every incoming protocol-6 payload to
-    :meth:`handle_payload`.
+    :meth:`handle_payload`. With ``send_tracked`` the SYN of an outgoing stream goes through it
+    and the router's delivery report decides early failures (see ``delivery.py``);
+    ``lookup_again`` is the second lookup after "no LeaseSet".
     """
 
     def __init__(
@@ -222,10 +241,14 @@ class StreamManager:
         options: StreamingOptions | None = None,
         *,
         loop: asyncio.AbstractEventLoop | None = None,
+        send_tracked: TrackedSendFunction | None = None,
+        lookup_again: LookupFunction | None = None,
     ) -> None:
         self.keys = keys
         self.options = (options or StreamingOptions()).validate()
         self._send = send
+        self._send_tracked = send_tracked
+        self._lookup_again = lookup_again
         self._loop = loop
         self._streams: dict[int, _Stream] = {}
         self._incoming_by_remote: dict[int, _Stream] = {}
@@ -449,11 +472,19 @@ class StreamManager:
 
     # ------------------------------------------------------------------ driving the cores
     def _transmit(
-        self, destination: Destination, data: bytes, src: int, dst: int
+        self,
+        destination: Destination,
+        data: bytes,
+        src: int,
+        dst: int,
+        on_status: Callable[[int], None] | None = None,
     ) -> Exception | None:
         """Hand one packet to the message layer; a failure is returned, never raised."""
         try:
-            self._send(destination, data, src, dst)
+            if on_status is not None and self._send_tracked is not None:
+                self._send_tracked(destination, data, src, dst, on_status)
+            else:
+                self._send(destination, data, src, dst)
         except Exception as exc:  # router down: retransmission or abort_all takes over
             log.debug("streaming.send_failed", error=str(exc))
             return exc
@@ -461,7 +492,17 @@ class StreamManager:
 
     def _send_packets(self, stream: _Stream, now: float) -> None:
         for data in stream.conn.packets_to_send(now):
-            error = self._transmit(stream.destination, data, stream.local_port, stream.remote_port)
+            on_status = None
+            if (
+                self._send_tracked is not None
+                and stream.conn.is_client
+                and not stream.established.done()
+                and peek_flags(data) & Flag.SYNCHRONIZE
+            ):
+                on_status = functools.partial(self._on_syn_status, stream)
+            error = self._transmit(
+                stream.destination, data, stream.local_port, stream.remote_port, on_status
+            )
             if isinstance(error, DialError) and not stream.established.done():
                 # Cannot even hand the SYN to the router (it is down): fail the dial now
                 # instead of waiting for the connect timeout.
@@ -469,6 +510,64 @@ class StreamManager:
                 stream.established.exception()
                 self._abort_stream(stream)
                 return
+
+    # ------------------------------------------------------------------ SYN delivery reports
+    def _on_syn_status(self, stream: _Stream, code: int) -> None:
+        """The router's final MessageStatus for one of our SYNs (``delivery.py``)."""
+        if stream.finished or stream.established.done():
+            return
+        verdict = syn_status_verdict(code)
+        log.debug("streaming.syn_status", status=code, verdict=verdict.value)
+        if verdict is SynVerdict.FAIL:
+            self._fail_dial(
+                stream,
+                PeerUnreachable(
+                    f"the router cannot deliver to this destination: {status_name(code)}"
+                ),
+            )
+        elif (
+            verdict is SynVerdict.LOOK_UP_AGAIN
+            and self._lookup_again is not None
+            and stream.lookup_again is None
+        ):
+            task = self.loop.create_task(self._look_up_again(stream))
+            stream.lookup_again = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _look_up_again(self, stream: _Stream) -> None:
+        """Fail the dial as offline unless a fresh lookup finds the destination's LeaseSet.
+
+        When it does, the router now holds the LeaseSet and the next SYN retransmission
+        reaches the peer; if the lookup itself fails (router gone), the connect timeout and
+        ``abort_all`` stay in charge.
+        """
+        assert self._lookup_again is not None
+        try:
+            found = await self._lookup_again(stream.destination)
+        except Exception as exc:
+            log.debug("streaming.lookup_again_failed", error=str(exc))
+            return
+        if stream.finished or stream.established.done():
+            return
+        if found:
+            log.info("streaming.leaseset_found_on_second_lookup", peer=stream.destination.b32)
+            return
+        self._fail_dial(
+            stream,
+            DestinationOffline(
+                f"{stream.destination.b32}: no LeaseSet on the network (the router found none "
+                "for our SYN, nor a second lookup): the destination appears to be offline"
+            ),
+        )
+
+    def _fail_dial(self, stream: _Stream, error: DialError) -> None:
+        """End an unanswered outgoing stream with ``error``; no RESET (the peer never heard)."""
+        if stream.finished:
+            return
+        stream.conn.reset(self._now(), str(error))
+        stream.conn.packets_to_send(self._now())  # the RESET is dropped: nobody to tell
+        self._finish(stream, ResetReason.UNDELIVERABLE, str(error), error=error)
 
     def _schedule_pump(self, stream: _Stream) -> None:
         if not stream.pump_scheduled and not stream.finished:
@@ -532,20 +631,31 @@ class StreamManager:
         stream.conn.handle_timer(self._now())
         self._pump(stream)
 
-    def _finish(self, stream: _Stream, reason: ResetReason | None, detail: str) -> None:
-        """Remove a dead or closed stream and tell its reader/writer."""
+    def _finish(
+        self,
+        stream: _Stream,
+        reason: ResetReason | None,
+        detail: str,
+        *,
+        error: Exception | None = None,
+    ) -> None:
+        """Remove a dead or closed stream and tell its reader/writer (``error`` if given)."""
         if stream.finished:
             return
         stream.finished = True
         if stream.timer is not None:
             stream.timer.cancel()
+        if stream.lookup_again is not None:
+            stream.lookup_again.cancel()
         self._streams.pop(stream.conn.local_stream_id, None)
         if self._incoming_by_remote.get(stream.conn.remote_stream_id) is stream:
             del self._incoming_by_remote[stream.conn.remote_stream_id]
         self._remember(stream)
         exc: Exception | None = None
         if reason is not None and reason is not ResetReason.LOCAL:
-            if not stream.established.done():
+            if error is not None:
+                exc = error
+            elif not stream.established.done():
                 exc = _dial_error(reason, detail)
             else:
                 exc = StreamResetError(reason, detail)

@@ -370,6 +370,16 @@ def decode(
     return packet
 
 
+def peek_flags(data: bytes) -> Flag:
+    """The flags of an encoded packet without decoding it (NO_FLAGS if it is too short)."""
+    if len(data) < MIN_HEADER_SIZE:
+        return NO_FLAGS
+    at = 17 + 4 * data[16] + 1
+    if at + 2 > len(data):
+        return NO_FLAGS
+    return Flag(_U16.unpack_from(data, at)[0])
+
+
 def signed_bytes(packet: Packet) -> bytes:
     """The bytes a signature covers: the raw packet with the signature span zeroed."""
     if packet.signature is None or packet.signature_offset < 0:
@@ -469,6 +479,7 @@ __all__ = [
     "decode",
     "encode",
     "offline_key_authorised",
+    "peek_flags",
     "replay_nacks",
     "same_destination",
     "signed_bytes",

@@ -176,6 +176,21 @@ def test_tracked_message_status_until_final():
     ]
 
 
+def test_messages_awaiting_a_status_are_bounded_oldest_forgotten():
+    from i2proxy.i2cp.session import MAX_PENDING_NONCES
+
+    session, _ = created_session()
+    first = session.send_payload(DEST, b"x", NOW, protocol=6, track=True)
+    for _ in range(MAX_PENDING_NONCES):
+        last = session.send_payload(DEST, b"x", NOW, protocol=6, track=True)
+    events = router_says(
+        session,
+        m.MessageStatus(0x4242, 1, m.MessageStatusCode.GUARANTEED_SUCCESS, 0, first),
+        m.MessageStatus(0x4242, 2, m.MessageStatusCode.GUARANTEED_SUCCESS, 0, last),
+    )
+    assert events == [ev.MessageStatusReceived(last, 4, final=True)]
+
+
 def test_incoming_payload_is_unframed_and_bad_frames_are_counted_not_fatal():
     session, _ = created_session()
     good = encode_payload(b"packet", protocol=6, src_port=9, dst_port=80)
