@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import h11
 
 from i2proxy.dialer.base import (
+    DestinationOffline,
     DialError,
     DialTimeout,
     InvalidTarget,
@@ -21,6 +22,7 @@ from i2proxy.dialer.base import (
     PeerUnreachable,
     RouterUnavailable,
 )
+from i2proxy.proxy import pages
 from i2proxy.proxy.context import SessionContext
 from i2proxy.proxy.headers import filter_response_headers
 from i2proxy.proxy.http import HttpError
@@ -45,10 +47,10 @@ def dial_error_to_http(exc: DialError) -> HttpError:
         return HttpError(503, "Service Unavailable", "the I2P router is not connected")
     if isinstance(exc, DialTimeout):
         return HttpError(504, "Gateway Timeout", "the destination did not answer in time")
+    if isinstance(exc, DestinationOffline):
+        return HttpError(504, "Gateway Timeout", pages.OFFLINE_DETAIL)
     if isinstance(exc, PeerUnreachable):
-        return HttpError(
-            504, "Gateway Timeout", "the destination is unreachable (no lease set found)"
-        )
+        return HttpError(504, "Gateway Timeout", f"the destination is unreachable: {exc}")
     return HttpError(502, "Bad Gateway", f"could not reach the destination: {exc}")
 
 

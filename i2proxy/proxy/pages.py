@@ -65,6 +65,15 @@ def html_page(title: str, body_html: str) -> bytes:
     ).encode()
 
 
+#: The 504 explanation when the router found no LeaseSet for the site, twice (DestinationOffline).
+OFFLINE_DETAIL = (
+    "The site appears to be offline: the I2P network has no record (LeaseSet) of it right now, "
+    "not even after a second lookup. I2P sites are often run from home computers and come and "
+    "go; try again in a few minutes. If it stays away, check the address: the site may have "
+    "moved, and a jump service or a fresh address-book subscription may know its new one."
+)
+
+
 def error_page(status: int, title: str, detail: str) -> bytes:
     return html_page(f"{status} {title}", f"<p>{escape(detail)}</p>")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from i2proxy.dialer.base import PeerRefused, PeerUnreachable
+from i2proxy.dialer.base import DestinationOffline, PeerRefused, PeerUnreachable
 
 
 @dataclass
@@ -27,6 +27,8 @@ class Opened:
 class LoopbackDialer:
     routes: dict[str, int] = field(default_factory=dict)
     refused: set[str] = field(default_factory=set)
+    #: Names whose destination has no LeaseSet on the network (the router looked twice).
+    offline: set[str] = field(default_factory=set)
     opened: list[Opened] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -40,6 +42,8 @@ class LoopbackDialer:
         self.opened.append(Opened(target, port, initial_data))
         if name in self.refused:
             raise PeerRefused(name)
+        if name in self.offline:
+            raise DestinationOffline(f"{name}: no LeaseSet on the network")
         if name not in self.routes:
             raise PeerUnreachable(name)
         reader, writer = await asyncio.open_connection("127.0.0.1", self.routes[name])

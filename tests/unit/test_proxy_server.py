@@ -25,6 +25,7 @@ from tests.unit.proxy_support import LoopbackDialer, headers_of, start_origin
 SITE = "s" * 52 + ".b32.i2p"
 DOWN = "d" * 52 + ".b32.i2p"
 REFUSING = "r" * 52 + ".b32.i2p"
+OFFLINE = "o" * 52 + ".b32.i2p"
 
 
 class Book:
@@ -46,7 +47,7 @@ class Book:
 @pytest.fixture
 async def proxy(request):
     runner, port = await start_origin()
-    dialer = LoopbackDialer(routes={SITE: port}, refused={REFUSING})
+    dialer = LoopbackDialer(routes={SITE: port}, refused={REFUSING}, offline={OFFLINE})
     options = {
         "http_listen": "127.0.0.1:0",
         "socks_listen": "127.0.0.1:0",
@@ -371,6 +372,22 @@ async def test_socks5_refusals_have_exact_replies(proxy):
 async def test_python_socks_rejects_ip_targets(proxy):
     with pytest.raises(ProxyError):
         await socks_get(proxy, ProxyType.SOCKS5, rdns=False, host="127.0.0.1")
+
+
+async def test_an_offline_site_gets_a_504_page_that_says_so_and_what_to_try(proxy):
+    reply = await raw(proxy, f"GET http://{OFFLINE}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert reply.startswith(b"HTTP/1.1 504 ")
+    assert b"appears to be offline" in reply
+    assert b"try again in a few minutes" in reply and b"jump service" in reply
+
+
+@pytest.mark.parametrize("proxy", [{"syn_window_ms": 0}], indirect=True)
+async def test_an_offline_site_is_socks5_host_unreachable(proxy):
+    name = OFFLINE.encode()
+    reply = await raw(
+        proxy, b"\x05\x01\x00\x05\x01\x00\x03" + bytes([len(name)]) + name + b"\x00\x50", "socks"
+    )
+    assert reply == b"\x05\x00" + b"\x05\x04\x00\x01" + b"\0" * 6
 
 
 @pytest.mark.parametrize("proxy", [{"syn_window_ms": 0}], indirect=True)

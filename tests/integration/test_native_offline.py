@@ -1,0 +1,117 @@
+"""A destination that is not on the network fails fast, through the dialer and the proxy.
+
+The SYN goes with a nonce; i2pd answers MessageStatus 21 ("no LeaseSet") once its own lookup
+found nothing, we look the destination up once more (I2CP HostLookup), and the dial ends in
+``DestinationOffline``: the proxy answers its 504 "appears to be offline" page. Before, the SYN
+went with nonce 0, the router said nothing, and the same request took the 60 s connect timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.integration.i2cp_support import CLIENT_ROUTER, native_dialer
+from tests.integration.proxy_support import ProxyProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
+
+#: The issue's goal for a known name whose destination is not on the network.
+GOAL_SECONDS = 15.0
+
+
+def never_published() -> str:
+    """The base64 of a fresh destination nobody ever ran: certainly not on the network."""
+    from i2proxy.i2p.keys import PrivateKeys
+
+    return PrivateKeys.generate().destination.to_base64()
+
+
+async def test_dialing_a_destination_that_was_never_published_fails_as_offline_fast(testnet):
+    from i2proxy.dialer import DestinationOffline
+    from i2proxy.i2p.destination import Destination
+
+    b32 = testnet.eepsite.b32
+    async with native_dialer(testnet, CLIENT_ROUTER) as dialer:
+        timings = []
+        for _ in range(3):
+            target = Destination.from_base64(never_published())
+            started = time.monotonic()
+            with pytest.raises(DestinationOffline, match="appears to be offline"):
+                await dialer.open_stream(target, 80, b"GET / HTTP/1.1\r\n\r\n", timeout=90)
+            timings.append(time.monotonic() - started)
+        print(f"offline dial times: {[round(t, 3) for t in timings]} s")
+        assert max(timings) < GOAL_SECONDS, timings
+        assert dialer.manager.stream_count == 0
+        # the session is unharmed: a live site still answers at once
+        request = f"GET / HTTP/1.1\r\nHost: {b32}\r\nConnection: close\r\n\r\n".encode()
+        reader, writer = await dialer.open_stream(b32, 80, request, timeout=60)
+        assert (await asyncio.wait_for(reader.read(), 60)).startswith(b"HTTP/1.1 200")
+        writer.close()
+
+
+def _curl(*args: str, timeout: float = 120):
+    import subprocess
+
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", str(int(timeout)), *args],
+        capture_output=True,
+        timeout=timeout + 10,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def offline_proxy(testnet, tmp_path_factory):
+    """``i2proxy run`` on I2CP with ``offline.i2p`` in its book, pointing nowhere.
+
+    ``--syn-window-ms 0``: SOCKS answers only after the dial, so its reply code is still open
+    when the dial fails (with a window the client is told "connected" first, see PROXY.md).
+    """
+    from i2proxy.naming import AddressBook
+
+    data_dir = tmp_path_factory.mktemp("i2proxy-offline")
+    book = AddressBook.open(data_dir, subscriptions=[])
+    book.add("offline.i2p", never_published())
+    book.add("eepsite.i2p", testnet.eepsite.destination)
+    book.save()
+    router = testnet.routers[testnet.proxy_router]
+    proxy = ProxyProcess(f"i2cp://{router.i2cp}", data_dir, "--syn-window-ms", "0")
+    proxy.start()
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:  # session ready and tunnels up: the eepsite answers
+            result = _curl("-x", f"http://{proxy.http}", "http://eepsite.i2p/", timeout=30)
+            if result.returncode == 0:
+                break
+            time.sleep(1)
+        yield proxy
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_a_known_name_whose_site_is_offline_gets_the_offline_page_in_under_15_s(offline_proxy):
+    started = time.monotonic()
+    result = _curl("-x", f"http://{offline_proxy.http}", "-D", "-", "http://offline.i2p/")
+    elapsed = time.monotonic() - started
+    print(f"offline page after {elapsed:.3f} s")
+    assert result.stdout.startswith(b"HTTP/1.1 504 "), result.stdout[:300]
+    assert b"appears to be offline" in result.stdout
+    assert elapsed < GOAL_SECONDS
+
+
+async def test_socks5_gets_host_unreachable_for_an_offline_site_in_under_15_s(offline_proxy):
+    from python_socks import ProxyError, ProxyType
+    from python_socks.async_.asyncio import Proxy
+
+    host, port = offline_proxy.socks.split(":")
+    socks = Proxy.create(ProxyType.SOCKS5, host, int(port), rdns=True)
+    started = time.monotonic()
+    with pytest.raises(ProxyError) as info:
+        await socks.connect("offline.i2p", 80, timeout=90)
+    elapsed = time.monotonic() - started
+    print(f"SOCKS5 reply after {elapsed:.3f} s: {info.value}")
+    assert info.value.error_code == 4  # host unreachable
+    assert elapsed < GOAL_SECONDS
