@@ -561,7 +561,7 @@ class Connection:
         if self.state is State.RESET:
             return None
         if self.state is State.CLOSED:
-            closing = [d for d in (self._linger_deadline, self.recovery.get_timer()) if d]
+            closing = [d for d in (self._linger_deadline, self.recovery.rto_deadline) if d]
             return min(closing) if closing else None
         candidates = [
             self._connect_deadline,
@@ -584,7 +584,7 @@ class Connection:
         if self.state is State.RESET:
             return
         if self.state is State.CLOSED:
-            rto_deadline = self.recovery.get_timer()
+            rto_deadline = self.recovery.rto_deadline
             if self._linger_deadline is not None and now >= self._linger_deadline:
                 self._linger_deadline = None
                 self.recovery.clear()
@@ -600,10 +600,10 @@ class Connection:
             self._on_guard_expired(now)
             if self.state is State.RESET:
                 return
-        rto_deadline = self.recovery.get_timer()
-        if rto_deadline is not None and now >= rto_deadline:
+        recovery_deadline = self.recovery.get_timer()
+        if recovery_deadline is not None and now >= recovery_deadline:
             try:
-                self.recovery.on_timeout(now)
+                self.recovery.handle_timer(now)
             except MaxResendsExceeded as exc:
                 self._queue_reset(now)
                 self._die(ResetReason.MAX_RESENDS, str(exc))

@@ -50,8 +50,28 @@ class MaxResendsExceeded(Exception):
         self.packet = packet
 
 
+#: A packet is lost once this many packets sent after it were acknowledged (RFC 9002's
+#: kPacketThreshold; Java I2P fast-retransmits after 3 NACKs too). Tolerates reordering by up to
+#: two packets without a spurious retransmission.
+PACKET_THRESHOLD = 3
+#: ... or once it is older than this many RTTs while a later-sent packet was acknowledged
+#: (RFC 9002's kTimeThreshold, RACK's reordering window): reordering on I2P comes from tunnels
+#: of different lengths, so it is measured in time, not in packets.
+TIME_THRESHOLD = 9 / 8
+#: Timer granularity (RFC 9002's kGranularity).
+GRANULARITY = 0.001
+
+
 class Recovery:
-    """Sent packets, RTT/RTO, NACKs, retransmissions and the congestion window of one stream."""
+    """Sent packets, RTT/RTO, NACKs, retransmissions and the congestion window of one stream.
+
+    Loss detection is RACK-like (RFC 9002 6.1, RFC 8985): a packet is declared lost only when a
+    packet sent *after* it was acknowledged and either ``PACKET_THRESHOLD`` later packets were
+    acknowledged or it has been outstanding longer than ``TIME_THRESHOLD`` RTTs. The
+    retransmission timer only covers the case where nothing comes back at all: it resends the
+    oldest unacknowledged packet alone and backs off (i2pd resends one lease-switching packet
+    set, Java at most half its window; we resend one, which is what a probe needs).
+    """
 
     def __init__(
         self,
@@ -72,8 +92,14 @@ class Recovery:
         #: Sequence number → packet, for everything sent and not yet acknowledged.
         self.sent: dict[int, SentPacket] = {}
         self.rto_deadline: float | None = None
+        #: When the earliest not-yet-lost packet crosses the time threshold.
+        self.loss_deadline: float | None = None
         self.retransmissions = 0
+        #: Packets declared lost by ACK evidence (not by the timer).
+        self.losses_detected = 0
         self._resend: list[int] = []
+        self._largest_acked = -1
+        self._largest_acked_sent = float("-inf")
 
     # ------------------------------------------------------------------ queries
     @property
@@ -85,7 +111,12 @@ class Recovery:
         return self.congestion.window - len(self.sent)
 
     def get_timer(self) -> float | None:
-        return self.rto_deadline
+        deadlines = [d for d in (self.rto_deadline, self.loss_deadline) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def _loss_delay(self) -> float:
+        rtt = max(self.rtt.srtt or 0.0, self.rtt.latest or 0.0) or self.rtt.rto
+        return max(GRANULARITY, TIME_THRESHOLD * rtt)
 
     # ------------------------------------------------------------------ events
     def on_packet_sent(self, seq: int, payload: bytes, control: Flag, now: float) -> None:
@@ -100,49 +131,89 @@ class Recovery:
         against what we sent)."""
         nacked = set(nacks)
         acked: list[SentPacket] = []
-        for seq in sorted(self.sent):
+        for seq in list(self.sent):  # insertion order is sequence order
             if seq > ack_through:
                 break
             sent = self.sent[seq]
             if seq in nacked:
                 sent.nacked += 1
-                if sent.nacked == 2 and seq not in self._resend:
-                    self._resend.append(seq)
-                    self.congestion.on_packets_lost(now, sent.last_sent, timeout=False)
                 continue
             del self.sent[seq]
             acked.append(sent)
+        for sent in acked:
             if sent.sends == 1:  # Karn: no samples from retransmitted packets
                 self.rtt.add_sample(now - sent.first_sent)
                 assert self.rtt.srtt is not None
                 self.congestion.on_rtt_sample(now, now - sent.first_sent, self.rtt.srtt)
             self.congestion.on_packet_acked(now, sent.last_sent)
+            if sent.last_sent > self._largest_acked_sent or (
+                sent.last_sent == self._largest_acked_sent and sent.seq > self._largest_acked
+            ):
+                self._largest_acked_sent = sent.last_sent
+                self._largest_acked = sent.seq
         if acked:
             self._resend = [s for s in self._resend if s in self.sent]
+            # RFC 6298 5.3: restart the timer when new data is acknowledged.
             self.rto_deadline = now + self.rtt.rto if self.sent else None
+        self._detect_losses(now)
         return AckResult(acked)
 
-    def on_timeout(self, now: float) -> None:
-        """The retransmission timer expired. Raises :class:`MaxResendsExceeded`."""
-        rto = self.rtt.rto
-        due = [s for s in self.sent.values() if now >= s.last_sent + rto - 1e-9]
-        if not due and self.sent:
-            due = [self.sent[min(self.sent)]]
-        for sent in due:
-            if sent.sends > self.options.max_resends:
-                raise MaxResendsExceeded(sent)
-            if sent.seq not in self._resend:
-                self._resend.append(sent.seq)
-        if due:
-            self.congestion.on_packets_lost(now, max(s.last_sent for s in due), timeout=True)
+    def _detect_losses(self, now: float) -> None:
+        """Declare lost what later-sent, acknowledged packets prove missing (RACK)."""
+        self.loss_deadline = None
+        if not self.sent or self._largest_acked < 0:
+            return
+        delay = self._loss_delay()
+        lost: list[SentPacket] = []
+        for sent in self.sent.values():
+            if sent.seq in self._resend:
+                continue
+            later_acked = sent.last_sent < self._largest_acked_sent or (
+                sent.last_sent == self._largest_acked_sent and sent.seq < self._largest_acked
+            )
+            if not later_acked:
+                continue  # nothing sent after it has come back yet: it may still be on its way
+            by_count = sent.sends == 1 and self._largest_acked - sent.seq >= PACKET_THRESHOLD
+            if by_count or now >= sent.last_sent + delay - 1e-9:
+                lost.append(sent)
+            else:
+                deadline = sent.last_sent + delay
+                if self.loss_deadline is None or deadline < self.loss_deadline:
+                    self.loss_deadline = deadline
+        if lost:
+            self.losses_detected += len(lost)
+            self._resend.extend(sent.seq for sent in sorted(lost, key=lambda s: s.seq))
+            self.congestion.on_packets_lost(
+                now, max(sent.last_sent for sent in lost), timeout=False
+            )
+
+    def handle_timer(self, now: float) -> None:
+        """Run the loss or retransmission timer. Raises :class:`MaxResendsExceeded`."""
+        if self.loss_deadline is not None and now >= self.loss_deadline:
+            self._detect_losses(now)
+        if self.rto_deadline is not None and now >= self.rto_deadline:
+            self._on_rto(now)
+
+    def _on_rto(self, now: float) -> None:
+        """Nothing came back for a whole RTO: resend the oldest packet alone and back off."""
+        if not self.sent:
+            self.rto_deadline = None
+            return
+        oldest = self.sent[min(self.sent)]
+        if oldest.sends > self.options.max_resends:
+            raise MaxResendsExceeded(oldest)
+        if oldest.seq not in self._resend:
+            self._resend.append(oldest.seq)
+        self.congestion.on_packets_lost(now, oldest.last_sent, timeout=True)
         self.rtt.back_off()
-        self.rto_deadline = now + self.rtt.rto if self.sent else None
+        self.rto_deadline = now + self.rtt.rto
 
     def on_closing_timeout(self, now: float) -> None:
         """The timer expired while lingering after close: resend what is left (our CLOSE)."""
         self._resend = list(self.sent)
         self.rtt.back_off()
         self.rto_deadline = now + self.rtt.rto
+        self.loss_deadline = None
 
     def take_resends(self, now: float) -> list[SentPacket]:
         """Packets to retransmit now, marked as sent again."""
@@ -153,6 +224,7 @@ class Recovery:
                 continue
             sent.sends += 1
             sent.last_sent = now
+            sent.nacked = 0
             self.retransmissions += 1
             out.append(sent)
         self._resend = []
@@ -163,3 +235,4 @@ class Recovery:
         self.sent.clear()
         self._resend.clear()
         self.rto_deadline = None
+        self.loss_deadline = None

@@ -48,6 +48,8 @@ class Link:
     reorder_jitter: float = 0.1
     #: Drop the n-th packet (0-based, counted per link) when this returns True.
     drop: Callable[[int, Packet], bool] | None = None
+    #: Extra delay for the n-th packet (deterministic reordering), seconds.
+    hold: Callable[[int, Packet], float] | None = None
     sent: int = 0
     dropped: int = 0
     #: (send time, packet) of everything offered to the link, lost or not.
@@ -66,6 +68,8 @@ class Link:
         times = []
         for _ in range(copies):
             extra = rng.random() * self.reorder_jitter if rng.random() < self.reorder else 0.0
+            if self.hold is not None:
+                extra += self.hold(index, packet)
             times.append(now + self.delay + extra)
         return times
 
