@@ -63,6 +63,17 @@ MIN_PEER_MPS = 512
 MAX_PAYLOAD = 4096
 #: Out-of-order packets kept beyond the next expected one, in packets.
 REORDER_SLACK = 2
+#: In-order packets received before an ACK goes at once instead of after the ACK delay. Each
+#: ACK is a garlic message through two tunnels; Java's sender asks for an immediate ACK every 8
+#: packets (DELAY_REQUESTED 0), i2pd ACKs by time only.
+ACK_EVERY = 8
+#: The ACK delay: this fraction of the smoothed RTT (i2pd: RTT/10), in [2 ms, initialAckDelay].
+ACK_DELAY_RTT_FRACTION = 0.1
+MIN_ACK_DELAY = 0.002
+#: Packets that carry our unchoke (DELAY_REQUESTED 0) after resume_receiving() when no data
+#: follows, one per RTO (Java repeats its unchoke on 8 packets): a lost unchoke must not leave
+#: the peer choked forever.
+UNCHOKE_REPEATS = 8
 
 
 class State(enum.Enum):
@@ -179,6 +190,10 @@ class Connection:
         self._paused = False
         self._paused_bytes = 0
         self._choke_announced = False
+        #: Unchokes still to repeat until the peer's data flows again (0: none pending).
+        self._unchoke_repeats = 0
+        self._unchoke_deadline: float | None = None
+        self._ack_sent_at = float("-inf")
         self._last_heard = now
         self._keepalive = False
         self._ping_sent_at: float | None = None
@@ -315,10 +330,12 @@ class Connection:
             self._ack_now = True
 
     def resume_receiving(self) -> None:
-        """Unchoke the peer at once."""
+        """Unchoke the peer at once, and again until its data flows."""
         if self._paused:
             self._paused = False
             self._ack_now = True
+            if self._choke_announced:
+                self._unchoke_repeats = UNCHOKE_REPEATS
 
     @property
     def send_closed(self) -> bool:
@@ -460,8 +477,10 @@ class Connection:
         if packet.is_syn and self.is_client and not self._on_syn_reply(packet, now):
             return
         if seq < self._recv_next or seq in self._ooo:
+            # The peer resent: our ACK may have been lost. Answer soon, but not once per
+            # duplicate (an RTO on the peer's side resends a whole window at once).
             self.stats.duplicates += 1
-            self._ack_now = True
+            self._ack_soon(now)
             if self.state is State.SYN_RECEIVED and packet.is_syn:
                 self._flush = True  # the peer is waiting for our SYN reply: send it now
             return
@@ -482,9 +501,13 @@ class Connection:
                 self.stats.dropped_receive_full += 1  # the peer resends it later
                 self._ack_now = True
                 return
+            new_gap = seq > self._highest_received() + 1
             self._ooo[seq] = packet
             self._ooo_bytes += len(packet.payload)
-            self._ack_now = True  # NACK the gap at once
+            if new_gap:
+                self._ack_now = True  # NACK a new hole at once (RFC 5681 4.2)
+            else:
+                self._ack_later(now)  # the hole is already reported; ACK on the usual clock
             if (
                 self.is_client
                 and self._recv_next == 0
@@ -496,20 +519,46 @@ class Connection:
                 guard = max(self.options.pre_ack_guard, 3 * (self.rtt.srtt or 0.0))
                 self._guard_deadline = now + guard
             return
+        filled_hole = bool(self._ooo)
         self._deliver(packet)
         while self._recv_next in self._ooo:
             self._deliver(self._pop_ooo(self._recv_next))
+        if packet.payload and not self._paused:
+            self._unchoke_repeats = 0  # data flows: the unchoke arrived
+            self._unchoke_deadline = None
         self._received_since_ack += 1
-        if self._received_since_ack >= 2 or self._peer_close_seq is not None:
+        if (
+            self._received_since_ack >= ACK_EVERY
+            or self._peer_close_seq is not None
+            or packet.delay_requested == 0  # the sender asks for an immediate ACK (Java)
+            or filled_hole  # tell the sender at once that its retransmission arrived
+        ):
             self._ack_now = True
-        elif self._ack_deadline is None:
-            self._ack_deadline = now + self._ack_delay()
+        else:
+            self._ack_later(now)
 
     def _ack_delay(self) -> float:
+        """How long an ACK may wait for more packets: a tenth of the RTT (as i2pd), so the
+        peer's RTO (i2pd: 1.5 x its average RTT) never fires because we were slow."""
         delay = self.options.initial_ack_delay
         if self.rtt.srtt is not None:
-            delay = min(delay, max(0.002, self.rtt.srtt / 4))
+            delay = min(delay, max(MIN_ACK_DELAY, self.rtt.srtt * ACK_DELAY_RTT_FRACTION))
         return delay
+
+    def _ack_later(self, now: float) -> None:
+        if self._ack_deadline is None:
+            self._ack_deadline = now + self._ack_delay()
+
+    def _ack_soon(self, now: float) -> None:
+        """ACK now unless one left less than the ACK delay ago (then at that delay)."""
+        due = self._ack_sent_at + self._ack_delay()
+        if now >= due:
+            self._ack_now = True
+        elif self._ack_deadline is None or due < self._ack_deadline:
+            self._ack_deadline = due
+
+    def _highest_received(self) -> int:
+        return max(self._ooo) if self._ooo else self._recv_next - 1
 
     def _on_syn_reply(self, packet: Packet, now: float) -> bool:
         """Handle the peer's SYN reply; False when the packet must go no further."""
@@ -567,6 +616,7 @@ class Connection:
             self._connect_deadline,
             self.recovery.get_timer(),
             self._ack_deadline,
+            self._unchoke_deadline,
             self._guard_deadline,
             self._linger_deadline,
         ]
@@ -611,6 +661,11 @@ class Connection:
         if self._ack_deadline is not None and now >= self._ack_deadline:
             self._ack_deadline = None
             self._ack_now = True
+        if self._unchoke_deadline is not None and now >= self._unchoke_deadline:
+            self._unchoke_deadline = None
+            if self._unchoke_repeats and not self._paused:
+                self._unchoke_repeats -= 1
+                self._ack_now = True  # nothing came since the last unchoke: say it again
         if (
             self.options.inactivity_action != "noop"
             and self.state is State.ESTABLISHED
@@ -669,13 +724,14 @@ class Connection:
             nacks = nacks[:-1]
         return highest, tuple(nacks), False
 
-    def _delay_option(self) -> int | None:
+    def _delay_option(self, now: float) -> int | None:
         if self._paused:
             self._choke_announced = True
             return CHOKE_SEND_DELAY_MS
-        if self._choke_announced:
+        if self._choke_announced or self._unchoke_repeats:
             self._choke_announced = False
-            return 0
+            self._unchoke_deadline = now + self.rtt.rto
+            return 0  # until the peer's data flows again
         return None
 
     def _build(self, seq: int, payload: bytes, control: Flag, now: float) -> bytes:
@@ -693,7 +749,7 @@ class Connection:
             nacks=nacks,
             resend_delay=min(255, int(self.rtt.rto)),
             flags=flags,
-            delay_requested=self._delay_option(),
+            delay_requested=self._delay_option(now),
             payload=payload,
         )
         signer = None
@@ -703,7 +759,7 @@ class Connection:
         if control & SIGNED_FLAGS:
             signer = self.keys
         if not no_ack:
-            self._clear_ack_state()
+            self._clear_ack_state(now)
         return encode(packet, signer)
 
     def _replay_nacks(self) -> tuple[int, ...]:
@@ -712,10 +768,11 @@ class Connection:
             return ()
         return replay_nacks(self.remote_destination.hash)
 
-    def _clear_ack_state(self) -> None:
+    def _clear_ack_state(self, now: float) -> None:
         self._ack_now = False
         self._ack_deadline = None
         self._received_since_ack = 0
+        self._ack_sent_at = now
 
     def _queue_reset(self, now: float) -> None:
         ack_through, nacks, no_ack = self._ack_fields()
@@ -747,7 +804,7 @@ class Connection:
         if self.state is State.CLOSED:
             out.extend(self._resends(now))
             if self._ack_now:
-                out.append(self._plain_ack())
+                out.append(self._plain_ack(now))
             self._count(out)
             return out
 
@@ -776,7 +833,7 @@ class Connection:
 
         out.extend(self._send_new_data(now))
         if self._ack_now and self._ack_fields()[2] is False and self.remote_stream_id:
-            out.append(self._plain_ack())
+            out.append(self._plain_ack(now))
         self._maybe_finish(now)  # our CLOSE may just have answered the peer's
         self._count(out)
         return out
@@ -822,7 +879,7 @@ class Connection:
             Packet(send_stream_id=0, receive_stream_id=self.local_stream_id, ack_through=0)
         )
 
-    def _plain_ack(self) -> bytes:
+    def _plain_ack(self, now: float) -> bytes:
         ack_through, nacks, _ = self._ack_fields()
         packet = Packet(
             send_stream_id=self.remote_stream_id,
@@ -830,9 +887,9 @@ class Connection:
             sequence_num=0,
             ack_through=ack_through,
             nacks=nacks,
-            delay_requested=self._delay_option(),
+            delay_requested=self._delay_option(now),
         )
-        self._clear_ack_state()
+        self._clear_ack_state(now)
         return encode(packet)
 
     def _track(self, seq: int, payload: bytes, control: Flag, now: float) -> None:

@@ -33,10 +33,14 @@ MIN_HEADER_SIZE = 22
 MAX_NACKS = 255
 #: Largest packet we parse or build: I2CP messages are at most 64 KiB.
 MAX_PACKET_BYTES = 65535
-#: A DELAY_REQUESTED value above this means "choke: send nothing more until told otherwise".
+#: A DELAY_REQUESTED value of this or more means "choke: send nothing more until told
+#: otherwise". The spec says "> 60000", Java checks >= 60001, but i2pd chokes with exactly 60000
+#: (DELAY_CHOKING) and means it, so we honour that too.
 CHOKE_DELAY_MS = 60000
-#: Delay value we send to choke the peer (Java uses 61000, i2pd accepts anything above 60000).
-CHOKE_SEND_DELAY_MS = 61000
+#: Delay value we send to choke the peer: the smallest that both read as a choke. Java checks
+#: >= 60001 (Packet.MIN_DELAY_CHOKE) and ignores i2pd's 60000; i2pd (2.58) checks >= 60000 but
+#: takes Java's own 61000 as "a Java peer" and caps its window at 64 for the whole stream.
+CHOKE_SEND_DELAY_MS = 60001
 #: Replay protection (spec 0.9.58): a SYN carries exactly this many NACKs, which spell the
 #: 32-byte hash of the destination it is addressed to.
 REPLAY_NACK_COUNT = 8
@@ -177,7 +181,7 @@ class Packet:
 
     @property
     def choke(self) -> bool:
-        return self.delay_requested is not None and self.delay_requested > CHOKE_DELAY_MS
+        return self.delay_requested is not None and self.delay_requested >= CHOKE_DELAY_MS
 
     def describe(self) -> str:
         """Short human-readable summary for logs."""

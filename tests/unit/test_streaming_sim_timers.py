@@ -110,7 +110,7 @@ def test_data_unacknowledged_after_max_resends_resets_and_tells_the_peer():
     assert resets(server, only(server))[0].reason is ResetReason.PEER_RESET
 
 
-def test_single_packet_is_acked_after_a_delay_two_packets_at_once():
+def test_acks_wait_a_tenth_of_the_rtt_but_every_eighth_packet_is_acked_at_once():
     options = StreamingOptions(initial_ack_delay=0.2)
     client, server = Endpoint("client", 0, options), Endpoint("server", 1, options)
     back = Link(delay=0.05)
@@ -118,15 +118,21 @@ def test_single_packet_is_acked_after_a_delay_two_packets_at_once():
     conn = client.connect(server, 0.0, b"open")
     sim.run(lambda: conn.state.value == "established" and conn.in_flight == 0, max_time=10)
     sim.run(max_time=sim.now + 1.0)
+    srtt = only(server).rtt.srtt
+    assert 0.1 <= srtt < 0.2
     start, before = sim.now, len(back.log)
     conn.send(b"one")
     sim.run(lambda: len(back.log) > before, max_time=start + 5)
-    ack_delay = sim.now - (start + 0.05)
-    assert 0.0 < ack_delay <= 0.2 + 1e-9
+    assert sim.now - (start + 0.05) == pytest.approx(srtt / 10)  # i2pd's RTT/10, not 200 ms
     start, before = sim.now, len(back.log)
-    conn.send(b"a" * 1730 * 2)  # two full packets
+    conn.send(b"a" * 1730 * 7)  # seven packets: one ACK, after the delay
+    sim.run(max_time=start + 0.05 + srtt / 10 + 0.001)
+    assert len(back.log) == before + 1
+    assert sim.now - (start + 0.05) == pytest.approx(srtt / 10, abs=0.002)
+    start, before = sim.now, len(back.log)
+    conn.send(b"a" * 1730 * 8)  # eight packets arrive together: ACKed at once
     sim.run(lambda: len(back.log) > before, max_time=start + 5)
-    assert sim.now - (start + 0.05) == pytest.approx(0.0)
+    assert sim.now - start == pytest.approx(0.05, abs=0.0015)  # one way, no ACK delay
 
 
 def test_idle_connection_sends_an_empty_sequenced_probe_and_survives_when_acked():
