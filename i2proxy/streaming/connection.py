@@ -89,16 +89,56 @@ class PacketRejected(Exception):
     """An incoming SYN cannot start a connection (unsigned, bad signature, no FROM)."""
 
 
+#: A peer's remembered RTT and window are forgotten after this long without a connection:
+#: tunnels are rebuilt every 10 minutes, so older figures describe paths that no longer exist
+#: (Java's TCBShare expires its entries too).
+PROFILE_EXPIRY = 600.0
+#: Weight of the remembered value when a finished connection updates it (RFC 2140's and
+#: Java's TCBShare dampening, 0.75): one unusual connection moves it by a quarter.
+PROFILE_DAMPING = 0.75
+#: Largest remembered window a new connection starts with (Java's TCBShare caps at its
+#: MAX_SLOW_START_WINDOW, 64): a new stream may get other tunnels than the one that earned it.
+MAX_CACHED_WINDOW = 64
+
+
 @dataclass
 class PeerProfile:
     """Control block shared between connections to the same peer (RFC 2140 style)."""
 
-    #: Smoothed RTT of the last connection, seconds.
+    #: Smoothed RTT of the last connections (damped), seconds.
     srtt: float | None = None
-    #: Congestion window at the end of the last connection, packets.
+    #: Congestion window at the end of the last connections (damped), packets.
     window: int | None = None
     #: True: the peer's SYN replies carried no data so far (i2pd); False: it bundles data.
     syn_reply_empty: bool | None = None
+    #: When srtt/window were last updated (the manager's clock), for expiry.
+    updated: float | None = None
+
+    def expire(self, now: float) -> None:
+        """Forget the path figures when they are older than :data:`PROFILE_EXPIRY`."""
+        if self.updated is not None and now - self.updated > PROFILE_EXPIRY:
+            self.srtt = None
+            self.window = None
+            self.updated = None
+
+    def learn(self, learned: PeerProfile, now: float, *, final: bool) -> None:
+        """Fold what a connection measured into the profile, damped. The window only counts
+        from a finished connection (at establishment it is still the initial one)."""
+        self.expire(now)
+        if learned.srtt is not None:
+            self.srtt = (
+                learned.srtt
+                if self.srtt is None
+                else PROFILE_DAMPING * self.srtt + (1 - PROFILE_DAMPING) * learned.srtt
+            )
+            self.updated = now
+        if final and learned.window is not None:
+            self.window = (
+                learned.window
+                if self.window is None
+                else round(PROFILE_DAMPING * self.window + (1 - PROFILE_DAMPING) * learned.window)
+            )
+            self.updated = now
 
 
 @dataclass
@@ -162,7 +202,8 @@ class Connection:
         opts = self.options
         window = opts.initial_window_size
         if self.profile_in.window:
-            window = max(window, min(self.profile_in.window, opts.max_window_size))
+            cached = min(self.profile_in.window, MAX_CACHED_WINDOW, opts.max_window_size)
+            window = max(window, cached)
         #: Unacknowledged packets, RTT/RTO, retransmissions and the congestion window.
         self.recovery = Recovery(opts, seed_rtt=self.profile_in.srtt, initial_window=window)
         self._events: deque[Event] = deque()

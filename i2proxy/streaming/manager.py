@@ -288,6 +288,7 @@ class StreamManager:
                 self._profiles.popitem(last=False)
         else:
             self._profiles.move_to_end(key)
+            profile.expire(self._now())
         return profile
 
     # ------------------------------------------------------------------ outgoing
@@ -587,7 +588,7 @@ class StreamManager:
             if isinstance(event, DataReceived):
                 stream.protocol.data_received(event.data)
             elif isinstance(event, ConnectionEstablished):
-                self._remember(stream)
+                self._remember(stream, final=False)
                 if not stream.established.done():
                     stream.established.set_result(None)
             elif isinstance(event, StreamEnded):
@@ -667,12 +668,8 @@ class StreamManager:
         with contextlib.suppress(Exception):
             stream.protocol.connection_lost(exc)
 
-    def _remember(self, stream: _Stream) -> None:
-        learned = stream.conn.profile()
-        profile = self._profile(stream.destination)
-        if learned.srtt is not None:
-            profile.srtt = learned.srtt
-        profile.window = learned.window
+    def _remember(self, stream: _Stream, *, final: bool = True) -> None:
+        self._profile(stream.destination).learn(stream.conn.profile(), self._now(), final=final)
 
     def _abort_stream(self, stream: _Stream) -> None:
         if stream.finished:
