@@ -110,7 +110,7 @@ def test_data_unacknowledged_after_max_resends_resets_and_tells_the_peer():
     assert resets(server, only(server))[0].reason is ResetReason.PEER_RESET
 
 
-def test_acks_wait_a_tenth_of_the_rtt_but_every_eighth_packet_is_acked_at_once():
+def test_a_single_packet_is_acked_after_a_tenth_of_the_rtt_two_at_once():
     options = StreamingOptions(initial_ack_delay=0.2)
     client, server = Endpoint("client", 0, options), Endpoint("server", 1, options)
     back = Link(delay=0.05)
@@ -125,12 +125,7 @@ def test_acks_wait_a_tenth_of_the_rtt_but_every_eighth_packet_is_acked_at_once()
     sim.run(lambda: len(back.log) > before, max_time=start + 5)
     assert sim.now - (start + 0.05) == pytest.approx(srtt / 10)  # i2pd's RTT/10, not 200 ms
     start, before = sim.now, len(back.log)
-    conn.send(b"a" * 1730 * 7)  # seven packets: one ACK, after the delay
-    sim.run(max_time=start + 0.05 + srtt / 10 + 0.001)
-    assert len(back.log) == before + 1
-    assert sim.now - (start + 0.05) == pytest.approx(srtt / 10, abs=0.002)
-    start, before = sim.now, len(back.log)
-    conn.send(b"a" * 1730 * 8)  # eight packets arrive together: ACKed at once
+    conn.send(b"a" * 1730 * 2)  # two packets arrive together: ACKed at once
     sim.run(lambda: len(back.log) > before, max_time=start + 5)
     assert sim.now - start == pytest.approx(0.05, abs=0.0015)  # one way, no ACK delay
 
