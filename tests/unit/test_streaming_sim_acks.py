@@ -47,8 +47,7 @@ def test_a_new_hole_is_nacked_at_once_packets_behind_it_are_acked_every_second_p
         sim.run(max_time=sim.now + 0.002)
     sim.run(max_time=start + ONE_WAY + 0.015)
     sent = [
-        (round((t - start - ONE_WAY) * 1000), p.ack_through, p.nacks)
-        for t, p in acks(down, start)
+        (round((t - start - ONE_WAY) * 1000), p.ack_through, p.nacks) for t, p in acks(down, start)
     ]
     assert sent == [
         (2, 2, ()),  # two in order
