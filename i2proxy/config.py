@@ -124,9 +124,11 @@ class Config:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError as exc:
                 raise ConfigError(f"allow: {cidr!r} is not a network ({exc})") from None
-        for user in self.users:
+        for user, password in self.users.items():
             if not user or ":" in user:
                 raise ConfigError(f"users: bad user name {user!r} (non-empty, no ':')")
+            if not password:
+                raise ConfigError(f"users: {user!r} has an empty password")
         if self.syn_window_ms < 0 or self.max_clients < 1 or self.max_header_bytes < 1024:
             raise ConfigError("syn_window_ms >= 0, max_clients >= 1, max_header_bytes >= 1024")
         if self.max_pending < 1 or self.max_pending_per_address < 1 or self.auth_timeout <= 0:

@@ -46,6 +46,9 @@ class RequestTarget:
         return f"{self.scheme}://{self.host}{port}{self.path}"
 
 
+_PORT = re.compile(r"^[0-9]{1,5}$")  # str.isdigit() also takes "¹²³", which int() refuses
+
+
 def _split_authority(authority: str, default_port: int) -> tuple[str, int]:
     if not authority or any(c in authority for c in " /?#@\\"):
         raise HttpError(400, "Bad Request", f"malformed host {authority!r}")
@@ -60,7 +63,7 @@ def _split_authority(authority: str, default_port: int) -> tuple[str, int]:
     else:
         host, _, port_text = authority.partition(":")
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not _PORT.match(port_text) or not 0 < int(port_text) < 65536:
             raise HttpError(400, "Bad Request", f"bad port in {authority!r}")
         return normalize_host(host), int(port_text)
     return normalize_host(host), default_port
@@ -149,33 +152,45 @@ def parse_helper_value(value: str) -> object:
         raise HttpError(400, "Bad Address Helper", f"not a valid destination: {exc}") from None
 
 
-class HelperTokens:
-    """Anti-forgery tokens for the "add this address" form (stateless, HMAC with a run secret).
+_TOKEN = re.compile(r"^([0-9]{1,12})\.([0-9a-f]{40})$")
 
-    A token binds the host and destination it was issued for and expires; a page on another
-    eepsite cannot read it (same-origin policy), so it cannot make the browser add a name.
+
+class HelperTokens:
+    """Anti-forgery tokens for the "add this address" form (HMAC with a run secret).
+
+    A token binds the host, the destination and the URL to return to; it expires and can be
+    used once. A page on another eepsite cannot read it (same-origin policy), so it cannot make
+    the browser add a name, nor reuse a token it saw to add it again later.
     """
 
     def __init__(self, secret: bytes | None = None, lifetime: float = 3600.0) -> None:
         self._secret = secret or secrets.token_bytes(32)
         self.lifetime = lifetime
+        #: Tokens already used, with their issue time (forgotten once expired anyway).
+        self._used: dict[str, int] = {}
 
-    def _mac(self, host: str, destination: str, issued: int) -> str:
-        msg = f"{host}\n{destination}\n{issued}".encode()
+    def _mac(self, host: str, destination: str, url: str, issued: int) -> str:
+        msg = f"{host}\n{destination}\n{url}\n{issued}".encode()
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()[:40]
 
-    def issue(self, host: str, destination: str, now: float) -> str:
+    def issue(self, host: str, destination: str, url: str, now: float) -> str:
         issued = int(now)
-        return f"{issued}.{self._mac(host, destination, issued)}"
+        return f"{issued}.{self._mac(host, destination, url, issued)}"
 
-    def check(self, token: str, host: str, destination: str, now: float) -> bool:
-        issued_text, _, mac = token.partition(".")
-        if not issued_text.isdigit():
+    def check(self, token: str, host: str, destination: str, url: str, now: float) -> bool:
+        """True once for a valid token; any text is safe to pass (nothing here raises)."""
+        match = _TOKEN.match(token)
+        if match is None:
             return False
-        issued = int(issued_text)
+        issued = int(match.group(1))
         if not 0 <= now - issued <= self.lifetime:
             return False
-        return hmac.compare_digest(mac, self._mac(host, destination, issued))
+        expected = self._mac(host, destination, url, issued)
+        if not hmac.compare_digest(match.group(2), expected) or token in self._used:
+            return False
+        self._used = {t: i for t, i in self._used.items() if now - i <= self.lifetime}
+        self._used[token] = issued
+        return True
 
 
 # -- proxy authentication --------------------------------------------------------------------

@@ -11,6 +11,7 @@ from i2proxy.log import get_logger
 from i2proxy.naming.errors import NamingError
 from i2proxy.proxy import pages
 from i2proxy.proxy.context import SessionContext
+from i2proxy.proxy.headers import Origin
 from i2proxy.proxy.http import HttpError, RequestTarget, parse_helper_value, split_address_helper
 from i2proxy.proxy.http_browser import Browser
 from i2proxy.proxy.routing import HostKind, b32_of, classify_host, same_destination
@@ -49,7 +50,7 @@ class LocalPages:
         body = await self._read_small_body(8192)
         path = urlsplit(target.path).path
         if path == "/proxy.pac" and method in (b"GET", b"HEAD"):
-            host, port = self._pac_address(request)
+            host, port = self._pac_address()
             pac = pages.pac_file(host, port)
             headers = [
                 (b"content-type", b"application/x-ns-proxy-autoconfig"),
@@ -64,15 +65,17 @@ class LocalPages:
             await self.browser.page(200, pages.health_page(stats))
             return True
         if path == "/add" and method == b"POST":
-            return await self._helper_add(body)
+            return await self._helper_add(request, body)
         raise HttpError(404, "Not Found", f"the proxy has no page {path}")
 
-    def _pac_address(self, request: h11.Request) -> tuple[str, int]:
+    def _pac_address(self) -> tuple[str, int]:
         host, port = self.ctx.addresses.get("http") or self.ctx.addresses[self.listener]
         if host in ("0.0.0.0", "::"):
-            # Reachable on every interface: use the address the browser used to reach us.
-            host_header = next((v.decode() for n, v in request.headers if n == b"host"), "")
-            host = host_header.rsplit(":", 1)[0] or "127.0.0.1"
+            # Reachable on every interface: name the address this browser reached us on (the
+            # socket's, never the Host header: that is the client's text and ends up in code).
+            sockname = self.browser.writer.get_extra_info("sockname")
+            local = str(sockname[0]) if sockname else "127.0.0.1"
+            host = f"[{local}]" if ":" in local else local
         return host, port
 
     async def _read_small_body(self, limit: int) -> bytes:
@@ -88,17 +91,18 @@ class LocalPages:
             else:
                 raise Closed
 
-    async def _helper_add(self, body: bytes) -> bool:
+    async def _helper_add(self, request: h11.Request, body: bytes) -> bool:
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         host = form.get("host", "").lower()
         dest_text = form.get("dest", "")
         url = form.get("url", "")
-        now = self.ctx.clock()
-        if not self.ctx.tokens.check(form.get("token", ""), host, dest_text, now):
+        if not _same_site_form(request.headers, host):
+            raise HttpError(403, "Forbidden", "this form was sent from another site")
+        if not self.ctx.tokens.check(form.get("token", ""), host, dest_text, url, self.ctx.clock()):
             raise HttpError(
                 403,
                 "Forbidden",
-                "the form token is missing, wrong or expired; follow the link again",
+                "the form token is missing, wrong, used or expired; follow the link again",
             )
         kind, _ = classify_host(host)
         if kind is not HostKind.NAME:
@@ -112,11 +116,10 @@ class LocalPages:
             resolver.remember(host, destination, save=save)
         except (ValueError, NamingError) as exc:  # the naming rules refuse name or destination
             raise HttpError(400, "Bad Request", f"cannot store {host}: {exc}") from None
-        log.info("address helper accepted", host=host, b32=b32_of(destination), saved=save)
-        parts = urlsplit(url)
-        if parts.scheme != "http" or (parts.hostname or "").lower() != host:
-            url = f"http://{host}/"
-        await self.browser.page(303, b"", headers=[(b"location", url.encode())])
+        log.info("address helper accepted", b32=b32_of(destination), saved=save)
+        log.debug("address helper name", host=host)
+        location = url if _plain_url_of(url, host) else f"http://{host}/"
+        await self.browser.page(303, b"", headers=[(b"location", location.encode("ascii"))])
         return True
 
     async def offer_helper(self, host: str, target: RequestTarget, value: str) -> None:
@@ -133,9 +136,37 @@ class LocalPages:
             host=host,
             new_b32=b32_of(destination),
             url=clean,
-            token=self.ctx.tokens.issue(host, dest_text, self.ctx.clock()),
+            token=self.ctx.tokens.issue(host, dest_text, clean, self.ctx.clock()),
             destination_text=dest_text,
             known_b32=None if known is None else b32_of(known),
             can_save=self.ctx.resolver.can_save(destination),
         )
-        await self.browser.page(200 if known is None else 409, page, close=True)
+        status = 200 if known is None else 409
+        await self.browser.page(status, page, headers=pages.HELPER_PAGE_HEADERS, close=True)
+
+
+def _same_site_form(headers: list[tuple[bytes, bytes]], host: str) -> bool:
+    """The ``/add`` form was posted from the helper page, which the browser shows as ``host``:
+    its ``Origin`` must be that host. Without ``Origin`` (old browsers, scripts) a
+    ``Sec-Fetch-Site`` other than same-origin or none (typed) is refused too."""
+    origin = next((v for n, v in headers if n == b"origin"), None)
+    if origin is not None:
+        parsed = Origin.from_url(origin.decode("latin-1").strip())
+        return parsed is not None and parsed.scheme == "http" and parsed.host == host
+    fetch_site = next((v for n, v in headers if n == b"sec-fetch-site"), None)
+    return fetch_site is None or fetch_site.strip().lower() in (b"same-origin", b"none")
+
+
+def _plain_url_of(url: str, host: str) -> bool:
+    """``url`` is an ``http://`` URL on ``host`` with nothing a browser could read differently
+    (no user info, backslash, control or non-ASCII character)."""
+    if not url.isascii() or any(c in url for c in "\\@\x7f") or not url.isprintable():
+        return False
+    if " " in url:
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return False
+    return parts.scheme == "http" and parts.hostname == host and not parts.username

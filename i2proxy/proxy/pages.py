@@ -6,6 +6,7 @@ cannot be cached as the site's content nor load anything.
 
 from __future__ import annotations
 
+import json
 from html import escape
 
 from i2proxy import __version__
@@ -30,12 +31,23 @@ REASONS = {
     504: "Gateway Timeout",
 }
 
+_CSP = b"default-src 'none'; style-src 'unsafe-inline'; form-action *; frame-ancestors 'none'"
+
+#: Headers of every page the proxy makes: never cached, never framed (no clickjacking of the
+#: address helper's buttons), nothing loaded.
 PAGE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-type", b"text/html; charset=utf-8"),
     (b"cache-control", b"no-store"),
-    (b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'; form-action *"),
+    (b"content-security-policy", _CSP),
+    (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
+]
+
+#: The address helper's page: its form must carry an ``Origin`` (``no-referrer`` would make the
+#: browser send ``Origin: null``) so ``/add`` can refuse forms posted from another site.
+HELPER_PAGE_HEADERS: list[tuple[bytes, bytes]] = [
+    (name, b"origin" if name == b"referrer-policy" else value) for name, value in PAGE_HEADERS
 ]
 
 _STYLE = (
@@ -169,12 +181,12 @@ def health_page(stats: dict[str, object]) -> bytes:
 
 def pac_file(proxy_host: str, proxy_port: int) -> bytes:
     """A PAC file sending ``*.i2p`` (and ``*.i2p.alt``) through the proxy, the rest DIRECT."""
-    target = f"PROXY {proxy_host}:{proxy_port}"
+    target = json.dumps(f"PROXY {proxy_host}:{proxy_port}")  # a JS string literal, escaped
     return (
         "function FindProxyForURL(url, host) {\n"
         "  host = host.toLowerCase();\n"
         '  if (dnsDomainIs(host, ".i2p") || dnsDomainIs(host, ".i2p.alt")) {\n'
-        f'    return "{target}";\n'
+        f"    return {target};\n"
         "  }\n"
         '  return "DIRECT";\n'
         "}\n"

@@ -143,9 +143,10 @@ class SocksHandshake:
                 break
             if self._state in (_State.AWAIT_AUTH_DECISION, _State.AWAIT_REPLY):
                 break
-        if self._state not in (_State.DONE, _State.FAILED, _State.AWAIT_REPLY) and (
-            len(self._buffer) > MAX_HANDSHAKE_BYTES
-        ):
+        # Waiting for a decision, what follows may be the (pipelined) request and first bytes:
+        # bounded again once the next phase parses it.
+        waiting = (_State.DONE, _State.FAILED, _State.AWAIT_REPLY, _State.AWAIT_AUTH_DECISION)
+        if self._state not in waiting and len(self._buffer) > MAX_HANDSHAKE_BYTES:
             failure = self._fail("handshake larger than any valid one", Reply.GENERAL_FAILURE)
             self._state = _State.FAILED
             self._out += failure.reply

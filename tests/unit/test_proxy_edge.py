@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 
+import aiohttp
 import pytest
 
 from i2proxy.config import Config
 from i2proxy.proxy.server import ProxyServer
 from tests.unit.proxy_support import LoopbackDialer, start_origin
-from tests.unit.test_proxy_server import SITE, Book, raw
+from tests.unit.test_proxy_server import SITE, Book, raw, url
 
 GOOD = b"Proxy-Authorization: Basic " + base64.b64encode(b"alice:pw") + b"\r\n"
 USERS = {"users": {"alice": "pw"}}
@@ -174,3 +176,144 @@ async def test_an_authenticated_keep_alive_connection_outlives_the_auth_timeout(
     writer.write(request)
     assert (await asyncio.wait_for(reader.read(65536), 5)).endswith(b"xx")
     writer.close()
+
+
+# -- address helper: framing, cross-site forms, single-use tokens bound to the URL ----------------
+
+NEW = "n" * 52 + ".b32.i2p"
+
+
+async def _helper_offer(server, session) -> tuple[dict[str, str], aiohttp.ClientResponse]:
+    server.dialer.routes[NEW] = server.dialer.routes[SITE]
+    async with session.get(
+        f"http://new.i2p/headers?i2paddresshelper={NEW}", proxy=url(server)
+    ) as resp:
+        page = await resp.text()
+    form = {
+        "host": "new.i2p",
+        "dest": NEW,
+        "url": "http://new.i2p/headers",
+        "token": re.search(r'name=token value="([^"]+)"', page).group(1),
+        "choice": "session",
+    }
+    return form, resp
+
+
+async def _add(server, session, form, headers=None) -> int:
+    async with session.post(
+        "http://proxy.i2p/add",
+        data=form,
+        proxy=url(server),
+        headers=headers or {},
+        allow_redirects=False,
+    ) as resp:
+        return resp.status
+
+
+async def test_helper_pages_cannot_be_framed_and_send_their_origin(proxy):
+    async with aiohttp.ClientSession() as session:
+        _, resp = await _helper_offer(proxy, session)
+    assert resp.status == 200
+    assert "frame-ancestors 'none'" in resp.headers["content-security-policy"]
+    assert resp.headers["x-frame-options"] == "DENY"
+    assert resp.headers["referrer-policy"] == "origin"  # so the form's Origin is not "null"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.i2p"},
+        {"Origin": "null"},
+        {"Origin": "http://new.i2p.evil.i2p"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ],
+)
+async def test_add_from_another_site_is_refused(proxy, headers):
+    async with aiohttp.ClientSession() as session:
+        form, _ = await _helper_offer(proxy, session)
+        assert await _add(proxy, session, form, headers) == 403
+        assert proxy.resolver.resolve("new.i2p") is None
+        # The token was not spent by the refused attempt: the user's own click still works.
+        assert await _add(proxy, session, form, {"Origin": "http://new.i2p"}) == 303
+    assert proxy.resolver.resolve("new.i2p") == NEW
+
+
+async def test_add_token_is_single_use_and_bound_to_the_url(proxy):
+    async with aiohttp.ClientSession() as session:
+        form, _ = await _helper_offer(proxy, session)
+        for evil in ("http://evil.com\\@new.i2p/", "http://new.i2p/\r\nSet-Cookie: a=b"):
+            assert await _add(proxy, session, {**form, "url": evil}) == 403
+        assert await _add(proxy, session, form, {"Origin": "http://new.i2p.alt"}) == 303
+        assert await _add(proxy, session, form) == 403  # the same token again
+    assert proxy.stats.internal_errors == 0
+
+
+# -- hostile input gets the protocol's error reply, never a crash ---------------------------------
+
+
+async def test_socks5_greeting_auth_and_more_than_1kib_in_one_write_is_served(proxy):
+    request = (
+        b"\x05\x01\x02"
+        + b"\x01\x05alice\x02pw"
+        + b"\x05\x01\x00\x03"
+        + bytes([len(SITE)])
+        + SITE.encode()
+        + b"\x00\x50"
+    )
+    first = b"GET /bytes/3 HTTP/1.0\r\nHost: x\r\nX-Pad: " + b"p" * 1500 + b"\r\n\r\n"
+    reply = await raw(proxy, request + first, "socks")
+    assert reply.startswith(b"\x05\x02\x01\x00\x05\x00")
+    assert reply.endswith(b"\r\n\r\nxxx")
+    assert proxy.stats.internal_errors == 0
+
+
+@pytest.mark.parametrize("proxy", [USERS], indirect=True)
+async def test_socks5_wrong_password_and_more_than_1kib_in_one_write_is_refused(proxy):
+    greeting_and_auth = b"\x05\x01\x02\x01\x05alice\x04nope"
+    assert await raw(proxy, greeting_and_auth + b"x" * 2000, "socks") == b"\x05\x02\x01\x01"
+    assert proxy.stats.internal_errors == 0
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        # ¹²³ in Latin-1, the decoding of HTTP header bytes: str.isdigit() says yes, int() no.
+        b"GET / HTTP/1.1\r\nHost: site.i2p:\xb9\xb2\xb3\r\n\r\n",
+        b"GET http://site.i2p:\xb9\xb2\xb3/ HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"CONNECT site.i2p:\xb9\xb2\xb3 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: site.i2p:¹²³\r\n\r\n".encode(),
+    ],
+)
+async def test_unicode_digits_in_a_port_are_a_400(proxy, head):
+    reply = await raw(proxy, head)
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    assert proxy.stats.internal_errors == 0
+
+
+@pytest.mark.parametrize("token", ["¹.abc", "¹²³." + "a" * 40, "1000." + "é" * 40])
+async def test_odd_add_tokens_are_a_403(proxy, token):
+    async with aiohttp.ClientSession() as session:
+        form, _ = await _helper_offer(proxy, session)
+        assert await _add(proxy, session, {**form, "token": token}) == 403
+    assert proxy.stats.internal_errors == 0
+
+
+WILDCARD = {"http_listen": "0.0.0.0:0", "allow": ["127.0.0.0/8"]}
+
+
+@pytest.mark.parametrize("proxy", [WILDCARD], indirect=True)
+@pytest.mark.parametrize(
+    "host", [b"\xff\xfe\xfd", b'a";alert(1);"', b"\xc3\xa9.example", b"[::1", b"proxy.i2p"]
+)
+async def test_pac_file_on_a_wildcard_bind_never_echoes_the_host_header(proxy, host):
+    port = own_host(proxy)
+    for head in (
+        b"GET /proxy.pac HTTP/1.1\r\nHost: 127.0.0.1:" + port + b"\r\n\r\n",
+        b"GET http://proxy.i2p/proxy.pac HTTP/1.1\r\nHost: " + host + b":" + port + b"\r\n\r\n",
+    ):
+        reply = await raw(proxy, head, read_until_close=False)
+        assert reply.startswith(b"HTTP/1.1 200 ")
+        # The address the client reached the proxy on, taken from the socket.
+        assert b'return "PROXY 127.0.0.1:' + port + b'";' in reply
+    assert proxy.stats.internal_errors == 0

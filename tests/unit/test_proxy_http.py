@@ -220,15 +220,23 @@ def test_helper_value_b32_is_accepted_and_garbage_is_400():
     assert info.value.status == 400
 
 
-def test_helper_tokens_bind_host_and_destination_and_expire():
+def test_helper_tokens_bind_host_destination_and_url_expire_and_are_single_use():
     tokens = HelperTokens(secret=b"k" * 32, lifetime=60)
-    token = tokens.issue("zzz.i2p", B32, now=1000)
-    assert tokens.check(token, "zzz.i2p", B32, now=1030)
-    assert not tokens.check(token, "zzz.i2p", B32, now=1061)
-    assert not tokens.check(token, "evil.i2p", B32, now=1030)
-    assert not tokens.check(token, "zzz.i2p", "b" * 52 + ".b32.i2p", now=1030)
-    assert not tokens.check("", "zzz.i2p", B32, now=1030)
-    assert not HelperTokens(lifetime=60).check(token, "zzz.i2p", B32, now=1030)
+    url = "http://zzz.i2p/a"
+    token = tokens.issue("zzz.i2p", B32, url, now=1000)
+    assert not tokens.check(token, "zzz.i2p", B32, url, now=1061)
+    assert not tokens.check(token, "evil.i2p", B32, url, now=1030)
+    assert not tokens.check(token, "zzz.i2p", "b" * 52 + ".b32.i2p", url, now=1030)
+    assert not tokens.check(token, "zzz.i2p", B32, "http://evil.com\\@zzz.i2p/", now=1030)
+    assert not tokens.check("", "zzz.i2p", B32, url, now=1030)
+    assert not HelperTokens(lifetime=60).check(token, "zzz.i2p", B32, url, now=1030)
+    assert tokens.check(token, "zzz.i2p", B32, url, now=1030)
+    assert not tokens.check(token, "zzz.i2p", B32, url, now=1031)  # used once already
+
+
+@pytest.mark.parametrize("token", ["¹.abc", "¹²³." + "a" * 40, "1000." + "é" * 40, "1000.x", "."])
+def test_helper_token_check_takes_any_text_without_raising(token):
+    assert not HelperTokens().check(token, "zzz.i2p", B32, "http://zzz.i2p/", now=1030)
 
 
 # -- proxy auth ----------------------------------------------------------------------------
