@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from i2proxy.config import Config
+from i2proxy.dialer.base import DialError
 from i2proxy.proxy.http import HelperTokens
 from i2proxy.proxy.routing import Resolver
+from i2proxy.proxy.socks_udp import UdpAssociations
 
 if TYPE_CHECKING:
+    from i2proxy.dialer.datagrams import DatagramEndpoint
     from i2proxy.i2p.destination import Destination
 
 StreamPair = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -41,6 +44,12 @@ class Stats:
     pending: int = 0
     #: Pending connections closed to make room for newer ones, or for taking too long.
     pending_evicted: int = 0
+    #: SOCKS5 UDP ASSOCIATE: associations served, datagrams relayed each way, and dropped ones
+    #: (IP or clearnet target, fragment, malformed, too large, foreign source, send failed).
+    udp_associations: int = 0
+    udp_datagrams_sent: int = 0
+    udp_datagrams_received: int = 0
+    udp_datagrams_dropped: int = 0
     #: Connection tasks that ended in an unexpected exception (a bug: should stay 0).
     internal_errors: int = 0
 
@@ -83,3 +92,14 @@ class SessionContext:
     addresses: dict[str, tuple[str, int]]
     #: True once shutdown began: finish the exchange, take no other.
     closing: Callable[[], bool]
+    #: A datagram endpoint on the client destination (SOCKS5 UDP ASSOCIATE); raises
+    #: ``DialError`` when the backend has none.
+    open_datagram_endpoint: Callable[[], Awaitable[DatagramEndpoint]] = field(
+        default=lambda: _no_datagrams()
+    )
+    #: Open UDP associations per client address (bounded).
+    udp_associations: UdpAssociations = field(default_factory=UdpAssociations)
+
+
+async def _no_datagrams() -> DatagramEndpoint:
+    raise DialError("this router backend carries no datagrams")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from i2proxy.config import Config, parse_listen
+from i2proxy.dialer.base import DialError
 from i2proxy.log import get_logger
 from i2proxy.proxy import pages, socks
 from i2proxy.proxy.context import ClientSlot, SessionContext, Stats
@@ -28,6 +29,7 @@ from i2proxy.proxy.streams import READ_SIZE, Closed, linger
 
 if TYPE_CHECKING:
     from i2proxy.dialer.base import Dialer
+    from i2proxy.dialer.datagrams import DatagramEndpoint
     from i2proxy.i2p.destination import Destination
     from i2proxy.proxy.routing import NameBook
 
@@ -109,6 +111,7 @@ class ProxyServer:
             release_stream=self.release_stream,
             addresses=self.addresses,
             closing=lambda: self._closing,
+            open_datagram_endpoint=self.open_datagram_endpoint,
         )
 
     @property
@@ -292,6 +295,12 @@ class ProxyServer:
             self.stats.first_bytes_in_syn += 1
         self._writers.add(writer)
         return reader, writer
+
+    async def open_datagram_endpoint(self) -> DatagramEndpoint:
+        opener = getattr(self.dialer, "open_datagram_endpoint", None)
+        if opener is None:
+            raise DialError("this router backend carries no datagrams")
+        return await opener()
 
     def release_stream(self, writer: asyncio.StreamWriter) -> None:
         self._writers.discard(writer)

@@ -82,6 +82,19 @@ class ConnectRequested:
 
 
 @dataclass(frozen=True)
+class UdpAssociateRequested:
+    """SOCKS5 UDP ASSOCIATE (RFC 1928 §7): open a UDP relay, answer with ``reply_success(bind)``.
+
+    ``host``/``port`` say where the client will send its datagrams *from* (zeros, or a name such
+    as PySocks's "0", when it does not know); they are hints, never a target.
+    """
+
+    host: str
+    port: int
+    address_type: AddressType
+
+
+@dataclass(frozen=True)
 class HandshakeFailed:
     """The handshake cannot go on: send ``reply`` (may be empty) and close the connection."""
 
@@ -89,7 +102,7 @@ class HandshakeFailed:
     reply: bytes
 
 
-Event = CredentialsReceived | ConnectRequested | HandshakeFailed
+Event = CredentialsReceived | ConnectRequested | UdpAssociateRequested | HandshakeFailed
 
 
 class _State(enum.Enum):
@@ -186,13 +199,20 @@ class SocksHandshake:
         self._state = _State.REQUEST
         return self.receive_data(b"")
 
-    def reply_success(self) -> bytes:
-        """Success with a zero bound address: 0.0.0.0:0 (netcat and others expect IPv4 here)."""
+    def reply_success(self, bind: tuple[str, int] | None = None) -> bytes:
+        """Success; the bound address is 0.0.0.0:0 (netcat and others expect IPv4 here) unless
+        ``bind`` gives one: the UDP relay's IP address and port for UDP ASSOCIATE."""
         self._finish_request()
         self._state = _State.DONE
         if self.version == SOCKS4:
             return bytes([0, _SOCKS4_GRANTED, 0, 0, 0, 0, 0, 0])
-        return bytes([SOCKS5, Reply.SUCCEEDED, 0, _ATYP_IPV4, 0, 0, 0, 0, 0, 0])
+        if bind is None:
+            return bytes([SOCKS5, Reply.SUCCEEDED, 0, _ATYP_IPV4, 0, 0, 0, 0, 0, 0])
+        address = ipaddress.ip_address(bind[0])
+        atyp = _ATYP_IPV4 if address.version == 4 else _ATYP_IPV6
+        return (
+            bytes([SOCKS5, Reply.SUCCEEDED, 0, atyp]) + address.packed + bind[1].to_bytes(2, "big")
+        )
 
     def reply_failure(self, code: Reply) -> bytes:
         self._finish_request()
@@ -308,8 +328,11 @@ class SocksHandshake:
         raw = bytes(buf[4:end])
         port = int.from_bytes(buf[end : end + 2], "big")
         del buf[: end + 2]
+        if command == _CMD_UDP_ASSOCIATE:
+            self._state = _State.AWAIT_REPLY
+            return _udp_associate_request(atyp, raw, port)
         if command != _CMD_CONNECT:
-            names = {_CMD_BIND: "BIND", _CMD_UDP_ASSOCIATE: "UDP ASSOCIATE"}
+            names = {_CMD_BIND: "BIND"}
             what = names.get(command, f"command {command}")
             return self._fail(f"{what} is not supported", Reply.COMMAND_NOT_SUPPORTED)
         if atyp == _ATYP_IPV4:
@@ -374,6 +397,14 @@ def refuse_client(version: int) -> bytes:
     if version == SOCKS5:
         return bytes([SOCKS5, _METHOD_NONE_ACCEPTABLE])
     return _failure_reply(SOCKS4, Reply.GENERAL_FAILURE)
+
+
+def _udp_associate_request(atyp: int, raw: bytes, port: int) -> UdpAssociateRequested:
+    if atyp == _ATYP_IPV4:
+        return UdpAssociateRequested(str(ipaddress.IPv4Address(raw)), port, AddressType.IPV4)
+    if atyp == _ATYP_IPV6:
+        return UdpAssociateRequested(str(ipaddress.IPv6Address(raw)), port, AddressType.IPV6)
+    return UdpAssociateRequested(raw[1:].decode("ascii", "replace"), port, AddressType.DOMAIN)
 
 
 def _failure_reply(version: int, code: Reply) -> bytes:

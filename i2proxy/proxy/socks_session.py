@@ -17,7 +17,9 @@ from i2proxy.proxy.socks import (
     HandshakeFailed,
     Reply,
     SocksHandshake,
+    UdpAssociateRequested,
 )
+from i2proxy.proxy.socks_udp import serve_udp_association
 from i2proxy.proxy.streams import read_before, tunnel
 
 log = get_logger("i2proxy.proxy")
@@ -82,6 +84,13 @@ class SocksSession:
                         return
                     await self._connect(handshake, event)
                     return
+                if isinstance(event, UdpAssociateRequested):
+                    await self._send(handshake.data_to_send())
+                    if not self.slot.admit():
+                        await self._send(handshake.reply_failure(Reply.GENERAL_FAILURE))
+                        return
+                    await self._associate(handshake, event)
+                    return
             else:
                 await self._send(handshake.data_to_send())
                 try:
@@ -100,6 +109,18 @@ class SocksSession:
         if data:
             self.writer.write(data)
             await self.writer.drain()
+
+    async def _associate(self, handshake: SocksHandshake, request: UdpAssociateRequested) -> None:
+        async def reply(bind: tuple[str, int] | None, error: DialError | None) -> None:
+            if error is not None:
+                log.info("socks udp associate refused", error=repr(error))
+                await self._send(handshake.reply_failure(_dial_error_to_socks(error)))
+            else:
+                await self._send(handshake.reply_success(bind))
+
+        await serve_udp_association(
+            self.ctx, self.reader, self.writer, (request.host, request.port), reply
+        )
 
     async def _connect(self, handshake: SocksHandshake, request: ConnectRequested) -> None:
         self.ctx.stats.socks_connects += 1

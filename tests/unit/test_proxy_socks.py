@@ -17,6 +17,7 @@ from i2proxy.proxy.socks import (
     Reply,
     SocksHandshake,
     SocksProtocolError,
+    UdpAssociateRequested,
 )
 
 B32 = "a" * 52 + ".b32.i2p"
@@ -58,8 +59,8 @@ def test_socks5_ipv4_and_ipv6_targets_are_reported_with_their_type():
     assert event == ConnectRequested(5, "::1", 80, AddressType.IPV6)
 
 
-@pytest.mark.parametrize(("command", "name"), [(2, "BIND"), (3, "UDP ASSOCIATE"), (9, "command")])
-def test_socks5_bind_and_udp_associate_get_command_not_supported(command, name):
+@pytest.mark.parametrize(("command", "name"), [(2, "BIND"), (9, "command")])
+def test_socks5_bind_and_unknown_commands_get_command_not_supported(command, name):
     hs = SocksHandshake()
     hs.receive_data(b"\x05\x01\x00")
     hs.data_to_send()
@@ -67,6 +68,19 @@ def test_socks5_bind_and_udp_associate_get_command_not_supported(command, name):
     assert isinstance(event, HandshakeFailed)
     assert name in event.reason
     assert hs.data_to_send() == b"\x05\x07\x00\x01\x00\x00\x00\x00\x00\x00"
+
+
+def test_socks5_udp_associate_reports_the_client_hint_and_replies_with_the_relay_address():
+    hs = SocksHandshake()
+    hs.receive_data(b"\x05\x01\x00")
+    hs.data_to_send()
+    # PySocks sends its UDP port with the "host" 0 as a domain name.
+    (event,) = hs.receive_data(b"\x05\x03\x00\x03\x010\x9c\x40")
+    assert event == UdpAssociateRequested("0", 40000, AddressType.DOMAIN)
+    assert hs.reply_success(("127.0.0.1", 1080)) == b"\x05\x00\x00\x01\x7f\x00\x00\x01\x04\x38"
+    hs = SocksHandshake()
+    hs.receive_data(b"\x05\x01\x00\x05\x03\x00\x04" + bytes(16) + b"\x00\x00")
+    assert hs.reply_success(("::1", 2)) == b"\x05\x00\x00\x04" + bytes(15) + b"\x01\x00\x02"
 
 
 def test_socks5_unknown_address_type_gets_address_type_not_supported():

@@ -1,0 +1,94 @@
+"""SOCKS5 UDP ASSOCIATE through a real ``i2proxy run``, with PySocks as the client.
+
+The target is the test network's UDP echo service (an i2pd ``udpserver`` tunnel on router 2);
+the proxy uses router 3, so every datagram crosses the network both ways.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+import socks  # PySocks: a SOCKS5 client that speaks UDP ASSOCIATE
+
+from tests.integration.i2cp_support import CLIENT_ROUTER
+from tests.integration.proxy_support import ProxyProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+COUNT = 100
+
+
+def router_url(testnet, backend: str) -> str:
+    router = testnet.routers[CLIENT_ROUTER]
+    return f"sam://{router.sam}" if backend == "sam" else f"i2cp://{router.i2cp}"
+
+
+@pytest.fixture(scope="module", params=["i2cp"])
+def proxy(request, testnet, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp(f"socks-udp-{request.param}")
+    proxy = ProxyProcess(router_url(testnet, request.param), data_dir)
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        status = proxy.stop()
+    assert status == 0, "i2proxy run did not shut down cleanly on SIGTERM"
+
+
+def udp_client(proxy: ProxyProcess, timeout: float) -> socks.socksocket:
+    host, port = proxy.socks.rsplit(":", 1)
+    client = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.set_proxy(socks.SOCKS5, host, int(port), rdns=True)
+    client.settimeout(timeout)
+    return client
+
+
+def echo_round(client: socks.socksocket, target: tuple[str, int], payload: bytes) -> bool:
+    """One datagram out; True when its echo came back (replies to earlier ones are skipped)."""
+    client.sendto(payload, target)
+    deadline = time.monotonic() + client.gettimeout()
+    while time.monotonic() < deadline:
+        try:
+            data, sender = client.recvfrom(65535)
+        except TimeoutError:
+            return False
+        host = sender[0].decode() if isinstance(sender[0], bytes) else sender[0]
+        assert (host, sender[1]) == target, sender  # the sender's b32 in the reply header
+        if data == payload:
+            return True
+    return False
+
+
+def test_100_datagrams_to_the_udp_echo_come_back_byte_identical(proxy, testnet):
+    echo = (testnet.udp_echo.b32, testnet.udp_echo.port)
+    client = udp_client(proxy, timeout=60)
+    try:
+        # The first datagram waits for the LeaseSet lookup of the echo service.
+        assert echo_round(client, echo, b"warm-up"), "no echo at all"
+        client.settimeout(10)
+        payloads = [os.urandom(8) + bytes([i]) * (100 + 10 * i) for i in range(COUNT)]
+        started = time.monotonic()
+        echoed = sum(echo_round(client, echo, payload) for payload in payloads)
+        elapsed = time.monotonic() - started
+    finally:
+        client.close()
+    print(f"socks udp: {echoed}/{COUNT} echoed byte-identical in {elapsed:.1f} s")
+    assert echoed >= 95
+
+
+def test_datagrams_to_ip_addresses_and_clearnet_names_are_refused(proxy, testnet):
+    client = udp_client(proxy, timeout=5)
+    try:
+        assert echo_round(client, (testnet.udp_echo.b32, testnet.udp_echo.port), b"alive")
+        client.sendto(b"to an IP", ("127.0.0.1", 9))
+        client.sendto(b"to the clearnet", ("example.com", 53))
+        with pytest.raises(TimeoutError):
+            client.recvfrom(65535)
+    finally:
+        client.close()
+    log = proxy.log_path.read_text()
+    assert '"IP target refused"' in log and '"127.0.0.1"' in log
+    assert '"not an I2P destination"' in log and '"example.com"' in log
