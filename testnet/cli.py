@@ -1,4 +1,4 @@
-"""``python -m testnet up | status | down | delay | stop-router | start-router | demo``."""
+"""``python -m testnet up | status | down | delay | impair | stop-router | start-router | demo``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from i2proxy import log
 from testnet import process
+from testnet.impair import PROFILES, Impairment, ImpairmentError, profile
 from testnet.netns import MissingPrerequisite
 from testnet.network import Network, NetworkConfig, TestnetError
 from testnet.status import TestnetStatus
@@ -33,11 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     up = named("up", "start a network and wait until it is ready")
     up.add_argument("--routers", type=int, default=5, help="number of i2pd routers (default 5)")
     up.add_argument("--floodfills", type=int, default=2, help="how many are floodfills (default 2)")
-    up.add_argument("--tunnel-length", type=int, default=1, help="hops per tunnel (default 1)")
     up.add_argument(
-        "--link-delay", type=float, default=0.0, metavar="MS",
+        "--tunnel-length", type=int, default=None,
+        help="hops per tunnel (default 1, or the profile's)",
+    )  # fmt: skip
+    up.add_argument(
+        "--link-delay", type=float, default=None, metavar="MS",
         help="one-way delay added to every router-to-router link, in ms (default 0)",
     )  # fmt: skip
+    add_impairment_options(up)
     up.add_argument("--json", action="store_true", help="print the status as JSON when ready")
     up.set_defaults(handler=_up)
 
@@ -50,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     delay = named("delay", "change the link delay of a running network")
     delay.add_argument("ms", type=float, metavar="MS", help="one-way delay in milliseconds")
     delay.set_defaults(handler=_delay)
+
+    impair = named(
+        "impair",
+        "set every link's loss, reordering, duplication, jitter and rate cap (one way, per "
+        "link) on a running network; with no option, clear them",
+    )
+    add_impairment_options(impair)
+    impair.set_defaults(handler=_impair)
 
     stop = named("stop-router", "stop one router (to test a router crash)")
     stop.add_argument("index", type=int)
@@ -68,6 +81,45 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--link-delay", type=float, default=0.0, metavar="MS")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def add_impairment_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "link impairment (per link, one way; see docs/TESTNET.md for what each means on TCP)"
+    )
+    group.add_argument(
+        "--profile", choices=sorted(PROFILES),
+        help="a named condition: "
+        + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()).replace("%", "%%")
+        + ". Options given as well override its values",
+    )  # fmt: skip
+    group.add_argument("--loss", type=float, metavar="PCT", help="segments lost, in %%")
+    group.add_argument("--reorder", type=float, metavar="PCT", help="segments arriving late, %%")
+    group.add_argument("--duplicate", type=float, metavar="PCT", help="segments sent twice, %%")
+    group.add_argument("--jitter", type=float, metavar="MS", help="delay varies by ± MS")
+    group.add_argument("--rate", metavar="RATE", help="rate cap, e.g. 4mbit, 500KB (bytes/s)")
+
+
+def impairment_from_args(args: argparse.Namespace) -> tuple[Impairment, float | None, int | None]:
+    """The impairment, link delay and tunnel length the options ask for (profile first, then
+    the explicit options); None where neither says anything."""
+    chosen = profile(args.profile) if args.profile else None
+    base = chosen.impairment if chosen else Impairment()
+    impairment = Impairment(
+        loss_pct=base.loss_pct if args.loss is None else args.loss,
+        reorder_pct=base.reorder_pct if args.reorder is None else args.reorder,
+        duplicate_pct=base.duplicate_pct if args.duplicate is None else args.duplicate,
+        jitter_ms=base.jitter_ms if args.jitter is None else args.jitter,
+        rate=base.rate if args.rate is None else args.rate,
+    )
+    impairment.validate()
+    delay = getattr(args, "link_delay", None)
+    if delay is None and chosen:
+        delay = chosen.link_delay_ms
+    length = getattr(args, "tunnel_length", None)
+    if length is None and chosen:
+        length = chosen.tunnel_length
+    return impairment, delay, length
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,14 +144,17 @@ def _run(coro) -> int:  # type: ignore[no-untyped-def]
 def _up(args: argparse.Namespace) -> int:
     try:
         network = Network(args.name)
+        impairment, delay, length = impairment_from_args(args)
         config = NetworkConfig(
             routers=args.routers,
             floodfills=args.floodfills,
-            tunnel_length=args.tunnel_length,
-            link_delay_ms=args.link_delay,
+            tunnel_length=1 if length is None else length,
+            link_delay_ms=delay or 0.0,
+            impairment=impairment,
+            profile=args.profile,
         )
         config.validate()
-    except TestnetError as exc:
+    except (TestnetError, ImpairmentError) as exc:
         return _fail(str(exc))
     rc = _run(network.up(config))
     if rc == 0:
@@ -152,6 +207,37 @@ def _delay(args: argparse.Namespace) -> int:
     )
 
 
+def _impair(args: argparse.Namespace) -> int:
+    try:
+        impairment, delay, _ = impairment_from_args(args)
+    except ImpairmentError as exc:
+        return _fail(str(exc))
+    what = describe_impairment(impairment.to_dict())
+    return _control(
+        args,
+        lambda network: network.set_impairment(
+            impairment, link_delay_ms=delay, profile=args.profile
+        ),
+        f"links of {args.name!r}: {what}" + (f", delay {delay:g} ms" if delay is not None else ""),
+    )
+
+
+def describe_impairment(impairment: dict) -> str:  # type: ignore[type-arg]
+    """``loss 1 %, reorder 2 %, jitter ± 30 ms, rate 4mbit`` or ``unimpaired``."""
+    parts = [
+        f"{label} {impairment.get(key) or 0:g} %"
+        for label, key in (
+            ("loss", "loss_pct"), ("reorder", "reorder_pct"), ("duplicate", "duplicate_pct")
+        )
+        if impairment.get(key)
+    ]  # fmt: skip
+    if impairment.get("jitter_ms"):
+        parts.append(f"jitter ± {impairment['jitter_ms']:g} ms")
+    if impairment.get("rate"):
+        parts.append(f"rate {impairment['rate']}")
+    return ", ".join(parts) or "unimpaired"
+
+
 def _stop_router(args: argparse.Namespace) -> int:
     return _control(
         args,
@@ -174,6 +260,8 @@ def describe(status: TestnetStatus) -> str:
         f"test network {status.name!r}: namespace {status.netns}, state in {status.state_dir}",
         f"  ready after {status.ready_seconds} s; tunnel length {status.tunnel_length}, "
         f"link delay {status.link_delay_ms:g} ms",
+        f"  links: {describe_impairment(status.impairment)}"
+        + (f" (profile {status.profile})" if status.profile else ""),
     ]
     for r in status.routers:
         state = "running" if r.pid and process.is_running(r.pid) else "STOPPED"

@@ -14,7 +14,7 @@ import socket
 import struct
 
 from i2proxy.log import get_logger
-from testnet.pipe import bridge, no_delay, tune
+from testnet.pipe import bridge, tune
 
 log = get_logger(__name__)
 CONNECT_TIMEOUT = 10.0
@@ -70,7 +70,7 @@ class Forwarder:
             conn.close()
             upstream.close()
             return
-        await bridge(conn, upstream, no_delay)
+        await bridge(conn, upstream)
 
     async def close(self) -> None:
         self.server.close()

@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -25,6 +25,7 @@ import aiohttp
 from i2proxy.log import get_logger
 from testnet import netns, process
 from testnet.eepsite import INDEX_HTML
+from testnet.impair import Impairment, ImpairmentError, LinkSettings
 from testnet.router import (
     EEPSITE_LOCAL_PORT,
     FORWARDED,
@@ -69,6 +70,21 @@ class NetworkConfig:
     floodfills: int = 2
     tunnel_length: int = 1
     link_delay_ms: float = 0.0
+    #: Per-link loss, reordering, duplication, jitter and rate cap (``testnet.impair``).
+    impairment: Impairment = field(default_factory=Impairment)
+    #: The named profile this configuration came from, if any (reported by ``status``).
+    profile: str | None = None
+
+    def to_dict(self) -> dict:  # type: ignore[type-arg]
+        data = dict(self.__dict__)
+        data["impairment"] = self.impairment.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NetworkConfig:  # type: ignore[type-arg]
+        data = dict(data)
+        data["impairment"] = Impairment.from_dict(data.get("impairment") or {})
+        return cls(**data)
 
     def validate(self) -> None:
         if not 2 <= self.routers <= 16:
@@ -79,6 +95,10 @@ class NetworkConfig:
             raise TestnetError("--tunnel-length must be between 0 and 3")
         if not 0 <= self.link_delay_ms <= 10_000:
             raise TestnetError("--link-delay must be between 0 and 10000 ms")
+        try:
+            self.impairment.validate()
+        except ImpairmentError as exc:
+            raise TestnetError(str(exc)) from None
 
     @property
     def proxy_router(self) -> int:
@@ -126,6 +146,15 @@ class Network:
     def _delay_path(self) -> Path:
         return self.state_dir / "link_delay_ms"
 
+    @property
+    def _impair_path(self) -> Path:
+        return self.state_dir / "impairment.json"
+
+    @property
+    def relay_stats_path(self) -> Path:
+        """The relay's counters (``testnet.impair.LinkCounters``), rewritten as they change."""
+        return self.state_dir / "relay-stats.json"
+
     def _load_pids(self) -> dict:  # type: ignore[type-arg]
         try:
             return json.loads(self._pids_path.read_text())
@@ -145,7 +174,7 @@ class Network:
 
     def _config(self) -> NetworkConfig:
         data = json.loads((self.state_dir / "config.json").read_text())
-        return NetworkConfig(**data)
+        return NetworkConfig.from_dict(data)
 
     def status(self) -> TestnetStatus:
         return TestnetStatus.load(self.name)
@@ -174,7 +203,7 @@ class Network:
         return status
 
     async def _up(self, config: NetworkConfig, started: float) -> TestnetStatus:
-        (self.state_dir / "config.json").write_text(json.dumps(config.__dict__))
+        (self.state_dir / "config.json").write_text(json.dumps(config.to_dict()))
         self._save_pids({"helper": None, "eepsite": None, "routers": {}})
         specs = self._specs(config)
 
@@ -232,6 +261,8 @@ class Network:
             ready_seconds=None,
             tunnel_length=config.tunnel_length,
             link_delay_ms=config.link_delay_ms,
+            impairment=config.impairment.to_dict(),
+            profile=config.profile,
             routers=[
                 RouterStatus(
                     index=s.index,
@@ -269,6 +300,7 @@ class Network:
 
     async def _start_helper(self, config: NetworkConfig, specs: list[RouterSpec]) -> dict:  # type: ignore[type-arg]
         self._delay_path.write_text(f"{config.link_delay_ms}\n")
+        LinkSettings(config.link_delay_ms, config.impairment).save(self._impair_path)
         forwards: dict[str, int] = {}
         for s in specs:
             for service in FORWARDED:
@@ -285,6 +317,8 @@ class Network:
                 for s in specs
             ],
             "delay_file": str(self._delay_path),
+            "impair_file": str(self._impair_path),
+            "stats_file": str(self.relay_stats_path),
             "ports_file": str(ports_file),
         }
         plan_path = self.state_dir / "helper-plan.json"
@@ -593,6 +627,32 @@ class Network:
         ):
             raise TestnetError(f"the helper process of {self.name!r} is not running")
         status.link_delay_ms = delay_ms
+        status.profile = None
+        status.save()
+        return status
+
+    async def set_impairment(
+        self,
+        impairment: Impairment,
+        *,
+        link_delay_ms: float | None = None,
+        profile: str | None = None,
+    ) -> TestnetStatus:
+        """Change every link's impairment (and, if given, delay) at runtime (new data only)."""
+        try:
+            impairment.validate()
+        except ImpairmentError as exc:
+            raise TestnetError(str(exc)) from None
+        if link_delay_ms is not None:
+            await self.set_link_delay(link_delay_ms)
+        status = self.status()
+        LinkSettings(status.link_delay_ms, impairment).save(self._impair_path)
+        if not process.signal_own(
+            self._load_pids()["helper"] or -1, str(self.state_dir), signal.SIGHUP
+        ):
+            raise TestnetError(f"the helper process of {self.name!r} is not running")
+        status.impairment = impairment.to_dict()
+        status.profile = profile
         status.save()
         return status
 

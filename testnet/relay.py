@@ -1,10 +1,12 @@
-"""The link-delay relay: every router-to-router TCP connection passes through here.
+"""The link relay: every router-to-router TCP connection passes through here.
 
 nftables in the namespace redirects connections to a router's NTCP2 port
 (``[200::N]:port``) to this relay's port for that router; the relay connects on, from the
 *same* source address as the original caller (all router addresses are local to the namespace)
-so the router still sees its peer's Yggdrasil address, and holds every chunk back for the
-configured one-way delay. Its own sockets carry a firewall mark so they are not redirected again.
+so the router still sees its peer's Yggdrasil address, and delivers every chunk when the link's
+delay and impairments say (``testnet.impair``). Its own sockets carry a firewall mark so they are
+not redirected again. One rate-capped bottleneck per directed link (router A → router B), shared
+by all connections between the two.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ import socket
 from dataclasses import dataclass
 
 from i2proxy.log import get_logger
+from testnet.impair import (
+    BOTTLENECK_QUEUE,
+    Bottleneck,
+    LinkCounters,
+    LinkModel,
+    LinkSettings,
+    max_read,
+)
 from testnet.netns import RELAY_MARK
 from testnet.pipe import bridge, tune
 
@@ -32,17 +42,42 @@ class RelayTarget:
     port: int
 
 
-class Relay:
-    """Relays for all routers of one network, sharing one adjustable delay."""
+class LinkSchedule:
+    """The :class:`~testnet.pipe.Schedule` of one direction of one relayed connection."""
 
-    def __init__(self, targets: list[RelayTarget], delay_ms: float = 0.0) -> None:
+    def __init__(self, relay: Relay, bottleneck: Bottleneck) -> None:
+        self.relay = relay
+        self.model = LinkModel(bottleneck, relay.counters)
+
+    def read_size(self, chunk: int) -> int:
+        return max_read(self.relay.settings, chunk)
+
+    def read_wait(self, now: float) -> float:
+        if self.relay.settings.impairment.rate is None:
+            return 0.0
+        return self.model.bottleneck.backlog(now) - BOTTLENECK_QUEUE
+
+    def due(self, now: float, size: int, in_flight: int) -> float:
+        return self.model.schedule(self.relay.settings, now, size, in_flight)
+
+
+class Relay:
+    """Relays for all routers of one network, sharing one adjustable :class:`LinkSettings`."""
+
+    def __init__(self, targets: list[RelayTarget], settings: LinkSettings | None = None) -> None:
         self.targets = targets
-        self.delay_ms = delay_ms
+        self.settings = settings or LinkSettings()
+        self.counters = LinkCounters()
+        self._bottlenecks: dict[tuple[str, str], Bottleneck] = {}
         self._servers: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def delay(self) -> float:
-        return self.delay_ms / 1000.0
+    def schedule(self, source: str, destination: str) -> LinkSchedule:
+        """A schedule for data from router ``source`` to router ``destination``."""
+        key = (source, destination)
+        if key not in self._bottlenecks:
+            self._bottlenecks[key] = Bottleneck()
+        return LinkSchedule(self, self._bottlenecks[key])
 
     async def start(self) -> None:
         for target in self.targets:
@@ -86,7 +121,12 @@ class Relay:
             conn.close()
             upstream.close()
             return
-        await bridge(conn, upstream, self.delay)
+        await bridge(
+            conn,
+            upstream,
+            self.schedule(source, target.address),
+            self.schedule(target.address, source),
+        )
 
     async def close(self) -> None:
         for server in self._servers:

@@ -83,6 +83,11 @@ class TestnetStatus:
     proxy_router: int
     eepsite: EepsiteStatus
     udp_echo: UdpEchoStatus | None = None
+    #: Per-link impairment (``testnet.impair.Impairment.to_dict``: loss_pct, reorder_pct,
+    #: duplicate_pct, jitter_ms, rate, rate_bytes_per_s); all zero/None when unimpaired.
+    impairment: dict[str, Any] = field(default_factory=dict)
+    #: The named profile last applied (``up --profile``/``impair --profile``), else None.
+    profile: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     __test__ = False  # not a pytest test class, despite the name
