@@ -16,7 +16,7 @@ from testnet.status import (
 
 KEYS = {
     "name", "state_dir", "netns", "ready_seconds", "tunnel_length", "link_delay_ms", "routers",
-    "http_proxy", "socks_proxy", "proxy_router", "eepsite", "udp_echo",
+    "http_proxy", "socks_proxy", "proxy_router", "eepsite", "udp_echo", "impairment", "profile",
 }  # fmt: skip
 
 
