@@ -93,6 +93,9 @@ class Config:
     #: Serve ``/proxy.pac`` without credentials even when users are configured (browsers fetch
     #: the PAC file directly, without proxy authentication). Every other page needs them.
     public_pac: bool = False
+    #: Open I2P streams of the native backend (``i2proxy.streaming.maxStreams``); beyond it a
+    #: request gets "i2proxy is at its limit" (503 / SOCKS general failure), logged once a minute.
+    max_streams: int = 4096
     #: Keep the client destination across runs, in ``keys_file`` or, when that is empty, in
     #: ``<data_dir>/client-destination.keys``. Off by default: a new destination each run cannot
     #: be linked to the previous one, and with i2pd 2.45.1 a reused destination gets no replies
@@ -133,6 +136,8 @@ class Config:
             raise ConfigError("syn_window_ms >= 0, max_clients >= 1, max_header_bytes >= 1024")
         if self.max_pending < 1 or self.max_pending_per_address < 1 or self.auth_timeout <= 0:
             raise ConfigError("max_pending >= 1, max_pending_per_address >= 1, auth_timeout > 0")
+        if self.max_streams < 1:
+            raise ConfigError("max_streams >= 1")
         _check_range("hops", self.hops, 0, MAX_HOPS)
         _check_range("quantity", self.quantity, 1, MAX_TUNNEL_QUANTITY)
         _check_range("backup_quantity", self.backup_quantity, 0, MAX_TUNNEL_QUANTITY)

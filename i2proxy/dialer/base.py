@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
+
+from i2proxy.streaming.errors import StreamStats
 
 if TYPE_CHECKING:
     from i2proxy.i2p.destination import Destination
+
+__all__ = [
+    "DialError",
+    "DialTimeout",
+    "Dialer",
+    "InvalidTarget",
+    "LocalLimitReached",
+    "PeerRefused",
+    "PeerUnreachable",
+    "RouterUnavailable",
+    "StreamStats",
+    "Target",
+]
 
 #: What a dialer can connect to: a full Destination (from the address book), or a string that is
 #: a ``<52 chars>.b32.i2p`` name or a full I2P-base64 destination (the router resolves b32 names).
@@ -37,27 +51,16 @@ class PeerRefused(DialError):
     """The peer answered with a RESET (nothing listens on that port, or it refused us)."""
 
 
-class DialTimeout(DialError):
-    """No answer within the connect timeout."""
+class DialTimeout(DialError, TimeoutError):
+    """No answer within the connect timeout (also a ``TimeoutError``, like asyncio's)."""
 
 
 class RouterUnavailable(DialError):
     """The local router (I2CP or SAM) is not connected; the dialer is reconnecting."""
 
 
-@dataclass
-class StreamStats:
-    """Counters of one stream, readable via ``writer.get_extra_info("stream_stats")``."""
-
-    packets_sent: int = 0
-    packets_received: int = 0
-    retransmissions: int = 0
-    #: Smoothed round-trip time in seconds, None before the first sample.
-    rtt: float | None = None
-    #: True when the initial data went out inside the SYN packet itself.
-    initial_data_in_syn: bool = False
-    #: Bytes of application data that rode in the SYN.
-    syn_payload_bytes: int = 0
+class LocalLimitReached(DialError):
+    """One of our own limits (open I2P streams) is reached; the message says which setting."""
 
 
 @runtime_checkable

@@ -21,12 +21,15 @@ from i2proxy.dialer.base import (
     DialError,
     DialTimeout,
     InvalidTarget,
+    LocalLimitReached,
+    PeerRefused,
     PeerUnreachable,
     RouterUnavailable,
 )
 from i2proxy.dialer.datagrams import DatagramEndpoint, EndpointTable
 from i2proxy.i2cp.client import DEFAULT_HOST, DEFAULT_PORT, I2CPClient
 from i2proxy.i2cp.datagram import DATAGRAM_PROTOCOLS, DatagramReceiver, encode_repliable
+from i2proxy.i2cp.errors import RouterDisconnected
 from i2proxy.i2cp.identity import KeysIdentity
 from i2proxy.i2cp.payload import Payload, Protocol
 from i2proxy.i2p.base64 import b32decode, b32encode
@@ -34,6 +37,14 @@ from i2proxy.i2p.destination import Destination
 from i2proxy.i2p.errors import B33NotSupported, I2PFormatError
 from i2proxy.i2p.keys import PrivateKeys
 from i2proxy.log import get_logger
+from i2proxy.streaming.errors import (
+    StreamConnectTimeout,
+    StreamDestinationOffline,
+    StreamLimitReached,
+    StreamOpenError,
+    StreamRefused,
+    StreamUnreachable,
+)
 from i2proxy.streaming.manager import StreamManager
 from i2proxy.streaming.options import StreamingOptions
 
@@ -66,6 +77,25 @@ DEFAULT_SEND_READY_WAIT = 10.0
 KEY_FILE_NAME = "client-destination.keys"
 
 StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def dial_error(exc: BaseException) -> DialError:
+    """The DialError an I2CP- or streaming-level failure means for the frontends."""
+    if isinstance(exc, DialError):
+        return exc
+    if isinstance(exc, RouterDisconnected):
+        return RouterUnavailable(str(exc))
+    if isinstance(exc, StreamRefused):
+        return PeerRefused(str(exc))
+    if isinstance(exc, StreamLimitReached):
+        return LocalLimitReached(str(exc))
+    if isinstance(exc, StreamConnectTimeout | TimeoutError):
+        return DialTimeout(str(exc) or "timed out")
+    if isinstance(exc, StreamDestinationOffline):
+        return DestinationOffline(str(exc))
+    if isinstance(exc, StreamUnreachable):
+        return PeerUnreachable(str(exc))
+    return DialError(f"{type(exc).__name__}: {exc}")
 
 
 def split_options(options: Mapping[str, str] | None) -> tuple[dict[str, str], dict[str, str]]:
@@ -155,8 +185,11 @@ class NativeDialer:
 
     async def start(self) -> None:
         """Connect, create the session and hand over the LeaseSet; streams work afterwards."""
-        await self.client.start(timeout=self.start_timeout)
-        with contextlib.suppress(RouterUnavailable):
+        try:
+            await self.client.start(timeout=self.start_timeout)
+        except RouterDisconnected as exc:
+            raise RouterUnavailable(str(exc)) from exc
+        with contextlib.suppress(RouterDisconnected):
             await self.client.wait_published(self.send_ready_wait)
         log.info(
             "native.started",
@@ -180,9 +213,12 @@ class NativeDialer:
                 found = await self.client.lookup(
                     hash=self.destination.hash, timeout=min(remaining, 10.0)
                 )
-            except RouterUnavailable:
+            except RouterDisconnected:
                 found = None
-                await self.client.wait_ready(remaining)
+                try:
+                    await self.client.wait_ready(remaining)
+                except RouterDisconnected as exc:
+                    raise RouterUnavailable(str(exc)) from exc
             if found is not None:
                 return time.monotonic() - started
             await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
@@ -202,14 +238,17 @@ class NativeDialer:
         *,
         timeout: float | None = None,
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        await self._require_router()
-        started = time.monotonic()
-        destination = await self.resolve(target, timeout=timeout)
-        if timeout is not None:
-            timeout = timeout - (time.monotonic() - started)
-            if timeout <= 0:
-                raise DialTimeout(f"resolving {target} used the whole timeout")
-        return await self.manager.open_stream(destination, port, initial_data, timeout=timeout)
+        try:
+            await self._require_router()
+            started = time.monotonic()
+            destination = await self.resolve(target, timeout=timeout)
+            if timeout is not None:
+                timeout = timeout - (time.monotonic() - started)
+                if timeout <= 0:
+                    raise DialTimeout(f"resolving {target} used the whole timeout")
+            return await self.manager.open_stream(destination, port, initial_data, timeout=timeout)
+        except (RouterDisconnected, StreamOpenError) as exc:
+            raise dial_error(exc) from exc
 
     def listen(self, handler: StreamHandler, port: int | None = None) -> None:
         """Accept incoming streams on I2P ``port`` (None: every port without its own handler).
@@ -236,13 +275,16 @@ class NativeDialer:
     ) -> str:
         await self._require_router()
         destination = await self.resolve(target)
-        self.client.send(
-            destination.to_bytes(),
-            encode_repliable(self.keys, data),
-            protocol=Protocol.REPLIABLE_DATAGRAM,
-            src_port=local_port,
-            dst_port=port,
-        )
+        try:
+            self.client.send(
+                destination.to_bytes(),
+                encode_repliable(self.keys, data),
+                protocol=Protocol.REPLIABLE_DATAGRAM,
+                src_port=local_port,
+                dst_port=port,
+            )
+        except RouterDisconnected as exc:
+            raise RouterUnavailable(str(exc)) from exc
         return destination.b32
 
     # ---------------------------------------------------------------- resolution
@@ -277,7 +319,10 @@ class NativeDialer:
         lookup_timeout = (
             self.lookup_timeout if timeout is None else min(timeout, self.lookup_timeout)
         )
-        found = await self.client.lookup(hash=digest, timeout=lookup_timeout)
+        try:
+            found = await self.client.lookup(hash=digest, timeout=lookup_timeout)
+        except RouterDisconnected as exc:
+            raise RouterUnavailable(str(exc)) from exc
         if found is None:
             raise DestinationOffline(f"{name}: no LeaseSet found on the network")
         try:
@@ -307,12 +352,15 @@ class NativeDialer:
                 raise RouterUnavailable(
                     f"I2CP router {self.client.host}:{self.client.port} not connected; reconnecting"
                 )
-            await self.client.wait_ready(self.router_wait)
+            try:
+                await self.client.wait_ready(self.router_wait)
+            except RouterDisconnected as exc:
+                raise RouterUnavailable(str(exc)) from exc
         if not self.client.published.is_set():
             # A fresh session may have no outbound tunnel yet: i2pd would drop our SYN and the
             # retransmission comes only after the initial RTO. Waiting for the first lookup of
             # ourselves to succeed (it leaves through an outbound tunnel) avoids that.
-            with contextlib.suppress(RouterUnavailable):
+            with contextlib.suppress(RouterDisconnected):
                 await self.client.wait_published(self.send_ready_wait)
 
     def _send(

@@ -160,7 +160,8 @@ class SAMDialer:
         **client_kwargs: Any,
     ) -> None:
         merged = dict(DEFAULT_OPTIONS)
-        merged.update(options or {})
+        # i2proxy.* options tune our own native stack; the router has no use for them.
+        merged.update({k: v for k, v in (options or {}).items() if not k.startswith("i2proxy.")})
         self.client = SAMClient(
             host,
             port,

@@ -1,7 +1,7 @@
 """asyncio adapter for the sans-IO ``I2CPSession``: one socket, one session, reconnects.
 
 The client keeps one session per TCP connection. When the router goes away it fails every
-waiter with ``RouterUnavailable``, tells its owner (``on_down``), and reconnects with
+waiter with ``RouterDisconnected``, tells its owner (``on_down``), and reconnects with
 exponential backoff, re-creating the session with the same destination; ``on_up`` fires when
 the new LeaseSet has been handed over.
 
@@ -19,9 +19,8 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 
-from i2proxy.dialer.base import RouterUnavailable
 from i2proxy.i2cp import events as ev
-from i2proxy.i2cp.errors import I2CPError, SessionError
+from i2proxy.i2cp.errors import I2CPError, RouterDisconnected, SessionError
 from i2proxy.i2cp.messages import SessionStatusCode
 from i2proxy.i2cp.payload import Payload, Protocol
 from i2proxy.i2cp.session import I2CPSession, SessionIdentity, State
@@ -84,7 +83,7 @@ class _Connection(asyncio.Protocol):
             self._timer.cancel()
         # Waiters learn the router is gone (not "lookup failed") before the session's own
         # end-of-connection events are processed.
-        self.client._fail_waiters(RouterUnavailable("I2CP connection to the router lost"))
+        self.client._fail_waiters(RouterDisconnected("I2CP connection to the router lost"))
         self.session.connection_lost()
         self.client._process_events(self)
         if not self.closed.done():
@@ -122,7 +121,7 @@ class I2CPClient:
     """A persistent I2CP session to one router, with reconnects.
 
     ``on_payload(payload)`` receives every incoming message (unframed); ``on_down(exc)`` is
-    called when the router connection is lost (``exc`` is a ``RouterUnavailable``); ``on_up()``
+    called when the router connection is lost (``exc`` is a ``RouterDisconnected``); ``on_up()``
     when a session is ready again after a reconnect.
     """
 
@@ -187,7 +186,7 @@ class I2CPClient:
         """Connect and create the session; returns once the first LeaseSet was handed over.
 
         Raises ``SessionError`` if the router rejects the session (e.g. a bad signature) and
-        ``RouterUnavailable`` if the router cannot be reached within ``timeout``.
+        ``RouterDisconnected`` if the router cannot be reached within ``timeout``.
         """
         if self._runner is not None:
             raise I2CPError("client already started")
@@ -198,7 +197,7 @@ class I2CPClient:
             await asyncio.wait_for(asyncio.shield(self._first_result), timeout)
         except TimeoutError:
             await self.close()
-            raise RouterUnavailable(
+            raise RouterDisconnected(
                 f"no I2CP session with {self.host}:{self.port} within {timeout} s"
             ) from None
         except BaseException:
@@ -206,11 +205,11 @@ class I2CPClient:
             raise
 
     async def wait_ready(self, timeout: float | None = None) -> None:
-        """Wait until a session is ready (after a reconnect); ``RouterUnavailable`` on timeout."""
+        """Wait until a session is ready (after a reconnect); ``RouterDisconnected`` on timeout."""
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
         except TimeoutError:
-            raise RouterUnavailable("I2CP session not ready") from None
+            raise RouterDisconnected("I2CP session not ready") from None
 
     async def close(self) -> None:
         """Destroy the session politely and stop reconnecting."""
@@ -228,7 +227,7 @@ class I2CPClient:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._runner
-        self._fail_waiters(RouterUnavailable("I2CP client closed"))
+        self._fail_waiters(RouterDisconnected("I2CP client closed"))
 
     async def _run(self) -> None:
         delay = self.backoff_initial
@@ -270,7 +269,7 @@ class I2CPClient:
         if self._publish_watch is not None:
             self._publish_watch.cancel()
             self._publish_watch = None
-        error = RouterUnavailable(f"I2CP connection to {self.host}:{self.port} lost")
+        error = RouterDisconnected(f"I2CP connection to {self.host}:{self.port} lost")
         self._fail_waiters(error)
         if had_session and not self._closing:
             log.warning("i2cp.router_lost", router=f"{self.host}:{self.port}")
@@ -396,7 +395,7 @@ class I2CPClient:
                 return
             try:
                 found = await self.lookup(hash=own_hash, timeout=5.0) is not None
-            except RouterUnavailable:
+            except RouterDisconnected:
                 return
             if found and not self.published.is_set():
                 self.published.set()
@@ -419,14 +418,14 @@ class I2CPClient:
         try:
             await asyncio.wait_for(self.published.wait(), timeout)
         except TimeoutError:
-            raise RouterUnavailable("our LeaseSet is not visible in the network yet") from None
+            raise RouterDisconnected("our LeaseSet is not visible in the network yet") from None
 
     # ---------------------------------------------------------------- operations
 
     def _live(self) -> _Connection:
         conn = self._conn
         if conn is None or conn.session.state in (State.IDLE, State.CLOSED, State.HANDSHAKE):
-            raise RouterUnavailable(f"no I2CP connection to {self.host}:{self.port}")
+            raise RouterDisconnected(f"no I2CP connection to {self.host}:{self.port}")
         return conn
 
     def send(
@@ -439,7 +438,7 @@ class I2CPClient:
         dst_port: int = 0,
         on_status: Callable[[int], None] | None = None,
     ) -> None:
-        """Send one message. Raises ``RouterUnavailable`` when down.
+        """Send one message. Raises ``RouterDisconnected`` when down.
 
         Without ``on_status`` the nonce is 0 and the router reports nothing (the data path:
         one router write less per packet). With it, ``on_status(code)`` is called with the
@@ -448,7 +447,7 @@ class I2CPClient:
         """
         conn = self._live()
         if conn.session.session_id is None:
-            raise RouterUnavailable("I2CP session not created yet")
+            raise RouterDisconnected("I2CP session not created yet")
         nonce = conn.session.send_payload(
             destination,
             data,

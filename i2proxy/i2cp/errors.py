@@ -25,3 +25,10 @@ class SessionError(I2CPError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class RouterDisconnected(I2CPError, ConnectionError):
+    """No usable I2CP connection or session right now (lost, closed, not ready yet, timed out).
+
+    ``dialer/native.py`` turns it into the dialer's ``RouterUnavailable``.
+    """

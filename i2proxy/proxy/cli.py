@@ -71,7 +71,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="keep the client destination across runs (DATA_DIR/client-destination.keys)",
     )
-    add("--max-clients", type=int, metavar="N", help="concurrent client connections")
+    add("--max-clients", type=int, metavar="N", help="concurrent client connections (512)")
+    add(
+        "--max-streams",
+        type=int,
+        metavar="N",
+        help="open I2P streams, native backend (4096); each SOCKS connection holds one",
+    )
     add(
         "--public-pac",
         action=argparse.BooleanOptionalAction,
@@ -116,6 +122,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "quantity",
         "backup_quantity",
         "options",
+        "max_streams",
     )
     values: dict[str, Any] = {name: getattr(args, name, None) for name in names}
     if args.users:
@@ -163,7 +170,12 @@ def make_dialer(config: Config) -> Any:
 
     try:
         return select_dialer(
-            config.router or None, keys=client_keys(config), options=config.session_options()
+            config.router or None,
+            keys=client_keys(config),
+            options={
+                **config.session_options(),
+                "i2proxy.streaming.maxStreams": str(config.max_streams),
+            },
         )
     except ValueError as exc:
         raise ConfigError(f"router: {exc}") from None

@@ -18,6 +18,7 @@ from i2proxy.dialer.base import (
     DialError,
     DialTimeout,
     InvalidTarget,
+    LocalLimitReached,
     PeerRefused,
     PeerUnreachable,
     RouterUnavailable,
@@ -45,6 +46,8 @@ def dial_error_to_http(exc: DialError) -> HttpError:
         return HttpError(502, "Bad Gateway", "the destination refused the connection")
     if isinstance(exc, RouterUnavailable):
         return HttpError(503, "Service Unavailable", "the I2P router is not connected")
+    if isinstance(exc, LocalLimitReached):
+        return HttpError(503, "Service Unavailable", f"i2proxy is at its limit: {exc}")
     if isinstance(exc, DialTimeout):
         return HttpError(504, "Gateway Timeout", "the destination did not answer in time")
     if isinstance(exc, DestinationOffline):

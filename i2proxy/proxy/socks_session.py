@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from i2proxy.dialer.base import DialError, DialTimeout, PeerRefused, RouterUnavailable
+from i2proxy.dialer.base import (
+    DialError,
+    DialTimeout,
+    LocalLimitReached,
+    PeerRefused,
+    RouterUnavailable,
+)
 from i2proxy.log import get_logger
 from i2proxy.proxy import pages
 from i2proxy.proxy.context import ClientSlot, SessionContext
@@ -32,6 +38,8 @@ def _dial_error_to_socks(exc: DialError) -> Reply:
         return Reply.NETWORK_UNREACHABLE
     if isinstance(exc, DialTimeout):
         return Reply.TTL_EXPIRED
+    if isinstance(exc, LocalLimitReached):
+        return Reply.GENERAL_FAILURE
     return Reply.HOST_UNREACHABLE
 
 

@@ -19,16 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from i2proxy.dialer.base import (
-    DestinationOffline,
-    DialError,
-    DialTimeout,
-    PeerRefused,
-    PeerUnreachable,
-    StreamStats,
-)
 from i2proxy.streaming.connection import Connection, PacketRejected, PeerProfile
 from i2proxy.streaming.delivery import SynVerdict, status_name, syn_status_verdict
+from i2proxy.streaming.errors import (
+    StreamConnectTimeout,
+    StreamDestinationOffline,
+    StreamLimitReached,
+    StreamOpenError,
+    StreamRefused,
+    StreamStats,
+    StreamUnreachable,
+)
 from i2proxy.streaming.events import (
     ConnectionClosed,
     ConnectionEstablished,
@@ -68,8 +69,8 @@ MAX_PENDING_PACKETS = 16
 PENDING_TIMEOUT = 10.0
 #: Peers whose RTT/window/SYN-reply habits we remember (control-block sharing).
 MAX_PROFILES = 512
-#: Concurrent connections; SYNs beyond this are refused with a RESET.
-MAX_CONNECTIONS = 4096
+#: At most one "limit reached" warning per this many seconds (with the count refused meanwhile).
+LIMIT_LOG_INTERVAL = 60.0
 
 
 class StreamResetError(ConnectionResetError):
@@ -80,12 +81,12 @@ class StreamResetError(ConnectionResetError):
         self.reason = reason
 
 
-def _dial_error(reason: ResetReason, detail: str) -> DialError:
+def _open_error(reason: ResetReason, detail: str) -> StreamOpenError:
     if reason is ResetReason.PEER_RESET:
-        return PeerRefused(f"peer refused the stream: {detail}")
+        return StreamRefused(f"peer refused the stream: {detail}")
     if reason is ResetReason.CONNECT_TIMEOUT:
-        return DialTimeout(f"no answer within the connect timeout: {detail}")
-    return PeerUnreachable(f"stream could not be opened ({reason.value}): {detail}")
+        return StreamConnectTimeout(f"no answer within the connect timeout: {detail}")
+    return StreamUnreachable(f"stream could not be opened ({reason.value}): {detail}")
 
 
 class _Stream:
@@ -258,6 +259,10 @@ class StreamManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self.invalid_packets = 0
         self.unroutable_packets = 0
+        #: Streams refused (outgoing and incoming) because ``options.max_streams`` were open.
+        self.streams_refused = 0
+        self._refused_unlogged = 0
+        self._limit_logged_at: float | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -271,6 +276,26 @@ class StreamManager:
 
     def _now(self) -> float:
         return self.loop.time()
+
+    def _at_limit(self, direction: str) -> bool:
+        """True when ``max_streams`` are open; then count it and warn, at most once a minute."""
+        limit = self.options.max_streams
+        if len(self._streams) < limit:
+            return False
+        self.streams_refused += 1
+        self._refused_unlogged += 1
+        now = self._now()
+        if self._limit_logged_at is None or now - self._limit_logged_at >= LIMIT_LOG_INTERVAL:
+            log.warning(
+                "streaming.limit_reached",
+                limit=limit,
+                direction=direction,
+                refused=self._refused_unlogged,
+                setting="max_streams (--max-streams, i2proxy.streaming.maxStreams)",
+            )
+            self._limit_logged_at = now
+            self._refused_unlogged = 0
+        return True
 
     def _new_stream_id(self) -> int:
         while True:
@@ -305,12 +330,15 @@ class StreamManager:
         """Open a stream; ``initial_data`` rides in the SYN.
 
         By default the SYN leaves at once and this returns when the peer answered (SYN reply)
-        or raises a :class:`~i2proxy.dialer.DialError`. With ``lazy=True`` it returns at once
+        or raises a :class:`~i2proxy.streaming.errors.StreamOpenError` (or the send function's
+        ``ConnectionError``). With ``lazy=True`` it returns at once
         and the SYN waits up to ``connect_delay`` for more writes (Java's connectDelay) or
         until a full packet is buffered; failures then surface on the reader and writer.
         """
-        if len(self._streams) >= MAX_CONNECTIONS:
-            raise PeerUnreachable(f"too many streams ({MAX_CONNECTIONS})")
+        if self._at_limit("outgoing"):
+            raise StreamLimitReached(
+                f"{self.options.max_streams} I2P streams are open, the limit (max_streams)"
+            )
         now = self._now()
         options = self.options
         if timeout is not None:
@@ -358,6 +386,8 @@ class StreamManager:
             self._pump(existing)
             return
         handler = self._listeners.get(dst_port) or self._listeners.get(None)
+        if handler is not None and self._at_limit("incoming"):
+            handler = None  # refused below with a RESET, like a port nobody listens on
         try:
             profile = self._profile(syn.from_destination) if syn.from_destination else None
             conn = Connection.incoming(
@@ -376,7 +406,7 @@ class StreamManager:
         stream = _Stream(self, conn, conn.remote_destination, dst_port, src_port)
         self._streams[conn.local_stream_id] = stream
         self._incoming_by_remote[syn.receive_stream_id] = stream
-        if handler is None or len(self._streams) > MAX_CONNECTIONS:
+        if handler is None:
             log.info("streaming.refused", port=dst_port, reason="no listener or too many")
             conn.reset(self._now(), "no listener on this port")
             self._pump(stream)
@@ -504,7 +534,7 @@ class StreamManager:
             error = self._transmit(
                 stream.destination, data, stream.local_port, stream.remote_port, on_status
             )
-            if isinstance(error, DialError) and not stream.established.done():
+            if isinstance(error, ConnectionError) and not stream.established.done():
                 # Cannot even hand the SYN to the router (it is down): fail the dial now
                 # instead of waiting for the connect timeout.
                 stream.established.set_exception(error)
@@ -522,7 +552,7 @@ class StreamManager:
         if verdict is SynVerdict.FAIL:
             self._fail_dial(
                 stream,
-                PeerUnreachable(
+                StreamUnreachable(
                     f"the router cannot deliver to this destination: {status_name(code)}"
                 ),
             )
@@ -556,13 +586,13 @@ class StreamManager:
             return
         self._fail_dial(
             stream,
-            DestinationOffline(
+            StreamDestinationOffline(
                 f"{stream.destination.b32}: no LeaseSet on the network (the router found none "
                 "for our SYN, nor a second lookup): the destination appears to be offline"
             ),
         )
 
-    def _fail_dial(self, stream: _Stream, error: DialError) -> None:
+    def _fail_dial(self, stream: _Stream, error: StreamOpenError) -> None:
         """End an unanswered outgoing stream with ``error``; no RESET (the peer never heard)."""
         if stream.finished:
             return
@@ -657,11 +687,11 @@ class StreamManager:
             if error is not None:
                 exc = error
             elif not stream.established.done():
-                exc = _dial_error(reason, detail)
+                exc = _open_error(reason, detail)
             else:
                 exc = StreamResetError(reason, detail)
         if not stream.established.done():
-            stream.established.set_exception(exc or PeerUnreachable(detail or "closed"))
+            stream.established.set_exception(exc or StreamUnreachable(detail or "closed"))
             stream.established.exception()  # mark retrieved; open_stream re-raises it
         if reason is ResetReason.LOCAL:
             exc = None

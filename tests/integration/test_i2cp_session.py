@@ -7,9 +7,8 @@ import time
 
 import pytest
 
-from i2proxy.dialer.base import RouterUnavailable
 from i2proxy.i2cp.client import I2CPClient
-from i2proxy.i2cp.errors import SessionError
+from i2proxy.i2cp.errors import RouterDisconnected, SessionError
 from i2proxy.i2cp.identity import KeysIdentity
 from i2proxy.i2cp.messages import SessionStatusCode
 from i2proxy.i2p.destination import Destination
@@ -141,10 +140,10 @@ async def test_router_restart_fails_waiters_promptly_and_session_returns(testnet
         stopped = time.monotonic()
         await network.stop_router(CLIENT_ROUTER)
         if not pending.done():
-            with pytest.raises(RouterUnavailable):
+            with pytest.raises(RouterDisconnected):
                 await asyncio.wait_for(pending, 5)
         assert downs and downs[0] - stopped < 5
-        with pytest.raises(RouterUnavailable):
+        with pytest.raises(RouterDisconnected):
             await client.lookup(hash=b"\x02" * 32)
         await asyncio.sleep(2)
         # start_router returns once the router is usable again (SAM up, network reachable).

@@ -11,7 +11,9 @@ import hashlib
 
 import pytest
 
-from i2proxy.dialer import DialTimeout, PeerRefused, RouterUnavailable
+from i2proxy.i2cp.errors import RouterDisconnected
+from i2proxy.streaming import manager as manager_module
+from i2proxy.streaming.errors import StreamConnectTimeout, StreamLimitReached, StreamRefused
 from i2proxy.streaming.manager import StreamManager
 from i2proxy.streaming.options import StreamingOptions
 from i2proxy.streaming.packet import decode
@@ -103,14 +105,14 @@ async def test_bulk_both_ways_sha256_intact():
 async def test_no_listener_means_peer_refused():
     wire = Wire()
     client, _server = wire.manager(0), wire.manager(1)
-    with pytest.raises(PeerRefused):
+    with pytest.raises(StreamRefused):
         await client.open_stream(keys(1).destination, 80, b"hello", timeout=5)
 
 
 async def test_silent_peer_means_dial_timeout():
     wire = Wire()
     client = wire.manager(0)  # nobody registered for keys(1): packets vanish
-    with pytest.raises(DialTimeout):
+    with pytest.raises(StreamConnectTimeout):
         await client.open_stream(keys(1).destination, 80, b"hello", timeout=0.3)
     assert client.stream_count == 0
 
@@ -127,10 +129,10 @@ async def test_abort_all_fails_every_stream_promptly():
     reader, _writer = await client.open_stream(keys(1).destination, 1, b"x", timeout=5)
     pending_dial = asyncio.ensure_future(client.open_stream(keys(2).destination, 1, b"y"))
     await asyncio.sleep(0.05)
-    client.abort_all(RouterUnavailable("router went away"))
-    with pytest.raises(RouterUnavailable):
+    client.abort_all(RouterDisconnected("router went away"))
+    with pytest.raises(RouterDisconnected):
         await asyncio.wait_for(reader.read(), 1)
-    with pytest.raises(RouterUnavailable):
+    with pytest.raises(RouterDisconnected):
         await asyncio.wait_for(pending_dial, 1)
     gate.set()
 
@@ -198,14 +200,14 @@ async def test_control_block_seeds_next_connection_rtt():
     assert profile.syn_reply_empty is False  # our server bundles its answer
 
 
-async def test_router_down_at_dial_time_fails_at_once_with_router_unavailable():
+async def test_router_down_at_dial_time_fails_at_once_with_the_send_error():
     def send(destination, payload, src_port, dst_port):
-        raise RouterUnavailable("no I2CP connection")
+        raise RouterDisconnected("no I2CP connection")
 
     client = StreamManager(keys(0), send)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    with pytest.raises(RouterUnavailable):
+    with pytest.raises(RouterDisconnected):
         await client.open_stream(keys(1).destination, 80, b"GET /", timeout=30)
     assert loop.time() - started < 0.5
     assert client.stream_count == 0
@@ -220,7 +222,7 @@ async def test_handler_exception_aborts_only_that_stream():
 
     server.listen(broken)
     # it failed before the SYN reply left, so the dial itself sees the RESET
-    with pytest.raises(PeerRefused):
+    with pytest.raises(StreamRefused):
         await client.open_stream(keys(1).destination, 0, b"x", timeout=5)
     server.listen(echo_upper)
     reader, _writer = await client.open_stream(keys(1).destination, 0, b"ok\n", timeout=5)
@@ -248,3 +250,63 @@ async def test_slow_reader_chokes_the_sender_and_loses_nothing():
     assert received == payload
     choked = [decode(p) for who, p in wire.sent if who == keys(0).destination.hash]
     assert any(p.choke for p in choked)
+
+
+class LogRecorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict]] = []
+
+    def __getattr__(self, level: str):
+        return lambda event, **kw: self.events.append((level, event, kw))
+
+
+async def test_the_stream_limit_is_settable_refuses_with_its_own_error_and_warns_once(
+    monkeypatch,
+):
+    recorder = LogRecorder()
+    monkeypatch.setattr(manager_module, "log", recorder)
+    wire = Wire()
+    options = StreamingOptions(max_streams=3)
+    client, server = wire.manager(0, options), wire.manager(1, StreamingOptions(max_streams=2))
+    gate = asyncio.Event()
+
+    async def hold(reader, writer):
+        await gate.wait()
+        writer.close()
+
+    server.listen(hold)
+    wire.manager(2).listen(hold)
+    held = [await client.open_stream(keys(1).destination, 1, b"x", timeout=5) for _ in range(2)]
+    # The server is full: its third incoming SYN gets a RESET, like a port nobody listens on.
+    with pytest.raises(StreamRefused):
+        await client.open_stream(keys(1).destination, 1, b"x", timeout=5)
+    assert server.streams_refused == 1
+    held.append(await client.open_stream(keys(2).destination, 1, b"x", timeout=5))
+    assert client.stream_count == 3
+    loop = asyncio.get_running_loop()
+    for _ in range(5):
+        started = loop.time()
+        with pytest.raises(StreamLimitReached, match="3 I2P streams are open"):
+            await client.open_stream(keys(2).destination, 1, b"y", timeout=30)
+        assert loop.time() - started < 0.1  # at once, not after a timeout
+    assert client.streams_refused == 5
+    warnings = [kw for level, event, kw in recorder.events if event == "streaming.limit_reached"]
+    # one for the server's refused SYN, one (not five) for the client's refusals
+    assert [(w["direction"], w["limit"]) for w in warnings] == [("incoming", 2), ("outgoing", 3)]
+    gate.set()
+    for _reader, writer in held:
+        writer.close()
+    for _ in range(100):
+        if client.stream_count == 0:
+            break
+        await asyncio.sleep(0.02)
+    _reader, writer = await client.open_stream(keys(1).destination, 1, b"z", timeout=5)
+    writer.close()
+
+
+def test_max_streams_is_a_streaming_option():
+    options = StreamingOptions.from_properties({"i2proxy.streaming.maxStreams": "10"})
+    assert options.max_streams == 10
+    assert StreamingOptions().max_streams == 4096
+    with pytest.raises(ValueError):
+        StreamingOptions.from_properties({"i2proxy.streaming.maxStreams": "0"})

@@ -3,7 +3,8 @@
 Clauses:
 - only the SYN of an outgoing stream is sent with a nonce; every other packet without;
 - a hard failure status fails the dial at once (no RESET: the peer never heard of us);
-- "no LeaseSet" starts a second lookup past every cache; nothing found → ``DestinationOffline``;
+- "no LeaseSet" starts a second lookup past every cache; nothing found →
+  ``StreamDestinationOffline``;
   found → the stream keeps waiting for its retransmitted SYN to be answered;
 - soft statuses (one try failed, no tunnels yet, handed to a tunnel) change nothing;
 - a status arriving after the peer answered is ignored.
@@ -16,9 +17,9 @@ from collections.abc import Callable
 
 import pytest
 
-from i2proxy.dialer import DestinationOffline, PeerUnreachable
 from i2proxy.i2cp.messages import MessageStatusCode
 from i2proxy.streaming.delivery import SynVerdict, syn_status_verdict
+from i2proxy.streaming.errors import StreamDestinationOffline, StreamUnreachable
 from i2proxy.streaming.manager import StreamManager
 from i2proxy.streaming.options import StreamingOptions
 from i2proxy.streaming.packet import Flag, decode
@@ -80,9 +81,9 @@ async def test_a_hard_failure_fails_the_dial_at_once_without_a_reset(code):
     task = await start_dial(router.manager())
     sent_before = len(router.plain)
     router.report(code)
-    with pytest.raises(PeerUnreachable, match="cannot deliver") as info:
+    with pytest.raises(StreamUnreachable, match="cannot deliver") as info:
         await asyncio.wait_for(task, 1)
-    assert not isinstance(info.value, DestinationOffline)
+    assert not isinstance(info.value, StreamDestinationOffline)
     assert len(router.plain) == sent_before  # no RESET to a peer that never heard of us
 
 
@@ -91,7 +92,7 @@ async def test_no_leaseset_and_none_on_a_second_lookup_is_destination_offline():
     manager = router.manager()
     task = await start_dial(manager)
     router.report(MessageStatusCode.NO_LEASESET)
-    with pytest.raises(DestinationOffline, match="appears to be offline"):
+    with pytest.raises(StreamDestinationOffline, match="appears to be offline"):
         await asyncio.wait_for(task, 1)
     assert router.lookups == 1
     assert manager.stream_count == 0
