@@ -129,7 +129,8 @@ class AddressBook:
         """
         root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
         directory = root / "addressbook"
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        storage.ensure_private_dir(root)
+        storage.ensure_private_dir(directory)
         storage.remove_stale_temp_files(directory)
         storage.remove_stale_temp_files(directory / "subscriptions")
         urls = list(subscriptions) if subscriptions is not None else None

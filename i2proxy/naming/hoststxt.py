@@ -23,6 +23,9 @@ from i2proxy.naming.names import validate_hostname
 #: Longest accepted line. The longest legitimate line (addsubdomain: two 616-char destinations,
 #: two signatures of up to 176 chars, names and keys) stays far below this.
 MAX_LINE_CHARS = 4096
+#: Most lines read from one document: a 512 MiB book of ordinary ~550-byte lines has ~1 million;
+#: the rest of a longer document (a feed of empty lines) is not parsed.
+MAX_LINES = 2_000_000
 #: Most properties on one line; the spec defines nine keys, extra ones are allowed.
 MAX_PROPS = 32
 #: Destination base64 length bounds (387..~460 bytes, as Java I2P checks them).
@@ -191,21 +194,53 @@ class ParseStats:
         return sum(self.invalid.values())
 
 
+#: Bytes of one line that are decoded: more than enough to fail ``MAX_LINE_CHARS`` (a UTF-8
+#: character is at most 4 bytes), so a 16 MiB line never becomes a 16 MiB string.
+_MAX_LINE_BYTES = 4 * MAX_LINE_CHARS + 4
+#: Lines are split a block at a time (C speed, bounded memory).
+_BLOCK = 64 * 1024
+
+
 def split_lines(data: bytes | str) -> Iterator[str]:
-    """Split a document into lines (LF, CRLF or CR), decoding UTF-8 leniently.
+    """The lines of a document (LF, CRLF or CR), lazily, each decoded as UTF-8 leniently.
 
-    Undecodable bytes become U+FFFD, which then fails name/destination checks on that line only.
+    Lazy on purpose: ``splitlines()`` of a 16 MiB feed of empty lines is a list of 16 million
+    strings (~383 MiB); here at most one 64 KiB block is split at a time. Undecodable bytes become
+    U+FFFD, which then fails name/destination checks on that line only; an over-long line is cut
+    (it is refused as too long anyway).
     """
-    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return iter(text.splitlines())
+    if isinstance(data, str):
+        data = data.encode("utf-8", errors="surrogatepass")
+    n = len(data)
+    pos = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    while pos < n:
+        end = min(pos + _BLOCK, n)
+        cut = max(data.rfind(b"\n", pos, end), data.rfind(b"\r", pos, end))
+        if cut < 0:  # no line break in a whole block: one long line (or the last one)
+            lf, cr = data.find(b"\n", end), data.find(b"\r", end)
+            stop = min((i for i in (lf, cr) if i >= 0), default=n)
+            yield data[pos : min(stop, pos + _MAX_LINE_BYTES)].decode("utf-8", errors="replace")
+            pos = stop + (2 if data[stop : stop + 2] == b"\r\n" else 1)
+            continue
+        if data[cut : cut + 2] == b"\r\n":
+            cut += 1
+        for line in data[pos : cut + 1].splitlines():
+            yield line[:_MAX_LINE_BYTES].decode("utf-8", errors="replace")
+        pos = cut + 1
 
 
-def parse_document(lines: Iterable[str], stats: ParseStats | None = None) -> Iterator[HostsEntry]:
-    """Yield the valid entries of a document; invalid lines are skipped and counted in ``stats``."""
+def parse_document(
+    lines: Iterable[str], stats: ParseStats | None = None, *, max_lines: int = MAX_LINES
+) -> Iterator[HostsEntry]:
+    """Yield the valid entries of a document; invalid lines are skipped and counted in ``stats``.
+
+    After ``max_lines`` lines the rest is not read (counted once as ``too-many-lines``).
+    """
     st = stats if stats is not None else ParseStats()
     for line in lines:
+        if st.lines >= max_lines:
+            st.invalid["too-many-lines"] += 1
+            return
         st.lines += 1
         try:
             entry = parse_line(line)

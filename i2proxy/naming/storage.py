@@ -23,19 +23,25 @@ import hashlib
 import json
 import os
 import re
+import stat
+import tempfile
 from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from i2proxy.log import get_logger
 from i2proxy.naming.book import Book
 from i2proxy.naming.hoststxt import ParseStats, parse_document, split_lines
+
+log = get_logger("i2proxy.naming")
 
 #: Largest book file read from disk (100 000 entries are ~55 MB).
 MAX_BOOK_BYTES = 512 * 1024 * 1024
 #: Largest state.json / subscriptions.txt.
 MAX_SMALL_FILE_BYTES = 4 * 1024 * 1024
-_TMP_RE = re.compile(r"^\..+\.(\d+)\.tmp$")
+#: ``.<name>.<pid>.<random>.tmp`` (and the older ``.<name>.<pid>.tmp``): the writer's pid.
+_TMP_RE = re.compile(r"^\..+\.(\d+)(?:\.[A-Za-z0-9_]+)?\.tmp$")
 
 
 LOCAL_HEADER = (
@@ -93,6 +99,42 @@ class FileTooLarge(OSError):
     """A file in the data directory exceeds its size bound."""
 
 
+class UnsafeDirectory(PermissionError):
+    """A data directory belongs to someone else or others may write into it."""
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create ``directory`` (0700) or check an existing one before trusting what it holds.
+
+    Anyone who can write into it could swap a book, or plant a symlink for us to write through;
+    so it must be ours and not group/world-writable (sticky or not). Readable by others only
+    earns a warning: the saved names tell what the user visits.
+    """
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = os.stat(directory)
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeDirectory(errno.ENOTDIR, f"{directory} is not a directory")
+    if info.st_uid != os.geteuid():
+        raise UnsafeDirectory(
+            errno.EPERM,
+            f"{directory} belongs to uid {info.st_uid}, not to us (uid {os.geteuid()}); "
+            "use a data directory of your own (--data-dir, I2PROXY_DATA_DIR)",
+        )
+    if info.st_mode & 0o022:
+        raise UnsafeDirectory(
+            errno.EPERM,
+            f"{directory} is writable by others (mode {stat.S_IMODE(info.st_mode):o}); "
+            f"fix it with: chmod go-w {directory}",
+        )
+    if info.st_mode & 0o044:
+        log.warning(
+            "data directory readable by others",
+            directory=str(directory),
+            mode=f"{stat.S_IMODE(info.st_mode):o}",
+            fix=f"chmod go-rwx {directory}",
+        )
+
+
 def read_bounded(path: Path, limit: int) -> bytes:
     """Read a whole file, refusing more than ``limit`` bytes."""
     with open(path, "rb") as f:
@@ -115,11 +157,16 @@ def atomic_write(path: Path, chunks: Iterable[bytes], *, mode: int = 0o600) -> N
     """Replace ``path`` with ``chunks`` so that a crash leaves the old or the new content.
 
     Temp file in the same directory, fsync, rename over the target, fsync the directory.
+    The temp file gets an unpredictable name and is created with ``O_EXCL | O_NOFOLLOW``
+    (``mkstemp``): a file or symlink planted under a guessable name cannot redirect the write.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
+    tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
             for chunk in chunks:
                 f.write(chunk)
@@ -241,8 +288,9 @@ def read_url_list(path: Path) -> list[str] | None:
 @contextlib.contextmanager
 def exclusive_lock(directory: Path) -> Iterator[None]:
     """Serialize read-modify-write cycles of several processes (CLI next to a running proxy)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # O_NOFOLLOW: a symlink planted as .lock must not make us create or lock another file.
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -69,20 +69,25 @@ def test_sigkill_during_a_large_write_leaves_a_complete_book(tmp_path):
             cwd=REPO,
         )
         try:
-            tmp = path.with_name(f".local.txt.{proc.pid}.tmp")
+            pattern = f".local.txt.{proc.pid}.*.tmp"
+
+            def writing(pattern=pattern) -> bool:
+                return any(t.stat().st_size > 0 for t in path.parent.glob(pattern))
+
             deadline = time.monotonic() + 30
             # Wait for a complete book, then for the next write to be under way.
             while not path.exists() and time.monotonic() < deadline:
                 time.sleep(0.001)
             while time.monotonic() < deadline:
-                if tmp.exists() and tmp.stat().st_size > 0:
-                    break
+                with contextlib.suppress(FileNotFoundError):
+                    if writing():
+                        break
                 time.sleep(0.0005)
             else:
                 raise AssertionError("writer never started a second write")
             time.sleep(rng.uniform(0, 0.03))
         finally:
-            in_progress = tmp.exists()
+            in_progress = any(path.parent.glob(pattern))
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
         assert proc.returncode == -signal.SIGKILL
