@@ -19,26 +19,48 @@ __all__ = ["DEFAULT_USER_AGENT", "filter_request_headers", "filter_response_head
 
 Headers = list[tuple[bytes, bytes]]
 
-#: Always removed from requests: identify the user, the machine, the network or the proxy chain.
-_DROP_REQUEST = frozenset(
+#: Request headers that may reach the eepsite (an allow-list: anything else is dropped, so a
+#: new or misspelled identifying header -- ``X-Forwarded``, ``X-Remote-Addr``, ``X-Host`` ... --
+#: never leaks). ``Host``, ``User-Agent``, ``Referer``, ``Origin`` and ``Destination`` are
+#: rewritten; the framing headers are re-checked by h11 on the way out.
+_ALLOWED_REQUEST = frozenset(
     {
-        b"via",
-        b"from",
-        b"forwarded",
-        b"dnt",
-        b"sec-gpc",
-        b"x-real-ip",
-        b"client-ip",
-        b"true-client-ip",
-        b"x-client-ip",
-        b"x-originating-ip",
-        b"x-cluster-client-ip",
-        b"cf-connecting-ip",
-        b"x-proxy-id",
-        b"x-bluecoat-via",
+        b"accept",
+        b"accept-encoding",
+        b"authorization",
+        b"cache-control",
+        b"content-encoding",
+        b"content-language",
+        b"content-length",
+        b"content-range",
+        b"content-type",
+        b"cookie",
+        b"if-match",
+        b"if-modified-since",
+        b"if-none-match",
+        b"if-range",
+        b"if-unmodified-since",
+        b"pragma",
+        b"range",
+        b"transfer-encoding",
+        b"x-requested-with",
+        b"x-csrf-token",
+        b"x-xsrf-token",
+        # WebSocket handshake (RFC 6455), sent with Connection/Upgrade below.
+        b"sec-websocket-key",
+        b"sec-websocket-version",
+        b"sec-websocket-protocol",
+        b"sec-websocket-extensions",
+        # WebDAV (RFC 4918).
+        b"depth",
+        b"overwrite",
+        b"lock-token",
+        b"timeout",
+        b"if",
     }
 )
-_DROP_REQUEST_PREFIXES = (b"x-forwarded-", b"proxy-", b"sec-ch-", b"sec-fetch-")
+#: Rewritten to the b32 host when same-origin, else removed (``Origin`` becomes ``null``).
+_SAME_ORIGIN_URLS = frozenset({b"referer", b"origin", b"destination"})
 
 #: Hop-by-hop (RFC 9110 §7.6.1): meaningful for one connection only. Framing headers
 #: (Content-Length, Transfer-Encoding) are not dropped: they describe the message itself.
@@ -57,7 +79,7 @@ HOP_BY_HOP = frozenset(
 )
 
 #: Cookie domains that would make a cookie visible to every eepsite ("supercookies").
-_SUPERCOOKIE_DOMAINS = frozenset({"i2p", "b32.i2p", "i2p.alt"})
+_SUPERCOOKIE_DOMAINS = frozenset({"i2p", "b32.i2p", "i2p.alt", "b32.i2p.alt"})
 
 
 @dataclass(frozen=True)
@@ -108,28 +130,24 @@ def filter_request_headers(
     out: Headers = [(b"host", host_value.encode("ascii"))]
     for raw_name, value in headers:
         name = raw_name.lower()
-        if name == b"host" or name in HOP_BY_HOP or name in listed or name in _DROP_REQUEST:
+        if name in listed or (name not in _ALLOWED_REQUEST and name not in _SAME_ORIGIN_URLS):
             continue
-        if name.startswith(_DROP_REQUEST_PREFIXES):
-            continue
-        if name.startswith(b"accept-") and name != b"accept-encoding":
-            continue  # Accept-Language, Accept-Charset, ...: a fingerprint, not a need
-        if name == b"expect":
-            continue  # the proxy answers 100-continue itself; the body rides with the head
         if name == b"x-requested-with" and value.strip().lower() != b"xmlhttprequest":
             continue  # Android WebView puts the app id here
         if name == b"authorization" and value.split(b" ", 1)[0].lower() in (b"ntlm", b"negotiate"):
             continue  # leaks the Windows host and domain name
-        if name == b"user-agent" and user_agent is not None:
-            continue
-        if name in (b"referer", b"origin"):
-            rewritten = _rewrite_same_origin(value, origin, b32_host, keep_path=name == b"referer")
+        if name in _SAME_ORIGIN_URLS:
+            rewritten = _rewrite_same_origin(value, origin, b32_host, keep_path=name != b"origin")
+            if rewritten is None and name == b"origin":
+                rewritten = b"null"  # cross-site: the site still sees that it is (CSRF checks)
             if rewritten is None:
                 continue
             value = rewritten
         out.append((name, value))
     if user_agent is not None:
         out.append((b"user-agent", user_agent.encode("latin-1")))
+    else:
+        out += [(n.lower(), v) for n, v in headers if n.lower() == b"user-agent"][:1]
     upgrade = requested_upgrade(headers)
     if upgrade is not None:
         # WebSocket & co.: the one hop-by-hop pair that must reach the site for the switch.
@@ -191,3 +209,60 @@ def is_supercookie(set_cookie: bytes) -> bool:
             if domain in _SUPERCOOKIE_DOMAINS:
                 return True
     return False
+
+
+#: The order in which Firefox (ESR 128, the base of Tor Browser) sends the request headers the
+#: filter lets through; any other allowed header follows in the browser's order. A site should
+#: not be able to tell i2proxy's requests from a browser's behind i2pd or Java I2P (which pass the
+#: browser's order and spelling) by h11's lower-case names alone.
+WIRE_ORDER = (
+    b"host",
+    b"user-agent",
+    b"accept",
+    b"accept-encoding",
+    b"content-type",
+    b"content-length",
+    b"transfer-encoding",
+    b"origin",
+    b"authorization",
+    b"connection",
+    b"upgrade",
+    b"referer",
+    b"cookie",
+    b"sec-websocket-version",
+    b"sec-websocket-extensions",
+    b"sec-websocket-key",
+    b"sec-websocket-protocol",
+    b"if-modified-since",
+    b"if-none-match",
+    b"range",
+    b"if-range",
+    b"pragma",
+    b"cache-control",
+)
+_RANK = {name: rank for rank, name in enumerate(WIRE_ORDER)}
+#: Names whose usual spelling is not plain Title-Case.
+_SPELLING = {
+    b"te": b"TE",
+    b"www-authenticate": b"WWW-Authenticate",
+    b"sec-websocket-version": b"Sec-WebSocket-Version",
+    b"sec-websocket-extensions": b"Sec-WebSocket-Extensions",
+    b"sec-websocket-key": b"Sec-WebSocket-Key",
+    b"sec-websocket-protocol": b"Sec-WebSocket-Protocol",
+    b"x-csrf-token": b"X-CSRF-Token",
+    b"x-xsrf-token": b"X-XSRF-TOKEN",
+}
+
+
+def header_spelling(name: bytes) -> bytes:
+    """``content-type`` → ``Content-Type`` (the spelling browsers use on HTTP/1.1)."""
+    lower = name.lower()
+    return _SPELLING.get(lower) or b"-".join(p[:1].upper() + p[1:] for p in lower.split(b"-"))
+
+
+def wire_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
+    """Filtered request headers in Firefox's order and spelling, for the eepsite."""
+    ranked = sorted(
+        enumerate(headers), key=lambda item: (_RANK.get(item[1][0].lower(), len(_RANK)), item[0])
+    )
+    return [(header_spelling(name), value) for _, (name, value) in ranked]

@@ -65,6 +65,8 @@ class _Upstream:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     conn: h11.Connection
+    #: False once the site sent something that makes the next exchange on it untrustworthy.
+    reusable: bool = True
 
 
 class UpstreamRelay:
@@ -105,7 +107,7 @@ class UpstreamRelay:
         except BaseException:
             self._release(up)  # the browser went away or the site failed: no stream left open
             raise
-        if ok and up.conn.our_state is h11.DONE and up.conn.their_state is h11.DONE:
+        if ok and up.reusable and up.conn.our_state is h11.DONE and up.conn.their_state is h11.DONE:
             up.conn.start_next_cycle()
             self.upstream = up
         else:
@@ -250,11 +252,17 @@ class UpstreamRelay:
                     # h11 bounds incomplete heads only; one that arrived whole is measured here.
                     raise HttpError(502, "Bad Gateway", "the site's response head is too large")
                 started = True
+                headers = filter_response_headers(event.headers)
+                names = {n for n, _ in event.headers}
+                if b"transfer-encoding" in names and b"content-length" in names:
+                    # RFC 9112 §6.3: Transfer-Encoding wins; an intermediary removes the
+                    # Content-Length before forwarding. The stream is not reused after such
+                    # a response (the site's framing cannot be trusted).
+                    headers = [(n, v) for n, v in headers if n != b"content-length"]
+                    up.reusable = False
                 await self.browser.write(
                     h11.Response(
-                        status_code=event.status_code,
-                        headers=filter_response_headers(event.headers),
-                        reason=event.reason,
+                        status_code=event.status_code, headers=headers, reason=event.reason
                     )
                 )
             elif isinstance(event, h11.Data):

@@ -14,7 +14,7 @@ from i2proxy.dialer.base import DialError
 from i2proxy.log import get_logger
 from i2proxy.proxy import pages
 from i2proxy.proxy.context import ClientSlot, SessionContext
-from i2proxy.proxy.headers import Origin, filter_request_headers
+from i2proxy.proxy.headers import Origin, filter_request_headers, wire_headers
 from i2proxy.proxy.http import (
     HttpError,
     RequestTarget,
@@ -115,6 +115,14 @@ class HttpSession:
                 HttpError(431, "Request Header Fields Too Large", "request head too large")
             )
             return False
+        names = {n for n, _ in headers}
+        if b"content-length" in names and b"transfer-encoding" in names:
+            # RFC 9112 §6.1: a server MAY reject such a request and MUST close the connection
+            # after it (the two framings are how requests get smuggled past intermediaries).
+            await self.browser.error(
+                HttpError(400, "Bad Request", "both Content-Length and Transfer-Encoding")
+            )
+            return False
         host_header = next((v.decode("latin-1") for n, v in headers if n == b"host"), None)
         try:
             target = parse_request_target(method, request.target.decode("latin-1"), host_header)
@@ -181,7 +189,9 @@ class HttpSession:
         headers = filter_request_headers(
             request.headers, origin=origin, b32_host=b32, user_agent=user_agent
         )
-        upstream_request = h11.Request(method=request.method, target=path.encode(), headers=headers)
+        upstream_request = h11.Request(
+            method=request.method, target=path.encode(), headers=wire_headers(headers)
+        )
         return await self.relay.forward(upstream_request, (b32, target.port), destination)
 
     # -- CONNECT ---------------------------------------------------------------------------------

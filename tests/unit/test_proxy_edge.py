@@ -317,3 +317,64 @@ async def test_pac_file_on_a_wildcard_bind_never_echoes_the_host_header(proxy, h
         # The address the client reached the proxy on, taken from the socket.
         assert b'return "PROXY 127.0.0.1:' + port + b'";' in reply
     assert proxy.stats.internal_errors == 0
+
+
+# -- Content-Length and Transfer-Encoding together (RFC 9112 §6.1, §6.3) ---------------------------
+
+
+async def _raw_site(answer: bytes):
+    """A TCP "site" that reads one request head and sends ``answer``, then closes."""
+    requests: list[bytes] = []
+
+    async def handle(reader, writer):
+        requests.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(answer)
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.close()
+
+    site = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return site, site.sockets[0].getsockname()[1], requests
+
+
+async def test_a_response_with_content_length_and_chunked_is_relayed_by_its_chunks(proxy):
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"a\r\n0123456789\r\n0\r\n\r\n"
+    )
+    site, port, _ = await _raw_site(answer)
+    name = "c" * 52 + ".b32.i2p"
+    proxy.dialer.routes[name] = port
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://{name}/", proxy=url(proxy)) as resp,
+    ):
+        assert "content-length" not in resp.headers
+        assert await resp.read() == b"0123456789"
+    site.close()
+    assert proxy.stats.internal_errors == 0
+
+
+async def test_a_request_with_content_length_and_chunked_is_a_400_and_never_sent(proxy):
+    request = (
+        b"POST http://site.i2p/echo HTTP/1.1\r\nHost: site.i2p\r\nContent-Length: 4\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    )
+    reply = await raw(proxy, request)
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    assert b"connection: close" in reply.lower()
+    assert proxy.dialer.opened == []
+
+
+async def test_a_chunked_request_reaches_the_site_without_a_content_length(proxy):
+    site, port, requests = await _raw_site(b"HTTP/1.1 204 No Content\r\n\r\n")
+    name = "q" * 52 + ".b32.i2p"
+    proxy.dialer.routes[name] = port
+    request = (
+        f"POST http://{name}/ HTTP/1.1\r\nHost: {name}\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    ).encode()
+    assert (await raw(proxy, request)).startswith(b"HTTP/1.1 204 ")
+    head = requests[0].lower()
+    assert b"transfer-encoding: chunked" in head and b"content-length" not in head
+    site.close()

@@ -13,6 +13,7 @@ from i2proxy.proxy.headers import (
     filter_request_headers,
     filter_response_headers,
     is_supercookie,
+    wire_headers,
 )
 from i2proxy.proxy.http import (
     HelperTokens,
@@ -157,8 +158,62 @@ def test_request_filter_keeps_only_what_a_site_needs():
         b"accept-encoding": b"gzip",
         b"cookie": b"a=b",
         b"content-type": b"text/plain",
+        b"origin": b"null",  # cross-site: the site can still tell (CSRF), but not from where
         b"user-agent": b"MYOB/6.66 (AN/ON)",
     }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        b"X-Forwarded",
+        b"Forwarded-For",
+        b"X-Host",
+        b"X-Remote-Addr",
+        b"X-Original-URL",
+        b"X-Forwarded-Proto",
+        b"Upgrade-Insecure-Requests",
+        b"Priority",
+        b"X-Anything-New",
+        b"Expect",
+    ],
+)
+def test_request_headers_outside_the_allow_list_never_reach_the_site(name):
+    out = filter_request_headers(
+        [(name, b"192.168.1.5"), (b"Accept", b"*/*")],
+        origin=Origin("http", "zzz.i2p", 80),
+        b32_host=B32,
+    )
+    assert [n for n, _ in out] == [b"host", b"accept", b"user-agent"]
+
+
+def test_headers_go_out_in_firefox_order_and_spelling():
+    filtered = filter_request_headers(
+        [
+            (b"cookie", b"a=b"),
+            (b"referer", b"http://zzz.i2p/"),
+            (b"x-csrf-token", b"t"),
+            (b"accept-encoding", b"gzip"),
+            (b"content-length", b"3"),
+            (b"accept", b"*/*"),
+            (b"origin", b"http://zzz.i2p"),
+            (b"content-type", b"text/plain"),
+        ],
+        origin=Origin("http", "zzz.i2p", 80),
+        b32_host=B32,
+    )
+    assert [n for n, _ in wire_headers(filtered)] == [
+        b"Host",
+        b"User-Agent",
+        b"Accept",
+        b"Accept-Encoding",
+        b"Content-Type",
+        b"Content-Length",
+        b"Origin",
+        b"Referer",
+        b"Cookie",
+        b"X-CSRF-Token",
+    ]
 
 
 def test_same_origin_referer_and_origin_are_kept_but_spelled_with_the_b32_name():
@@ -199,6 +254,8 @@ def test_response_filter_drops_supercookies_and_proxy_headers():
         (b"content-type", b"text/html"),
     ]
     assert is_supercookie(b'x=1; Domain=".I2P."')
+    assert is_supercookie(b"x=1; Domain=b32.i2p.alt")
+    assert is_supercookie(b"x=1; Domain=.I2P.ALT")
     assert not is_supercookie(b"x=1; Path=/i2p")
 
 

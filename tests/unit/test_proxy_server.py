@@ -100,7 +100,7 @@ async def test_aiohttp_get_through_http_proxy_sends_filtered_headers_in_the_firs
     assert not {"accept-language", "x-forwarded-for", "dnt", "proxy-connection"} & set(seen)
     opened = proxy.dialer.opened[-1]
     assert opened.port == 80
-    assert opened.initial_data.startswith(b"GET /headers HTTP/1.1\r\nhost: " + SITE.encode())
+    assert opened.initial_data.startswith(b"GET /headers HTTP/1.1\r\nHost: " + SITE.encode())
 
 
 async def test_keep_alive_serves_several_requests_on_one_browser_connection_and_one_stream(proxy):
