@@ -953,7 +953,7 @@ class Connection:
                 # client at most one more 8 KiB buffer of what it had queued (2.45.1,
                 # SAMSocket::I2PReceive), so a CLOSE right behind a burst truncates the data.
                 break
-            room = self.recovery.window_room()
+            room = 1 if self.recovery.can_send(self._next_seq, now) else 0
             if self._peer_choked:
                 probe_due = (
                     not self.recovery.in_flight

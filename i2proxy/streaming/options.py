@@ -44,6 +44,8 @@ class StreamingOptions:
     max_window_size: int = 128
     #: Congestion controller by name (``congestion.ALGORITHMS``): "reno" or "cubic".
     congestion: str = "reno"
+    #: Spread new packets over the RTT (token bucket) instead of sending a window at once.
+    pacing: bool = True
     #: Retransmissions of one packet before the connection is reset.
     max_resends: int = 8
     #: Largest payload we accept per packet; advertised in our SYN (MAX_PACKET_SIZE_INCLUDED).
@@ -143,6 +145,7 @@ PROPERTY_NAMES: dict[str, tuple[str, str]] = {
     "i2proxy.streaming.receiveBuffer": ("receive_buffer", "int"),
     "i2proxy.streaming.sendBuffer": ("send_buffer", "int"),
     "i2proxy.streaming.preAck": ("pre_ack", "bool"),
+    "i2proxy.streaming.pacing": ("pacing", "bool"),
     "i2proxy.streaming.preAckGuard": ("pre_ack_guard", "ms"),
     "i2proxy.streaming.maxStreams": ("max_streams", "int"),
 }

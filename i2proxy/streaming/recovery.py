@@ -60,6 +60,57 @@ PACKET_THRESHOLD = 3
 TIME_THRESHOLD = 9 / 8
 #: Timer granularity (RFC 9002's kGranularity).
 GRANULARITY = 0.001
+#: Pacing: the window is spread over the RTT at this multiple of window/RTT (RFC 9002 7.7
+#: suggests N = 1.25 so pacing itself never limits the rate)...
+PACING_GAIN = 1.25
+#: ... allowing bursts of up to a quarter window, between 2 and 16 packets (aioquic's pacer).
+MIN_BURST, MAX_BURST = 2, 16
+#: Largest distance between the oldest unacknowledged packet and the next new one, in windows
+#: of ``maxWindowSize`` (Java limits it to 2 windows; our receiver keeps no more).
+MAX_SEQUENCE_SPREAD = 2
+
+
+class Pacer:
+    """Token bucket spreading a window of new packets over one RTT instead of one burst.
+
+    A burst of a whole window (128 packets) lands in the router's I2CP queue and the first
+    tunnel at once; routers drop from full queues, and a dropped burst is many losses at once.
+    """
+
+    def __init__(self) -> None:
+        self.tokens = float(MAX_BURST)
+        self._updated: float | None = None
+        self.packet_time: float | None = None  # None: not paced (no RTT yet)
+        self.burst = MAX_BURST
+
+    def update(self, srtt: float | None, window: int) -> None:
+        if srtt is None or srtt <= 0:
+            self.packet_time = None
+            return
+        self.packet_time = srtt / (PACING_GAIN * max(1, window))
+        self.burst = max(MIN_BURST, min(MAX_BURST, window // 4))
+
+    def _refill(self, now: float) -> None:
+        if self._updated is not None and self.packet_time:
+            self.tokens = min(
+                float(self.burst), self.tokens + (now - self._updated) / self.packet_time
+            )
+        self._updated = now
+
+    def next_send_time(self, now: float) -> float | None:
+        """None: a packet may leave now; else when the next one may."""
+        if self.packet_time is None:
+            return None
+        self._refill(now)
+        if self.tokens >= 1.0 - 1e-9:
+            return None
+        return now + (1.0 - self.tokens) * self.packet_time
+
+    def on_packet_sent(self, now: float) -> None:
+        if self.packet_time is None:
+            return
+        self._refill(now)
+        self.tokens = max(0.0, self.tokens - 1.0)
 
 
 class Recovery:
@@ -95,6 +146,9 @@ class Recovery:
         #: When the earliest not-yet-lost packet crosses the time threshold.
         self.loss_deadline: float | None = None
         self.retransmissions = 0
+        self.pacer = Pacer()
+        #: When the pacer lets the next new packet leave (None: now, or nothing waiting).
+        self.pacing_deadline: float | None = None
         #: Packets declared lost by ACK evidence (not by the timer).
         self.losses_detected = 0
         self._resend: list[int] = []
@@ -110,8 +164,31 @@ class Recovery:
         """How many new packets the congestion window allows now."""
         return self.congestion.window - len(self.sent)
 
+    def can_send(self, next_seq: int, now: float) -> bool:
+        """May a new packet with sequence ``next_seq`` leave now (window, spread and pacing)?
+        When only the pacer says no, :attr:`pacing_deadline` says when to ask again."""
+        self.pacing_deadline = None
+        if self.congestion.window - len(self.sent) <= 0:
+            return False
+        if self.sent and next_seq - next(iter(self.sent)) >= (
+            MAX_SEQUENCE_SPREAD * self.options.max_window_size
+        ):
+            return False  # the peer's reorder buffer would drop it
+        if not self.options.pacing:
+            return True
+        self.pacer.update(self.rtt.srtt, self.congestion.window)
+        wait = self.pacer.next_send_time(now)
+        if wait is not None:
+            self.pacing_deadline = wait
+            return False
+        return True
+
     def get_timer(self) -> float | None:
-        deadlines = [d for d in (self.rto_deadline, self.loss_deadline) if d is not None]
+        deadlines = [
+            d
+            for d in (self.rto_deadline, self.loss_deadline, self.pacing_deadline)
+            if d is not None
+        ]
         return min(deadlines) if deadlines else None
 
     def _loss_delay(self) -> float:
@@ -123,6 +200,7 @@ class Recovery:
         """A new sequenced packet left (never called for retransmissions)."""
         self.sent[seq] = SentPacket(seq, payload, control, now, now)
         self.congestion.on_packet_sent(now, len(self.sent))
+        self.pacer.on_packet_sent(now)
         if self.rto_deadline is None:
             self.rto_deadline = now + self.rtt.rto
 
@@ -189,6 +267,8 @@ class Recovery:
 
     def handle_timer(self, now: float) -> None:
         """Run the loss or retransmission timer. Raises :class:`MaxResendsExceeded`."""
+        if self.pacing_deadline is not None and now >= self.pacing_deadline:
+            self.pacing_deadline = None  # the connection sends on its next packets_to_send
         if self.loss_deadline is not None and now >= self.loss_deadline:
             self._detect_losses(now)
         if self.rto_deadline is not None and now >= self.rto_deadline:
@@ -236,3 +316,4 @@ class Recovery:
         self._resend.clear()
         self.rto_deadline = None
         self.loss_deadline = None
+        self.pacing_deadline = None

@@ -11,7 +11,10 @@ from i2proxy.streaming.options import StreamingOptions
 from i2proxy.streaming.packet import CHOKE_SEND_DELAY_MS, Packet, decode
 from tests.unit.streaming_sim import Endpoint, Link, Simulation, ended, only
 
-OPTIONS = StreamingOptions(initial_rto=1.0, connect_timeout=120, initial_window_size=16)
+#: Pacing off: these tests put packets on the link at exact times (pacing has its own test).
+OPTIONS = StreamingOptions(
+    initial_rto=1.0, connect_timeout=120, initial_window_size=16, pacing=False
+)
 PACKET = 1730
 ONE_WAY = 0.05
 

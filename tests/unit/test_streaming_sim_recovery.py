@@ -7,10 +7,14 @@ import pytest
 
 from i2proxy.streaming.congestion import CubicCongestion, RenoCongestion, create
 from i2proxy.streaming.options import OptionError, StreamingOptions
-from i2proxy.streaming.recovery import PACKET_THRESHOLD
+from i2proxy.streaming.packet import Flag
+from i2proxy.streaming.recovery import PACKET_THRESHOLD, Recovery
 from tests.unit.streaming_sim import Endpoint, Link, Simulation, only
 
-OPTIONS = StreamingOptions(initial_rto=1.0, connect_timeout=120, initial_window_size=16)
+#: Pacing off: these tests put packets on the link at exact times (pacing has its own test).
+OPTIONS = StreamingOptions(
+    initial_rto=1.0, connect_timeout=120, initial_window_size=16, pacing=False
+)
 PACKET = 1730
 ONE_WAY = 0.05
 
@@ -190,3 +194,38 @@ def test_both_controllers_deliver_byte_exact_at_five_percent_loss(algorithm):
     only(server).close()
     sim.run(lambda: len(client.received[conn.local_stream_id]) == len(data), max_time=600)
     assert bytes(client.received[conn.local_stream_id]) == data
+
+
+def test_a_window_is_paced_over_the_rtt_not_sent_in_one_burst():
+    options = OPTIONS.with_overrides(pacing=True, initial_window_size=32)
+    up = Link(delay=ONE_WAY)
+    _client, _server, conn, sim = established(up, Link(delay=ONE_WAY), options)
+    srtt, window = conn.rtt.srtt, 32
+    assert conn.congestion.window >= window
+    start = sim.now
+    conn.send(bytes(conn._payload_limit() * window))  # exactly `window` full packets
+    sim.run(lambda: conn.in_flight == 0 and not conn.unsent_bytes, max_time=start + 10)
+    times = [t for t, p in up.log if t >= start and p.payload]
+    assert len(times) == window
+    burst = max(times.count(t) for t in times)
+    assert burst <= window // 4  # at most a quarter window at one instant
+    spread = times[-1] - times[0]
+    # spread out (the window grows as ACKs come back, so later gaps shrink), within one RTT
+    assert srtt / 3 <= spread <= srtt
+
+
+def test_new_packets_stop_two_windows_ahead_of_the_oldest_unacknowledged():
+    options = OPTIONS.with_overrides(max_window_size=8, initial_window_size=8)
+    # (the window is set by hand below; maxWindowSize only sets the spread limit here)
+    recovery = Recovery(options)
+    for seq in range(1, 9):
+        assert recovery.can_send(seq, 0.0)
+        recovery.on_packet_sent(seq, b"x", Flag(0), 0.0)
+    recovery.on_ack_received(8, (1,), 0.1)  # 2..8 arrived, 1 missing
+    recovery.congestion.window = 16  # as if the loss of 1 had not shrunk it
+    for seq in range(9, 17):
+        assert recovery.can_send(seq, 0.1)
+        recovery.on_packet_sent(seq, b"x", Flag(0), 0.1)
+    recovery.on_ack_received(16, (1,), 0.2)
+    assert recovery.window_room() > 0  # the window alone would allow more...
+    assert not recovery.can_send(17, 0.2)  # ...but the receiver keeps only 2 windows past 1
