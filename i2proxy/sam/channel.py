@@ -1,15 +1,17 @@
-"""The SAM control channel as a sans-IO state machine: commands out, replies and timers in.
+"""The SAM control channel as a sans-IO state machine: commands out, replies in.
 
-One control socket carries HELLO, SESSION CREATE and later NAMING LOOKUP / PING. Routers answer
+One control socket carries HELLO, SESSION CREATE and later NAMING LOOKUP. Routers answer
 commands in order and i2pd reads the next command only after answering the previous one, so
 replies are matched to a FIFO of outstanding commands. A ``PING`` from the router is answered
-with ``PONG`` at once. Keepalive: when the channel has been idle for ``keepalive_interval`` and
-the negotiated version has PING (3.2+), a PING goes out; no PONG within ``keepalive_timeout``
-yields :class:`KeepaliveTimeout` so the adapter can drop the socket and reconnect.
+with ``PONG`` at once; a stray ``PONG`` is reported and otherwise ignored.
 
-Shape follows aioquic/h11: ``send_*`` queues bytes, ``receive_data(data, now)`` parses,
-``next_event()`` drains events, ``data_to_send()`` drains bytes, ``get_timer()`` /
-``handle_timer(now)`` drive time.
+We never PING on this socket: i2pd 2.58 answers ``PONG`` and then closes the socket the PING
+came on, and the router ends the session with its control socket (i2pd before 2.46 speaks 3.1
+and closes it on any PING). Liveness is checked on a separate socket instead
+(``i2proxy.sam.connection.probe_bridge``).
+
+Shape follows aioquic/h11: ``send_command`` queues bytes, ``receive_data(data, now)`` parses,
+``next_event()`` drains events, ``data_to_send()`` drains bytes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from i2proxy.sam.protocol import LineReader, Reply, SAMProtocolError
 PING_MIN_VERSION = (3, 2)
 
 
+def supports_ping(version: tuple[int, int] | None) -> bool:
+    return version is not None and version >= PING_MIN_VERSION
+
+
 @dataclass(frozen=True)
 class ReplyReceived:
     """The reply to the oldest outstanding command."""
@@ -36,10 +42,9 @@ class ReplyReceived:
 
 @dataclass(frozen=True)
 class PongReceived:
-    """A PONG; ``rtt`` is set when it answers our own keepalive PING."""
+    """A PONG we did not ask for on this socket (reported, otherwise ignored)."""
 
     text: str
-    rtt: float | None
 
 
 @dataclass(frozen=True)
@@ -49,45 +54,25 @@ class PingReceived:
     text: str
 
 
-@dataclass(frozen=True)
-class KeepaliveTimeout:
-    """Our PING went unanswered for ``waited`` seconds: the router is gone or wedged."""
-
-    waited: float
-
-
-Event = ReplyReceived | PongReceived | PingReceived | KeepaliveTimeout
+Event = ReplyReceived | PongReceived | PingReceived
 
 
 class ControlChannel:
-    """Request/reply bookkeeping and keepalive for one SAM control socket."""
+    """Request/reply bookkeeping for one SAM control socket."""
 
-    def __init__(
-        self,
-        *,
-        keepalive_interval: float = 30.0,
-        keepalive_timeout: float = 15.0,
-        max_line: int = protocol.MAX_REPLY_LENGTH,
-    ) -> None:
-        self.keepalive_interval = keepalive_interval
-        self.keepalive_timeout = keepalive_timeout
+    def __init__(self, *, max_line: int = protocol.MAX_REPLY_LENGTH) -> None:
         #: Negotiated version, set by the HELLO REPLY.
         self.version: tuple[int, int] | None = None
         self._lines = LineReader(max_line)
         self._outgoing = bytearray()
         self._pending: deque[str] = deque()
         self._events: deque[Event] = deque()
-        self._last_activity: float | None = None
-        self._ping_sent_at: float | None = None
-        self._ping_token: str | None = None
-        self._ping_counter = 0
-        self._timed_out = False
 
     # ------------------------------------------------------------------ commands out
 
     @property
     def supports_ping(self) -> bool:
-        return self.version is not None and self.version >= PING_MIN_VERSION
+        return supports_ping(self.version)
 
     @property
     def outstanding(self) -> int:
@@ -101,19 +86,6 @@ class ControlChannel:
         words = line.decode("utf-8").split(" ", 2)
         self._pending.append(" ".join(words[:2]).strip())
         self._outgoing += line
-        self._touch(now)
-
-    def send_ping(self, now: float, text: str | None = None) -> str:
-        """Queue a PING (only on 3.2+). Returns the token the PONG must echo."""
-        if not self.supports_ping:
-            raise SAMProtocolError(f"SAM {self.version} has no PING (needs 3.2)")
-        if text is None:
-            self._ping_counter += 1
-            text = f"i2proxy-{self._ping_counter}"
-        self._ping_token = text
-        self._ping_sent_at = now
-        self._outgoing += protocol.ping(text)
-        return text
 
     def data_to_send(self) -> bytes:
         data = bytes(self._outgoing)
@@ -124,8 +96,6 @@ class ControlChannel:
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Feed bytes from the socket. Raises SAMProtocolError on garbage or an unasked reply."""
-        if data:
-            self._touch(now)
         for line in self._lines.feed(data):
             if not line.strip():
                 continue
@@ -137,12 +107,7 @@ class ControlChannel:
             self._events.append(PingReceived(reply.text))
             return
         if reply.topic == "PONG":
-            rtt = None
-            if self._ping_sent_at is not None and reply.text == self._ping_token:
-                rtt = now - self._ping_sent_at
-                self._ping_sent_at = None
-                self._ping_token = None
-            self._events.append(PongReceived(reply.text, rtt))
+            self._events.append(PongReceived(reply.text))
             return
         if not self._pending:
             raise SAMProtocolError(f"unsolicited SAM reply: {reply.topic} {reply.kind}")
@@ -158,30 +123,3 @@ class ControlChannel:
 
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
-
-    # ------------------------------------------------------------------ time
-
-    def _touch(self, now: float) -> None:
-        self._last_activity = now
-
-    def get_timer(self) -> float | None:
-        """When :meth:`handle_timer` must next run, or None when no keepalive is due."""
-        if self._timed_out or not self.supports_ping or self._last_activity is None:
-            return None
-        if self._ping_sent_at is not None:
-            return self._ping_sent_at + self.keepalive_timeout
-        if self._pending:
-            # i2pd reads nothing while it works on a command (SESSION CREATE takes ~20 s), so
-            # a PING now would go unanswered; the adapter's per-command timeout covers it.
-            return None
-        return self._last_activity + self.keepalive_interval
-
-    def handle_timer(self, now: float) -> None:
-        deadline = self.get_timer()
-        if deadline is None or now < deadline:
-            return
-        if self._ping_sent_at is not None:
-            self._timed_out = True
-            self._events.append(KeepaliveTimeout(now - self._ping_sent_at))
-            return
-        self.send_ping(now)

@@ -38,6 +38,7 @@ from i2proxy.sam.connection import (
     StatsStreamWriter,
     handshake,
     open_socket,
+    probe_bridge,
     read_line,
 )
 from i2proxy.sam.protocol import SAMProtocolError
@@ -133,8 +134,11 @@ class SAMClient:
         self.session_prefix = session_prefix
         self.connect_timeout = connect_timeout
         self.session_timeout = session_timeout
+        #: Seconds between bridge probes (0 = none), and how long a probe may take.
         self.keepalive_interval = keepalive_interval
         self.keepalive_timeout = keepalive_timeout
+        #: Bridge probes that failed (a session is re-created after two in a row).
+        self.probe_failures = 0
         self.backoff = backoff or Backoff()
         self.min_version = min_version
         self.max_version = max_version
@@ -189,8 +193,6 @@ class SAMClient:
             self.host,
             self.port,
             timeout=self.connect_timeout,
-            keepalive_interval=self.keepalive_interval,
-            keepalive_timeout=self.keepalive_timeout,
             min_version=self.min_version,
             max_version=self.max_version,
         )
@@ -239,7 +241,7 @@ class SAMClient:
         while not self._closing:
             control = self._control
             assert control is not None
-            reason = await control.closed
+            reason = await self._watch(control)
             self._ready.clear()
             await control.close()
             if self._closing:
@@ -257,6 +259,33 @@ class SAMClient:
                     log.info("sam_reconnect_failed", error=f"{type(exc).__name__}: {exc}")
                     continue
                 break
+
+    async def _watch(self, control: ControlConnection) -> str:
+        """Wait for the control socket to close, probing the bridge on a separate socket every
+        ``keepalive_interval``: two failed probes in a row (a wedged router answers nothing
+        while the socket stays open) count as a lost session. Returns why it ended."""
+        failed_in_a_row = 0
+        while True:
+            if self.keepalive_interval <= 0:
+                return await asyncio.shield(control.closed)
+            done, _ = await asyncio.wait({control.closed}, timeout=self.keepalive_interval)
+            if done:
+                return control.closed.result()
+            try:
+                await probe_bridge(
+                    self.host,
+                    self.port,
+                    timeout=self.keepalive_timeout,
+                    min_version=self.min_version,
+                    max_version=self.max_version,
+                )
+                failed_in_a_row = 0
+            except (SAMUnavailable, protocol.SAMError, SAMProtocolError) as exc:
+                self.probe_failures += 1
+                failed_in_a_row += 1
+                log.info("sam_probe_failed", bridge=f"{self.host}:{self.port}", error=str(exc))
+                if failed_in_a_row >= 2:
+                    control.fail(f"bridge probe failed twice: {exc}")
 
     def _require_session(self) -> SessionInfo:
         if self._closing:
@@ -339,10 +368,16 @@ class SAMClient:
         return pub, priv
 
     async def ping(self, timeout: float = 10.0) -> float:
-        """PING/PONG round trip on the control socket (SAM 3.2+)."""
-        self._require_session()
-        assert self._control is not None
-        return await self._control.ping(timeout)
+        """HELLO and, on SAM 3.2+, PING/PONG on a probe socket of its own: the bridge's round
+        trip in seconds. Never on the control socket (i2pd 2.58 closes it after the PONG)."""
+        return await probe_bridge(
+            self.host,
+            self.port,
+            timeout=timeout,
+            ping=True,
+            min_version=self.min_version,
+            max_version=self.max_version,
+        )
 
 
 __all__ = [
@@ -361,5 +396,6 @@ __all__ = [
     "guess_flavour",
     "handshake",
     "open_socket",
+    "probe_bridge",
     "read_line",
 ]

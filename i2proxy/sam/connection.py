@@ -1,5 +1,6 @@
-"""asyncio plumbing for SAM sockets: opening one, reading bounded reply lines, HELLO, and
-:class:`ControlConnection`, the adapter that drives the sans-IO :class:`ControlChannel`.
+"""asyncio plumbing for SAM sockets: opening one, reading bounded reply lines, HELLO, the
+bridge probe, and :class:`ControlConnection`, the adapter that drives the sans-IO
+:class:`ControlChannel`.
 
 Every socket to the bridge gets TCP_NODELAY and a TCP_QUICKACK after each read: i2pd leaves
 Nagle on, so without a prompt ACK its second small write waits ~40 ms for our delayed ACK.
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import socket
 import time
 from collections.abc import Callable
 
 from i2proxy.log import get_logger
 from i2proxy.sam import protocol
-from i2proxy.sam.channel import ControlChannel, KeepaliveTimeout, PongReceived, ReplyReceived
+from i2proxy.sam.channel import ControlChannel, ReplyReceived, supports_ping
 from i2proxy.sam.protocol import Reply, SAMProtocolError
 
 log = get_logger("i2proxy.sam")
@@ -111,13 +113,48 @@ async def handshake(
     return protocol.parse_version(reply.params.get("VERSION", ""))
 
 
+async def probe_bridge(
+    host: str,
+    port: int,
+    *,
+    timeout: float,
+    ping: bool = False,
+    min_version: str = MIN_VERSION,
+    max_version: str = MAX_VERSION,
+) -> float:
+    """Is the bridge alive? HELLO (and ``PING``/``PONG`` when ``ping`` and SAM ≥ 3.2) on a
+    socket of its own, closed afterwards; returns the round trip in seconds.
+
+    This is the keepalive: the session's control socket is never pinged, because i2pd 2.58
+    answers PONG and then closes the socket the PING came on, which ends the session (it was
+    re-created every ~30 s). A probe socket may be closed by the router without harm, on every
+    router kind. Raises SAMUnavailable (unreachable, closed, silent) or SAMProtocolError.
+    """
+    started = time.monotonic()
+    reader, writer = await open_socket(host, port, timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            version = await handshake(reader, writer, min_version, max_version)
+            if ping and supports_ping(version):
+                token = f"i2proxy-{secrets.token_hex(4)}"
+                writer.write(protocol.ping(token))
+                reply = protocol.parse_reply(await read_line(reader))
+                if reply.topic != "PONG" or reply.text != token:
+                    raise SAMProtocolError(f"expected PONG {token}, got {reply.topic} {reply.text}")
+    except TimeoutError as exc:
+        raise SAMUnavailable(f"SAM bridge {host}:{port} did not answer within {timeout}s") from exc
+    finally:
+        writer.close()
+    return time.monotonic() - started
+
+
 def _consume_outcome(future: asyncio.Future[Reply]) -> None:
     if not future.cancelled():
         future.exception()
 
 
 class ControlConnection:
-    """asyncio adapter for :class:`ControlChannel`: one socket, a reader task, a timer."""
+    """asyncio adapter for :class:`ControlChannel`: one socket and its reader task."""
 
     def __init__(
         self,
@@ -132,13 +169,8 @@ class ControlConnection:
         self._clock = clock
         self._waiters: list[asyncio.Future[Reply]] = []
         self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.last_ping_rtt: float | None = None
-        self._tasks = [
-            asyncio.create_task(self._read_loop(), name="sam-control-read"),
-            asyncio.create_task(self._timer_loop(), name="sam-control-timer"),
-        ]
+        self._tasks = [asyncio.create_task(self._read_loop(), name="sam-control-read")]
 
     @classmethod
     async def open(
@@ -147,8 +179,6 @@ class ControlConnection:
         port: int,
         *,
         timeout: float = 10.0,
-        keepalive_interval: float = 30.0,
-        keepalive_timeout: float = 15.0,
         min_version: str = MIN_VERSION,
         max_version: str = MAX_VERSION,
     ) -> ControlConnection:
@@ -157,13 +187,7 @@ class ControlConnection:
             sock = writer.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        conn = cls(
-            reader,
-            writer,
-            ControlChannel(
-                keepalive_interval=keepalive_interval, keepalive_timeout=keepalive_timeout
-            ),
-        )
+        conn = cls(reader, writer, ControlChannel())
         try:
             reply = await conn.request(protocol.hello(min_version, max_version), timeout=timeout)
         except BaseException:
@@ -210,26 +234,10 @@ class ControlConnection:
                 raise
         return reply.raise_for_result()
 
-    async def ping(self, timeout: float = 10.0) -> float:
-        """PING (SAM 3.2+) and wait for the matching PONG; returns the round trip in seconds."""
-        if not self.channel.supports_ping:
-            raise SAMProtocolError(f"SAM {self.version} has no PING")
-        token = self.channel.send_ping(self._clock())
-        self._flush()
-        async with asyncio.timeout(timeout):
-            while True:
-                self._pong = asyncio.get_running_loop().create_future()
-                text, rtt = await self._pong
-                if text == token and rtt is not None:
-                    return rtt
-
-    _pong: asyncio.Future[tuple[str, float | None]] | None = None
-
     def _flush(self) -> None:
         data = self.channel.data_to_send()
         if data and not self._writer.is_closing():
             self._writer.write(data)
-        self._wake.set()
 
     async def _read_loop(self) -> None:
         reason = "closed by router"
@@ -252,31 +260,14 @@ class ControlConnection:
 
     def _dispatch(self) -> None:
         while (event := self.channel.next_event()) is not None:
-            if isinstance(event, ReplyReceived):
-                if self._waiters:
-                    waiter = self._waiters.pop(0)
-                    if not waiter.done():
-                        waiter.set_result(event.reply)
-            elif isinstance(event, PongReceived):
-                if event.rtt is not None:
-                    self.last_ping_rtt = event.rtt
-                if self._pong is not None and not self._pong.done():
-                    self._pong.set_result((event.text, event.rtt))
-            elif isinstance(event, KeepaliveTimeout):
-                self._fail(f"no PONG for {event.waited:.1f}s")
+            if isinstance(event, ReplyReceived) and self._waiters:
+                waiter = self._waiters.pop(0)
+                if not waiter.done():
+                    waiter.set_result(event.reply)
 
-    async def _timer_loop(self) -> None:
-        while not self.is_closed:
-            deadline = self.channel.get_timer()
-            self._wake.clear()
-            delay = None if deadline is None else max(0.0, deadline - self._clock())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-                continue
-            self.channel.handle_timer(self._clock())
-            self._dispatch()
-            self._flush()
+    def fail(self, reason: str) -> None:
+        """Give up on this socket (the supervisor then re-creates the session)."""
+        self._fail(reason)
 
     def _fail(self, reason: str) -> None:
         if not self.closed.done():
@@ -285,10 +276,7 @@ class ControlConnection:
             if not waiter.done():
                 waiter.set_exception(SAMUnavailable(f"SAM control socket lost: {reason}"))
         self._waiters.clear()
-        if self._pong is not None and not self._pong.done():
-            self._pong.set_exception(SAMUnavailable(f"SAM control socket lost: {reason}"))
         self._writer.close()
-        self._wake.set()
 
     async def close(self) -> None:
         self._fail("closed by client")

@@ -1,17 +1,11 @@
-"""The sans-IO SAM control channel: reply matching, router PINGs, keepalive on a fake clock."""
+"""The sans-IO SAM control channel: reply matching, router PINGs; it never PINGs itself."""
 
 from __future__ import annotations
 
 import pytest
 
 from i2proxy.sam import protocol
-from i2proxy.sam.channel import (
-    ControlChannel,
-    KeepaliveTimeout,
-    PingReceived,
-    PongReceived,
-    ReplyReceived,
-)
+from i2proxy.sam.channel import ControlChannel, PingReceived, PongReceived, ReplyReceived
 from i2proxy.sam.protocol import SAMProtocolError
 
 
@@ -74,59 +68,24 @@ def test_router_ping_is_answered_with_pong_of_the_same_text() -> None:
     assert channel.data_to_send() == b"PONG 1234\n"
 
 
-def test_no_keepalive_before_3_2() -> None:
-    channel = ControlChannel(keepalive_interval=10)
-    hello(channel, "3.1")
-    assert channel.get_timer() is None
-    with pytest.raises(SAMProtocolError):
-        channel.send_ping(0.0)
-
-
-def test_idle_channel_pings_and_measures_the_pong() -> None:
-    channel = ControlChannel(keepalive_interval=10, keepalive_timeout=5)
-    hello(channel, "3.3", now=0.0)
-    assert channel.get_timer() == 10.0
-    channel.handle_timer(9.0)
-    assert channel.data_to_send() == b""
-    channel.handle_timer(10.0)
-    ping_line = channel.data_to_send()
-    assert ping_line.startswith(b"PING ")
-    token = ping_line[5:-1].decode()
-    assert channel.get_timer() == 15.0
-    channel.receive_data(b"PONG " + token.encode() + b"\n", 10.25)
-    assert channel.next_event() == PongReceived(token, 0.25)
-    assert channel.get_timer() == pytest.approx(20.25)
-
-
-def test_missing_pong_yields_keepalive_timeout_once() -> None:
-    channel = ControlChannel(keepalive_interval=10, keepalive_timeout=5)
-    hello(channel, "3.3", now=0.0)
-    channel.handle_timer(10.0)
-    channel.data_to_send()
-    channel.handle_timer(14.9)
-    assert channel.next_event() is None
-    channel.handle_timer(15.0)
-    assert channel.next_event() == KeepaliveTimeout(5.0)
-    assert channel.get_timer() is None
-
-
-def test_no_ping_while_a_command_is_outstanding() -> None:
-    """i2pd reads nothing while SESSION CREATE runs (~20 s): a PING would look unanswered."""
-    channel = ControlChannel(keepalive_interval=10, keepalive_timeout=5)
-    hello(channel, "3.3", now=0.0)
+def test_the_channel_never_pings_on_its_own() -> None:
+    """i2pd 2.58 answers PONG and closes the socket: a PING here would end the session."""
+    channel = ControlChannel()
+    hello(channel, "3.3")
     channel.send_command(protocol.session_create("s"), 1.0)
-    assert channel.get_timer() is None
-    channel.handle_timer(100.0)
-    assert channel.data_to_send().startswith(b"SESSION CREATE")
     channel.receive_data(b"SESSION STATUS RESULT=OK DESTINATION=abc\n", 21.0)
-    assert channel.get_timer() == 31.0
+    channel.next_event()
+    assert channel.data_to_send().startswith(b"SESSION CREATE")
+    assert channel.data_to_send() == b""
+    assert not hasattr(channel, "get_timer")
 
 
-def test_unrelated_pong_has_no_rtt() -> None:
+def test_a_stray_pong_is_reported_and_ignored() -> None:
     channel = ControlChannel()
     hello(channel, "3.3")
     channel.receive_data(b"PONG other\n", 1.0)
-    assert channel.next_event() == PongReceived("other", None)
+    assert channel.next_event() == PongReceived("other")
+    assert channel.outstanding == 0
 
 
 def test_command_must_be_one_line() -> None:
