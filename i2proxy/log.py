@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
@@ -10,10 +11,22 @@ import structlog
 _configured = False
 
 
+class _NeverRaisingPrintLogger(structlog.PrintLogger):
+    """A PrintLogger that drops a line it cannot write (stderr closed, a pipe whose reader died):
+    a log call in cleanup code must not skip the cleanup."""
+
+    def msg(self, message: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            super().msg(message)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
 def _current_stderr_logger(*_args: object) -> structlog.PrintLogger:
     """A PrintLogger on the *current* sys.stderr: one captured at configure time may be closed
     later (pytest's capture, daemonized processes), and logging must never raise."""
-    return structlog.PrintLogger(file=sys.stderr)
+    return _NeverRaisingPrintLogger(file=sys.stderr)
 
 
 def configure(*, json: bool | None = None, level: str = "info") -> None:

@@ -10,7 +10,10 @@ status and returns what to try plus a coroutine function that stops what it star
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -37,9 +40,7 @@ class DemoProxy:
 
 async def start_proxy(status: TestnetStatus) -> DemoProxy:
     """Start ``i2proxy run`` (native I2CP backend) on the proxy router; stop it with SIGTERM."""
-    import os
     import socket
-    import sys
     import tempfile
 
     def free_port() -> int:
@@ -131,25 +132,66 @@ def instructions(status: TestnetStatus, proxy: DemoProxy) -> list[str]:
     ]
 
 
+def say(text: str) -> None:
+    """Print for the user, if anyone still reads: with ``./scripts/demo | tee demo.log`` a
+    Ctrl-C kills ``tee`` too, and a print then raises BrokenPipeError. Cleanup must not depend
+    on stdout, so a failed write only silences the rest of the output."""
+    try:
+        print(text, flush=True)
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # the interpreter's exit flush goes nowhere
+            os.close(devnull)
+
+
 async def run_demo(config: NetworkConfig | None = None, name: str = DEMO_NETWORK) -> None:
+    """Run the demo until SIGINT/SIGTERM/SIGHUP, then take everything down.
+
+    The signal handlers are installed before anything starts: a signal during start-up cancels
+    it (``Network.up`` cleans up after itself); later signals while cleaning up are ignored, so
+    a second Ctrl-C cannot leave routers or the namespace behind.
+    """
     check_prerequisites()
     network = Network(name)
-    if network.exists():  # left over from an interrupted demo: it is ours to remove
-        await network.down()
-    print(f"Starting a private I2P network of real i2pd routers ({name!r})…", flush=True)
-    status = await network.up(config)
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    stop = asyncio.Event()
+    starting = True
+
+    def on_signal() -> None:
+        if stop.is_set():
+            return  # already stopping: let the cleanup finish
+        stop.set()
+        if starting and main is not None:
+            main.cancel()
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal)
     proxy: DemoProxy | None = None
     try:
+        if network.exists():  # left over from an interrupted demo: it is ours to remove
+            await network.down()
+        say(f"Starting a private I2P network of real i2pd routers ({name!r})…")
+        status = await network.up(config)
         proxy = await start_proxy(status)
-        print("\n".join(instructions(status, proxy)), flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        starting = False
+        say("\n".join(instructions(status, proxy)))
         await stop.wait()
+    except asyncio.CancelledError:
+        if not stop.is_set() or main is None:
+            raise  # cancelled by someone else, not by our signal handler
+        main.uncancel()
     finally:
-        print("\nStopping…", flush=True)
-        if proxy is not None:
-            await proxy.stop()
-        await network.down()
-        print("Done: the network, its processes and files are gone.", flush=True)
+        starting = False
+        stop.set()
+        say("\nStopping…")
+        try:
+            if proxy is not None:
+                await proxy.stop()
+        finally:
+            await network.down()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+        say("Done: the network, its processes and files are gone.")
