@@ -1,0 +1,36 @@
+"""The bulk benchmark's cell syntax (``bench/bench_bulk.py --cells``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from bench_bulk import DEFAULT_CELLS, Cell, parse_cell
+
+
+def test_cells_become_the_testnet_impair_command_line():
+    assert parse_cell("0ms:none") == Cell("0ms:none", 0.0, ())
+    assert parse_cell("0ms:2loss").impair_args == ("--loss", "2.0")
+    assert parse_cell("50ms:1loss+5reorder") == Cell(
+        "50ms:1loss+5reorder", 50.0, ("--loss", "1.0", "--reorder", "5.0")
+    )
+    assert parse_cell("0ms:rate=4mbit+30jitter+1dup").impair_args == (
+        "--rate", "4mbit", "--jitter", "30.0", "--duplicate", "1.0",
+    )  # fmt: skip
+    assert parse_cell("real") == Cell("real", None, ("--profile", "real"))
+
+
+@pytest.mark.parametrize("text", ["50:1loss", "0ms", "0ms:2lost", "fast"])
+def test_bad_cells_are_refused(text):
+    with pytest.raises(ValueError):
+        parse_cell(text)
+
+
+def test_the_default_matrix_is_the_issues():
+    cells = DEFAULT_CELLS.split(",")
+    assert len(cells) == 12
+    assert {"0ms:none", "50ms:1loss", "200ms:5loss", "200ms:5reorder"} <= set(cells)
