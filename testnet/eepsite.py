@@ -167,9 +167,10 @@ def make_app(www_dir: Path, udp_echo: tuple[str, int] | None = None) -> web.Appl
     if udp_echo is not None:
 
         async def run_udp_echo(app: web.Application):  # type: ignore[no-untyped-def]
-            transport = await start_udp_echo(*udp_echo)
+            transports = await start_udp_echo(*udp_echo)
             yield
-            transport.close()
+            for transport in transports:
+                transport.close()
 
         app.cleanup_ctx.append(run_udp_echo)
     app.router.add_get("/", index)

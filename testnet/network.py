@@ -290,6 +290,7 @@ class Network:
                 destination=echo_destination,
                 router=config.udp_echo_router,
                 port=UDP_ECHO_LOCAL_PORT,
+                repliable_port=UDP_ECHO_LOCAL_PORT + 1,
             ),
         )
         status.save()  # early, so a half-ready network can be inspected and taken down

@@ -61,12 +61,14 @@ class EepsiteStatus:
 
 @dataclass
 class UdpEchoStatus:
-    """The UDP echo service: send datagrams to ``b32`` (any I2P port; ``port`` by convention)."""
+    """The UDP echo service: datagrams to ``b32`` on I2P ``port`` come back at once (i2pd
+    answers raw), on ``repliable_port`` after 150 ms (i2pd answers with repliable datagrams)."""
 
     b32: str
     destination: str
     router: int
     port: int
+    repliable_port: int = 0
 
 
 @dataclass

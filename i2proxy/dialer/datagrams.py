@@ -89,6 +89,8 @@ class DatagramEndpoint:
         self._queue: asyncio.Queue[ReceivedDatagram | None] = asyncio.Queue(queue_limit)
         #: remote port → the b32 name we last sent to on it (for raw replies)
         self._peers: dict[int, str] = {}
+        #: b32 name → the remote port we last sent it to (for bridges that report no ports)
+        self._ports: dict[str, int] = {}
         self.closed = False
 
     async def send(self, target: Destination | str, data: bytes, port: int = 0) -> None:
@@ -108,8 +110,11 @@ class DatagramEndpoint:
     def _remember_peer(self, b32: str, port: int) -> None:
         self._peers.pop(port, None)
         self._peers[port] = b32
-        if len(self._peers) > MAX_REMEMBERED_PEERS:
-            self._peers.pop(next(iter(self._peers)))
+        self._ports.pop(b32, None)
+        self._ports[b32] = port
+        for remembered in (self._peers, self._ports):
+            if len(remembered) > MAX_REMEMBERED_PEERS:
+                remembered.pop(next(iter(remembered)))  # type: ignore[call-overload]
 
     async def receive(self) -> ReceivedDatagram:
         """The next datagram for this endpoint; ``EndpointClosed`` once closed."""
@@ -121,16 +126,21 @@ class DatagramEndpoint:
         return item
 
     def deliver(
-        self, payload: bytes, sender_b32: str | None, src_port: int, authenticated: bool
+        self, payload: bytes, sender_b32: str | None, src_port: int | None, authenticated: bool
     ) -> None:
-        """Called by the backend for each datagram addressed to ``local_port``."""
+        """Called by the backend for each datagram addressed to ``local_port``.
+
+        ``src_port`` None: the backend cannot tell (i2pd 2.45.1's SAM); the port we last sent
+        that peer to stands in (0 if we never did)."""
         if self.closed:
             return
         if sender_b32 is None:
-            sender_b32 = self._peers.get(src_port)
+            sender_b32 = self._peers.get(src_port or 0)
             if sender_b32 is None:
                 self.stats.unattributed += 1
                 return
+        if src_port is None:
+            src_port = self._ports.get(sender_b32, 0)
         item = ReceivedDatagram(payload, sender_b32, src_port, self.local_port, authenticated)
         try:
             self._queue.put_nowait(item)

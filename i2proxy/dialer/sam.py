@@ -23,6 +23,8 @@ from i2proxy.dialer.base import (
     RouterUnavailable,
     StreamStats,
 )
+from i2proxy.dialer.datagrams import DatagramEndpoint
+from i2proxy.dialer.sam_datagrams import open_sam_datagram_endpoint
 from i2proxy.log import get_logger
 from i2proxy.sam import protocol
 from i2proxy.sam.client import (
@@ -195,6 +197,12 @@ class SAMDialer:
 
     async def close(self) -> None:
         await self.client.close()
+
+    async def open_datagram_endpoint(self) -> DatagramEndpoint:
+        """A datagram endpoint on a new SAM DATAGRAM session (see ``dialer/sam_datagrams.py``)."""
+        return await open_sam_datagram_endpoint(
+            self.client.host, self.client.port, options=self.client.options
+        )
 
     async def open_stream(
         self,

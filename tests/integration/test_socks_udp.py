@@ -1,7 +1,9 @@
 """SOCKS5 UDP ASSOCIATE through a real ``i2proxy run``, with PySocks as the client.
 
 The target is the test network's UDP echo service (an i2pd ``udpserver`` tunnel on router 2);
-the proxy uses router 3, so every datagram crosses the network both ways.
+the proxy uses router 3, so every datagram crosses the network both ways. Over SAM the echo's
+delayed port is used: i2pd answers it with repliable datagrams, while its immediate answers are
+raw, which an i2pd 2.45.1 SAM DATAGRAM session drops (see ``dialer/sam_datagrams.py``).
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ def router_url(testnet, backend: str) -> str:
     return f"sam://{router.sam}" if backend == "sam" else f"i2cp://{router.i2cp}"
 
 
-@pytest.fixture(scope="module", params=["i2cp"])
+@pytest.fixture(scope="module", params=["i2cp", "sam"])
 def proxy(request, testnet, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp(f"socks-udp-{request.param}")
     proxy = ProxyProcess(router_url(testnet, request.param), data_dir)
     proxy.start()
     try:
-        yield proxy
+        yield proxy, request.param
     finally:
         status = proxy.stop()
     assert status == 0, "i2proxy run did not shut down cleanly on SIGTERM"
@@ -62,8 +64,14 @@ def echo_round(client: socks.socksocket, target: tuple[str, int], payload: bytes
     return False
 
 
+def echo_target(testnet, backend: str) -> tuple[str, int]:
+    echo = testnet.udp_echo
+    return echo.b32, echo.repliable_port if backend == "sam" else echo.port
+
+
 def test_100_datagrams_to_the_udp_echo_come_back_byte_identical(proxy, testnet):
-    echo = (testnet.udp_echo.b32, testnet.udp_echo.port)
+    proxy, backend = proxy
+    echo = echo_target(testnet, backend)
     client = udp_client(proxy, timeout=60)
     try:
         # The first datagram waits for the LeaseSet lookup of the echo service.
@@ -75,14 +83,16 @@ def test_100_datagrams_to_the_udp_echo_come_back_byte_identical(proxy, testnet):
         elapsed = time.monotonic() - started
     finally:
         client.close()
-    print(f"socks udp: {echoed}/{COUNT} echoed byte-identical in {elapsed:.1f} s")
+    print(f"socks udp ({backend}): {echoed}/{COUNT} echoed byte-identical in {elapsed:.1f} s")
     assert echoed >= 95
 
 
 def test_datagrams_to_ip_addresses_and_clearnet_names_are_refused(proxy, testnet):
-    client = udp_client(proxy, timeout=5)
+    proxy, backend = proxy
+    client = udp_client(proxy, timeout=60)
     try:
-        assert echo_round(client, (testnet.udp_echo.b32, testnet.udp_echo.port), b"alive")
+        assert echo_round(client, echo_target(testnet, backend), b"alive")
+        client.settimeout(5)
         client.sendto(b"to an IP", ("127.0.0.1", 9))
         client.sendto(b"to the clearnet", ("example.com", 53))
         with pytest.raises(TimeoutError):

@@ -92,3 +92,13 @@ def test_a_taken_local_port_is_refused():
     table.open(Recorder(), local_port=5000)
     with pytest.raises(DialError):
         table.open(Recorder(), local_port=5000)
+
+
+async def test_a_reply_without_ports_gets_the_port_we_last_sent_its_sender_to():
+    table, send = EndpointTable(), Recorder()
+    endpoint = table.open(send)
+    await endpoint.send(PEER, b"q", 8008)
+    endpoint.deliver(b"a", PEER, None, True)  # i2pd 2.45.1's SAM reports no ports
+    endpoint.deliver(b"b", "b" * 52 + ".b32.i2p", None, True)  # a peer we never wrote to
+    first, second = endpoint._queue.get_nowait(), endpoint._queue.get_nowait()
+    assert (first.src_port, second.src_port) == (8008, 0)

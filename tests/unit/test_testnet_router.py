@@ -91,10 +91,12 @@ def test_eepsite_tunnel_is_a_plain_server_tunnel_on_port_80():
 
 
 def test_udp_echo_is_a_zero_hop_udp_server_tunnel_to_the_local_echo_port():
-    conf = parse(render_udp_echo_tunnel(keys_file="u.dat"))["udpecho"]
-    assert conf["type"] == "udpserver"
-    assert (conf["host"], conf["port"], conf["keys"]) == ("127.0.0.1", "8007", "u.dat")
-    assert (conf["inbound.length"], conf["outbound.length"]) == ("0", "0")
+    sections = parse(render_udp_echo_tunnel(keys_file="u.dat"))
+    for name, port in (("udpecho", "8007"), ("udpecho-repliable", "8008")):
+        conf = sections[name]
+        assert conf["type"] == "udpserver"
+        assert (conf["host"], conf["port"], conf["keys"]) == ("127.0.0.1", port, "u.dat")
+        assert (conf["inbound.length"], conf["outbound.length"]) == ("0", "0")
 
 
 def fake_router_info(cert_payload: bytes = b"\x00\x07\x00\x04", caps: bytes = b"Xf") -> bytes:
