@@ -116,8 +116,8 @@ class LocalPages:
             resolver.remember(host, destination, save=save)
         except (ValueError, NamingError) as exc:  # the naming rules refuse name or destination
             raise HttpError(400, "Bad Request", f"cannot store {host}: {exc}") from None
-        log.info("address helper accepted", b32=b32_of(destination), saved=save)
-        log.debug("address helper name", host=host)
+        log.info("address helper accepted", saved=save)
+        log.debug("address helper accepted", host=host, b32=b32_of(destination))
         location = url if _plain_url_of(url, host) else f"http://{host}/"
         await self.browser.page(303, b"", headers=[(b"location", location.encode("ascii"))])
         return True

@@ -23,6 +23,7 @@ from i2proxy.dialer.base import (
     PeerUnreachable,
     RouterUnavailable,
 )
+from i2proxy.log import get_logger
 from i2proxy.proxy import pages
 from i2proxy.proxy.context import SessionContext
 from i2proxy.proxy.headers import filter_response_headers
@@ -32,6 +33,8 @@ from i2proxy.proxy.streams import READ_SIZE, Closed, read_before, relay
 
 if TYPE_CHECKING:
     from i2proxy.i2p.destination import Destination
+
+log = get_logger("i2proxy.proxy")
 
 #: Bound on a site's response head (many Set-Cookie lines are legitimate; h11's default is 16 KiB).
 MAX_RESPONSE_HEAD = 64 * 1024
@@ -229,6 +232,11 @@ class UpstreamRelay:
                     data = await read_before(up.reader, deadline, READ_SIZE)
                 except (ConnectionError, OSError):
                     data = b""
+                except DialError as exc:  # the router went away (restart): the stream is gone
+                    if not started:
+                        raise dial_error_to_http(exc) from None
+                    log.info("response cut: the I2P stream ended", error=type(exc).__name__)
+                    return False
                 except TimeoutError:
                     if not started:
                         raise HttpError(504, "Gateway Timeout", "the site did not answer") from None

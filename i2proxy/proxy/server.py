@@ -223,6 +223,9 @@ class ProxyServer:
             await handler(reader, writer, slot)
         except (Closed, ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
+        except DialError as exc:
+            # An I2P stream failed under the exchange (the router restarted): expected, no bug.
+            log.info("connection ended: the I2P stream failed", error=type(exc).__name__)
         except asyncio.CancelledError:
             raise
         except Exception:

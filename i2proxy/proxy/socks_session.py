@@ -148,7 +148,9 @@ class SocksSession:
             code = Reply.HOST_UNREACHABLE  # an .i2p name missing from the address book
         if code is not None:
             self.ctx.stats.refused += 1
-            log.info("socks connect refused", host=request.host, port=request.port, reply=code.name)
+            # Visited (or background-tried) names are not for the default log level.
+            log.info("socks connect refused", reply=code.name)
+            log.debug("socks connect refused", host=request.host, port=request.port)
             await self._send(handshake.reply_failure(code))
             return
         assert target is not None

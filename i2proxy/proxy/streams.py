@@ -50,7 +50,9 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             await writer.drain()
         if writer.can_write_eof():
             writer.write_eof()
-    except (ConnectionError, OSError, RuntimeError):
+    except (ConnectionError, OSError, RuntimeError, DialError) as exc:
+        if isinstance(exc, DialError):  # the router went away under the stream (a restart)
+            log.info("relay ended: the I2P stream failed", error=type(exc).__name__)
         with contextlib.suppress(Exception):
             writer.close()
 

@@ -378,3 +378,92 @@ async def test_a_chunked_request_reaches_the_site_without_a_content_length(proxy
     head = requests[0].lower()
     assert b"transfer-encoding: chunked" in head and b"content-length" not in head
     site.close()
+
+
+# -- a router restart under a transfer; what the log says ----------------------------------------
+
+
+class _RecordingDialer(LoopbackDialer):
+    """The loopback dialer, keeping the stream readers so a test can fail them as the native
+    dialer does when the router goes away (``abort_all``: ``set_exception`` on each)."""
+
+    def __init__(self, routes):
+        super().__init__(routes=routes)
+        self.readers: list[asyncio.StreamReader] = []
+
+    async def open_stream(self, target, port=0, initial_data=b"", *, timeout=None):
+        reader, writer = await super().open_stream(target, port, initial_data, timeout=timeout)
+        self.readers.append(reader)
+        return reader, writer
+
+
+async def _held_site(answer: bytes):
+    async def handle(reader, writer):
+        await reader.read(65536)
+        writer.write(answer)
+        await writer.drain()
+        await asyncio.sleep(30)
+
+    site = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return site, site.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["http", "socks"])
+async def test_router_gone_mid_transfer_ends_the_client_transfer_with_one_log_line(kind):
+    from python_socks import ProxyType
+    from python_socks.async_.asyncio import Proxy
+    from structlog.testing import capture_logs
+
+    from i2proxy.dialer.base import RouterUnavailable
+
+    site, port = await _held_site(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000
+    )
+    dialer = _RecordingDialer({SITE: port})
+    config = Config(http_listen="127.0.0.1:0", socks_listen="127.0.0.1:0", syn_window_ms=50)
+    server = ProxyServer(config, dialer, Book())
+    await server.start()
+    try:
+        with capture_logs() as logs:
+            if kind == "http":
+                host, hport = server.addresses["http"]
+                reader, writer = await asyncio.open_connection(host, hport)
+                writer.write(f"GET http://{SITE}/ HTTP/1.1\r\nHost: {SITE}\r\n\r\n".encode())
+            else:
+                shost, sport = server.addresses["socks"]
+                socks = Proxy.create(ProxyType.SOCKS5, shost, sport, rdns=True)
+                sock = await socks.connect(SITE, 80, timeout=5)
+                reader, writer = await asyncio.open_connection(sock=sock)
+                writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while len(got) < 5000:
+                got += await asyncio.wait_for(reader.read(65536), 5)
+            dialer.readers[-1].set_exception(RouterUnavailable("router restarted"))
+            rest = await asyncio.wait_for(reader.read(-1), 5)  # EOF: the transfer ended
+            writer.close()
+            await asyncio.sleep(0.1)
+        assert b"x" * 5000 in got + rest and len(got + rest) < 100000
+        assert server.stats.internal_errors == 0
+        loud = [e for e in logs if e["log_level"] in ("warning", "error", "critical")]
+        assert loud == []
+        ended = [e for e in logs if "I2P stream" in e["event"]]
+        assert len(ended) == 1 and "exc_info" not in ended[0] and "exception" not in ended[0]
+    finally:
+        await server.close(grace=1)
+        site.close()
+
+
+async def test_refused_names_are_not_logged_at_info(proxy):
+    from python_socks import ProxyError, ProxyType
+    from python_socks.async_.asyncio import Proxy
+    from structlog.testing import capture_logs
+
+    shost, sport = proxy.addresses["socks"]
+    with capture_logs() as logs:
+        for name in ("detectportal.firefox.com", "secret-name.i2p"):
+            socks = Proxy.create(ProxyType.SOCKS5, shost, sport, rdns=True)
+            with pytest.raises(ProxyError):
+                await socks.connect(name, 80, timeout=5)
+    at_info = [e for e in logs if e["log_level"] != "debug"]
+    assert at_info, "the refusal itself is still logged"
+    assert not [e for e in at_info if "firefox" in repr(e) or "secret-name" in repr(e)]
