@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import logging
 import re
 
 import aiohttp
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
 from i2proxy.config import Config
 from i2proxy.proxy.server import ProxyServer
@@ -383,6 +387,18 @@ async def test_a_chunked_request_reaches_the_site_without_a_content_length(proxy
 # -- a router restart under a transfer; what the log says ----------------------------------------
 
 
+@contextlib.contextmanager
+def all_logs():
+    """Every log entry, whatever level an earlier test configured."""
+    old = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with capture_logs() as logs:
+            yield logs
+    finally:
+        structlog.configure(**old)
+
+
 class _RecordingDialer(LoopbackDialer):
     """The loopback dialer, keeping the stream readers so a test can fail them as the native
     dialer does when the router goes away (``abort_all``: ``set_exception`` on each)."""
@@ -412,7 +428,6 @@ async def _held_site(answer: bytes):
 async def test_router_gone_mid_transfer_ends_the_client_transfer_with_one_log_line(kind):
     from python_socks import ProxyType
     from python_socks.async_.asyncio import Proxy
-    from structlog.testing import capture_logs
 
     from i2proxy.dialer.base import RouterUnavailable
 
@@ -424,7 +439,7 @@ async def test_router_gone_mid_transfer_ends_the_client_transfer_with_one_log_li
     server = ProxyServer(config, dialer, Book())
     await server.start()
     try:
-        with capture_logs() as logs:
+        with all_logs() as logs:
             if kind == "http":
                 host, hport = server.addresses["http"]
                 reader, writer = await asyncio.open_connection(host, hport)
@@ -456,10 +471,9 @@ async def test_router_gone_mid_transfer_ends_the_client_transfer_with_one_log_li
 async def test_refused_names_are_not_logged_at_info(proxy):
     from python_socks import ProxyError, ProxyType
     from python_socks.async_.asyncio import Proxy
-    from structlog.testing import capture_logs
 
     shost, sport = proxy.addresses["socks"]
-    with capture_logs() as logs:
+    with all_logs() as logs:
         for name in ("detectportal.firefox.com", "secret-name.i2p"):
             socks = Proxy.create(ProxyType.SOCKS5, shost, sport, rdns=True)
             with pytest.raises(ProxyError):
