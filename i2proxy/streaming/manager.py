@@ -41,6 +41,7 @@ from i2proxy.streaming.events import (
 )
 from i2proxy.streaming.options import StreamingOptions
 from i2proxy.streaming.packet import (
+    REPLAY_NACK_COUNT,
     Flag,
     Packet,
     PacketError,
@@ -263,6 +264,9 @@ class StreamManager:
         self.streams_refused = 0
         self._refused_unlogged = 0
         self._limit_logged_at: float | None = None
+        #: Accepted SYNs whose NACKs named us (replay protection, spec 0.9.58: i2pd >= 2.47
+        #: and Java send it); SYNs naming another destination are dropped as invalid.
+        self.replay_protected_syns = 0
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -403,6 +407,8 @@ class StreamManager:
             log.info("streaming.syn_rejected", reason=str(exc))
             return
         assert conn.remote_destination is not None
+        if len(syn.nacks) == REPLAY_NACK_COUNT:
+            self.replay_protected_syns += 1
         stream = _Stream(self, conn, conn.remote_destination, dst_port, src_port)
         self._streams[conn.local_stream_id] = stream
         self._incoming_by_remote[syn.receive_stream_id] = stream

@@ -117,6 +117,20 @@ async def test_the_manager_drops_a_replayed_syn_and_counts_it():
     manager.handle_payload(replayed)
     assert manager.invalid_packets == 1
     assert manager.stream_count == 0 and sent == []
+    assert manager.replay_protected_syns == 0
+    genuine = encode(
+        Packet(
+            0,
+            78,
+            nacks=replay_nacks(keys(1).destination.hash),
+            flags=Flag.SYNCHRONIZE | Flag.NO_ACK,
+            from_destination=keys(0).destination,
+        ),
+        keys(0),
+    )
+    manager.handle_payload(genuine)
+    assert manager.replay_protected_syns == 1 and manager.stream_count == 1
+    await manager.close()
 
 
 # ---------------------------------------------------------------- offline-signed peers
