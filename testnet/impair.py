@@ -17,8 +17,8 @@ view* of an impaired path, per link and direction, at the cost of one timing dec
 - duplication: duplicated segments take link capacity (they count against the rate cap);
 - rate: a bottleneck shared by all connections of the directed link; the relay stops reading
   once ~100 ms of data waits for it, so the sender's TCP window closes and the routers' own
-  queues fill — and overflow: i2pd drops or (2.45.1, > 500 queued) terminates the session. That
-  is where I2NP messages, and so streaming packets, are really lost on I2P.
+  queues fill — and may overflow (i2pd drops, or in 2.45.1 terminates a session with > 500
+  messages queued): the only way I2NP messages are lost here, as on the live network.
 """
 
 from __future__ import annotations
