@@ -47,6 +47,9 @@ def test_environment_lists_users_and_booleans():
         ('http_listen = "4444"', "HOST:PORT"),
         ('allow = ["not-a-net"]', "allow"),
         ("broken = [", "config file"),
+        ('users = { alice = "" }', "empty password"),
+        ("max_pending = 0", "max_pending"),
+        ("auth_timeout = 0", "auth_timeout"),
     ],
 )
 def test_bad_config_files_name_the_problem(tmp_path, text, message):
@@ -54,6 +57,13 @@ def test_bad_config_files_name_the_problem(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(config_file=path, env={})
+
+
+def test_an_empty_password_is_refused_from_the_environment_and_flags_too():
+    with pytest.raises(ConfigError, match="empty password"):
+        load_config(env={"I2PROXY_USERS": "alice:"})
+    with pytest.raises(ConfigError, match="empty password"):
+        load_config(env={}, overrides={"users": "alice:"})
 
 
 def test_lan_bind_without_users_or_allow_list_is_refused_with_the_options():
