@@ -52,6 +52,7 @@ log = get_logger(__name__)
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
 EEPSITE_KEYS = "eepsite.dat"
 UDP_ECHO_KEYS = "udpecho.dat"
+UDP_ECHO_REPLIABLE_KEYS = "udpecho-repliable.dat"
 READY_TIMEOUT = 240.0
 #: How long the eepsite may take to become resolvable before its router is restarted.
 EEPSITE_PUBLISH_TIMEOUT = 40.0
@@ -233,7 +234,9 @@ class Network:
                     tunnel_length=config.tunnel_length, keys_file=EEPSITE_KEYS
                 )
             elif spec.index == config.udp_echo_router:
-                tunnels = render_udp_echo_tunnel(keys_file=UDP_ECHO_KEYS)
+                tunnels = render_udp_echo_tunnel(
+                    keys_file=UDP_ECHO_KEYS, repliable_keys_file=UDP_ECHO_REPLIABLE_KEYS
+                )
             spec.tunnels_conf_path.write_text(tunnels)
             (spec.data_dir / "tunnels.d").mkdir()
 
@@ -245,6 +248,9 @@ class Network:
         )
         echo_destination, echo_b32 = destination_from_keys_file(
             (specs[config.udp_echo_router].data_dir / UDP_ECHO_KEYS).read_bytes()
+        )
+        repliable_destination, repliable_b32 = destination_from_keys_file(
+            (specs[config.udp_echo_router].data_dir / UDP_ECHO_REPLIABLE_KEYS).read_bytes()
         )
         await self._start_eepsite(www_dir)
         # The eepsite's server tunnel is added only once its router has exploratory tunnels
@@ -290,6 +296,8 @@ class Network:
                 destination=echo_destination,
                 router=config.udp_echo_router,
                 port=UDP_ECHO_LOCAL_PORT,
+                repliable_b32=repliable_b32,
+                repliable_destination=repliable_destination,
                 repliable_port=UDP_ECHO_LOCAL_PORT + 1,
             ),
         )
@@ -419,7 +427,8 @@ class Network:
         if spec.index == config.eepsite_router:
             return (spec.data_dir / EEPSITE_KEYS).exists()
         if spec.index == config.udp_echo_router:
-            return (spec.data_dir / UDP_ECHO_KEYS).exists()
+            keys = (UDP_ECHO_KEYS, UDP_ECHO_REPLIABLE_KEYS)
+            return all((spec.data_dir / name).exists() for name in keys)
         return True
 
     @staticmethod
@@ -532,10 +541,12 @@ class Network:
             try:
                 await asyncio.gather(
                     *(
-                        wait_resolvable(
-                            r.sam_host_port, echo.b32, timeout=timeout, expected=echo.destination
-                        )
+                        wait_resolvable(r.sam_host_port, b32, timeout=timeout, expected=full)
                         for r in others
+                        for b32, full in (
+                            (echo.b32, echo.destination),
+                            (echo.repliable_b32, echo.repliable_destination),
+                        )
                     )
                 )
                 return

@@ -62,12 +62,15 @@ class EepsiteStatus:
 @dataclass
 class UdpEchoStatus:
     """The UDP echo service: datagrams to ``b32`` on I2P ``port`` come back at once (i2pd
-    answers raw), on ``repliable_port`` after 150 ms (i2pd answers with repliable datagrams)."""
+    answers raw); to ``repliable_b32`` on ``repliable_port`` after 150 ms (i2pd answers with
+    repliable datagrams)."""
 
     b32: str
     destination: str
     router: int
     port: int
+    repliable_b32: str = ""
+    repliable_destination: str = ""
     repliable_port: int = 0
 
 

@@ -66,7 +66,9 @@ def echo_round(client: socks.socksocket, target: tuple[str, int], payload: bytes
 
 def echo_target(testnet, backend: str) -> tuple[str, int]:
     echo = testnet.udp_echo
-    return echo.b32, echo.repliable_port if backend == "sam" else echo.port
+    if backend == "sam":
+        return echo.repliable_b32, echo.repliable_port
+    return echo.b32, echo.port
 
 
 def test_100_datagrams_to_the_udp_echo_come_back_byte_identical(proxy, testnet):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -210,3 +212,19 @@ def test_receiver_counts_senders_whose_signature_type_it_cannot_verify():
     receiver = DatagramReceiver(BOB.destination.hash)
     assert receiver.receive(Payload(17, 0, 0, data), NOW) is None
     assert receiver.stats.unverifiable == 1
+
+
+def test_a_repliable_datagram_i2pd_sent_verifies_and_names_its_sender():
+    captured = json.loads(
+        (Path(__file__).parent / "data" / "i2pd_repliable_datagram.json").read_text()
+    )
+    payload = decode_payload(bytes.fromhex(captured["frame_hex"]))
+    assert (payload.protocol, payload.src_port, payload.dst_port) == (17, 8008, 40000)
+    receiver = DatagramReceiver(hashlib.sha256(b"us").digest())
+    datagram = receiver.receive(payload, NOW)
+    assert datagram is not None and datagram.authenticated
+    assert datagram.payload == captured["payload"].encode()
+    assert datagram.sender is not None and datagram.sender.b32 == captured["sender_b32"]
+    # One flipped payload bit and i2pd's signature no longer verifies.
+    forged = Payload(17, 8008, 40000, payload.data[:-1] + bytes([payload.data[-1] ^ 1]))
+    assert receiver.receive(forged, NOW) is None and receiver.stats.invalid_signature == 1

@@ -91,11 +91,11 @@ def test_eepsite_tunnel_is_a_plain_server_tunnel_on_port_80():
 
 
 def test_udp_echo_is_a_zero_hop_udp_server_tunnel_to_the_local_echo_port():
-    sections = parse(render_udp_echo_tunnel(keys_file="u.dat"))
-    for name, port in (("udpecho", "8007"), ("udpecho-repliable", "8008")):
+    sections = parse(render_udp_echo_tunnel(keys_file="u.dat", repliable_keys_file="r.dat"))
+    for name, port, keys in (("udpecho", "8007", "u.dat"), ("udpecho-repliable", "8008", "r.dat")):
         conf = sections[name]
         assert conf["type"] == "udpserver"
-        assert (conf["host"], conf["port"], conf["keys"]) == ("127.0.0.1", port, "u.dat")
+        assert (conf["host"], conf["port"], conf["keys"]) == ("127.0.0.1", port, keys)
         assert (conf["inbound.length"], conf["outbound.length"]) == ("0", "0")
 
 

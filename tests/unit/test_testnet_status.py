@@ -38,7 +38,9 @@ def example(state_dir: str) -> TestnetStatus:
         socks_proxy="127.0.0.1:6001",
         proxy_router=2,
         eepsite=EepsiteStatus("a" * 52 + ".b32.i2p", "AAAA", "/www", 4, 80),
-        udp_echo=UdpEchoStatus("b" * 52 + ".b32.i2p", "BBBB", 2, 8007, 8008),
+        udp_echo=UdpEchoStatus(
+            "b" * 52 + ".b32.i2p", "BBBB", 2, 8007, "c" * 52 + ".b32.i2p", "CCCC", 8008
+        ),
     )
 
 
@@ -49,7 +51,10 @@ def test_status_json_has_exactly_the_documented_keys():
         "index", "name", "floodfill", "i2cp", "sam", "pid", "webconsole",
     }  # fmt: skip
     assert set(data["eepsite"]) == {"b32", "destination", "www_dir", "router", "port"}
-    assert set(data["udp_echo"]) == {"b32", "destination", "router", "port", "repliable_port"}
+    assert set(data["udp_echo"]) == {
+        "b32", "destination", "router", "port",
+        "repliable_b32", "repliable_destination", "repliable_port",
+    }  # fmt: skip
 
 
 def test_status_round_trips_through_the_state_dir(tmp_path, monkeypatch):
