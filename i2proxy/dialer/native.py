@@ -310,6 +310,8 @@ class NativeDialer:
     async def _lookup_b32(self, name: str, timeout: float | None) -> Destination:
         try:
             digest = b32_hash_from_name(name)
+        except B33NotSupported:
+            return await self._lookup_b33(name, timeout)
         except (I2PFormatError, ValueError) as exc:
             raise InvalidTarget(f"{name}: {exc}") from exc
         cached = self._cache.get(digest)
@@ -332,6 +334,44 @@ class NativeDialer:
         if destination.hash != digest:
             raise PeerUnreachable(f"{name}: router returned a different destination")
         self._cache[digest] = (destination, now + self.lookup_ttl)
+        if len(self._cache) > 4096:
+            self._expire_cache(now)
+        return destination
+
+    async def _lookup_b33(self, name: str, timeout: float | None) -> Destination:
+        """A b33 (encrypted LeaseSet) address, resolved by the router: HostLookup by name.
+
+        Java I2P decodes the blinded key, fetches and decrypts the LeaseSet and keeps the
+        blinding for the messages we then send to that destination. i2pd's I2CP cannot (its
+        HostLookup answers "not found" for every b33), so the error says what to do.
+        """
+        try:
+            b32decode(name.removesuffix(".b32.i2p"))
+        except (I2PFormatError, ValueError) as exc:
+            raise InvalidTarget(f"{name}: not a b33 address ({exc})") from exc
+        key = name.encode()  # never 32 bytes long, so it cannot meet a b32 hash in the cache
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        lookup_timeout = (
+            self.lookup_timeout if timeout is None else min(timeout, self.lookup_timeout)
+        )
+        try:
+            found = await self.client.lookup(name=name, timeout=lookup_timeout)
+        except RouterDisconnected as exc:
+            raise RouterUnavailable(str(exc)) from exc
+        if found is None:
+            raise PeerUnreachable(
+                f"{name}: the router could not resolve this b33 (encrypted LeaseSet) address. "
+                "i2pd cannot resolve b33 addresses at all (use Java I2P, or the site's b32 "
+                "address); on Java I2P the site is offline or needs a lookup password"
+            )
+        try:
+            destination = Destination.from_bytes(found)
+        except (I2PFormatError, ValueError) as exc:
+            raise PeerUnreachable(f"{name}: router returned a malformed destination") from exc
+        self._cache[key] = (destination, now + self.lookup_ttl)
         if len(self._cache) > 4096:
             self._expire_cache(now)
         return destination

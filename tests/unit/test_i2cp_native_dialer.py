@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from i2proxy.dialer.base import Dialer, InvalidTarget, RouterUnavailable
+from i2proxy.dialer.base import Dialer, InvalidTarget, PeerUnreachable, RouterUnavailable
 from i2proxy.dialer.native import NativeDialer, b32_hash_from_name, split_options
 from i2proxy.i2p.errors import B33NotSupported
 from i2proxy.i2p.keys import PrivateKeys
@@ -83,3 +83,25 @@ def test_data_dir_holds_the_persistent_destination(tmp_path):
     first = NativeDialer.from_data_dir(tmp_path / "data")
     assert (tmp_path / "data" / "client-destination.keys").exists()
     assert NativeDialer.from_data_dir(tmp_path / "data").destination == first.destination
+
+
+async def test_b33_names_are_resolved_by_the_router_by_name_and_cached(keys):
+    """Java resolves a b33 through HostLookup by name; i2pd answers "not found" for every b33."""
+    dialer = NativeDialer(keys=keys)
+    b33 = "c" * 56 + ".b32.i2p"
+    asked: list[dict] = []
+    answer = {"value": keys.destination.to_bytes()}
+
+    async def lookup(**kwargs):
+        asked.append(kwargs)
+        return answer["value"]
+
+    dialer.client.lookup = lookup  # type: ignore[method-assign]
+    assert await dialer.resolve(b33.upper()) == keys.destination
+    assert await dialer.resolve(b33) == keys.destination
+    assert [a["name"] for a in asked] == [b33]  # by name, once: the second came from the cache
+    answer["value"] = None
+    with pytest.raises(PeerUnreachable, match="i2pd cannot resolve b33"):
+        await dialer.resolve("e" * 56 + ".b32.i2p")
+    with pytest.raises(InvalidTarget):
+        await dialer.resolve("1" * 56 + ".b32.i2p")  # not base32
