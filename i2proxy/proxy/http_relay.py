@@ -225,6 +225,7 @@ class UpstreamRelay:
             except h11.RemoteProtocolError as exc:
                 if not started:
                     raise HttpError(502, "Bad Gateway", f"the site sent bad HTTP: {exc}") from None
+                log.info("response cut: the I2P stream ended early", error=str(exc)[:80])
                 return False
             if event is h11.NEED_DATA:
                 deadline = asyncio.get_running_loop().time() + self.config.idle_timeout

@@ -509,3 +509,63 @@ def test_first_request_rides_in_the_syn_on_the_native_backend(proxy_run, dialer_
         assert in_syn == opened  # every stream so far carried its first request in the SYN
     else:
         assert in_syn == 0  # SAM opens the stream first; the request follows the SYN-ACK
+
+
+# -- the router restarts under a download ---------------------------------------------------------
+
+RESTART_ROUTER = 3  # not the proxy_run router nor the eepsite's (tests/integration/i2cp_support)
+
+
+def test_router_restart_mid_download_ends_it_cleanly_with_one_log_line(
+    testnet, dialer_backend, tmp_path
+):
+    from testnet.network import Network
+
+    network = Network(testnet.name)
+    router = testnet.routers[RESTART_ROUTER]
+    url = f"sam://{router.sam}" if dialer_backend == "sam" else f"i2cp://{router.i2cp}"
+    proxy = ProxyProcess(url, tmp_path)
+    proxy.start()
+    try:
+        _warm_up(proxy, testnet.eepsite.b32)
+        download = subprocess.Popen(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "120",
+                "-x",
+                f"http://{proxy.http}",
+                "-o",
+                str(tmp_path / "big"),
+                f"http://{testnet.eepsite.b32}/bytes/67108864",
+            ],
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if (tmp_path / "big").exists() and (tmp_path / "big").stat().st_size > 100_000:
+                break
+            time.sleep(0.2)
+        assert download.poll() is None, "the download must still be running"
+        asyncio.run(network.stop_router(RESTART_ROUTER))
+        stopped = time.monotonic()
+        _, stderr = download.communicate(timeout=60)
+        ended_after = time.monotonic() - stopped
+        got = (tmp_path / "big").stat().st_size
+        print(
+            f"{dialer_backend}: download ended {ended_after:.2f} s after the router stopped, "
+            f"{got} bytes, curl exit {download.returncode}: {stderr.decode().strip()}"
+        )
+        assert download.returncode == 18  # "transfer closed with outstanding read data"
+        assert 100_000 < got < 67108864
+        assert ended_after < 30
+    finally:
+        if network.status().routers[RESTART_ROUTER].pid is None:
+            asyncio.run(network.start_router(RESTART_ROUTER))
+        assert proxy.stop() == 0
+    events = proxy.log_events()
+    cut = [e for e in events if "I2P stream" in str(e.get("event"))]
+    print("log lines about it:", cut)
+    assert len(cut) == 1
+    assert not [e for e in events if e.get("level") == "error" or "exception" in e]
