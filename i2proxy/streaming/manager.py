@@ -677,6 +677,18 @@ class StreamManager:
         error: Exception | None = None,
     ) -> None:
         """Remove a dead or closed stream and tell its reader/writer (``error`` if given)."""
+        conn = stream.conn
+        log.debug(
+            "streaming.stream_done",
+            reason=reason.value if reason is not None else "closed",
+            packets_sent=conn.stats.packets_sent,
+            packets_received=conn.stats.packets_received,
+            duplicates=conn.stats.duplicates,
+            retransmissions=conn.stats.retransmissions,
+            dropped_receive_full=conn.stats.dropped_receive_full,
+            srtt=conn.rtt.srtt,
+            window=conn.congestion.window,
+        )
         if stream.finished:
             return
         stream.finished = True
