@@ -12,6 +12,7 @@ from testnet import process
 from testnet.impair import PROFILES, Impairment, ImpairmentError, profile
 from testnet.netns import MissingPrerequisite
 from testnet.network import Network, NetworkConfig, TestnetError
+from testnet.software import MIXES
 from testnet.status import TestnetStatus
 
 DEFAULT_NAME = "default"
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     up = named("up", "start a network and wait until it is ready")
-    up.add_argument("--routers", type=int, default=5, help="number of i2pd routers (default 5)")
+    up.add_argument("--routers", type=int, default=6, help="number of i2pd routers (default 6)")
     up.add_argument("--floodfills", type=int, default=2, help="how many are floodfills (default 2)")
     up.add_argument(
         "--tunnel-length", type=int, default=None,
@@ -43,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="one-way delay added to every router-to-router link, in ms (default 0)",
     )  # fmt: skip
     add_impairment_options(up)
+    up.add_argument(
+        "--mix", choices=MIXES, default="mixed",
+        help="i2pd versions: mixed (default: floodfills and one client router on 2.58.0, the "
+        "others on 2.45.1), all-2.45 or all-2.58",
+    )  # fmt: skip
+    up.add_argument(
+        "--java", type=int, default=1, metavar="N",
+        help="Java I2P 2.7.0 routers on top of the i2pd routers (default 1)",
+    )  # fmt: skip
     up.add_argument("--json", action="store_true", help="print the status as JSON when ready")
     up.set_defaults(handler=_up)
 
@@ -152,6 +162,8 @@ def _up(args: argparse.Namespace) -> int:
             link_delay_ms=delay or 0.0,
             impairment=impairment,
             profile=args.profile,
+            mix=args.mix,
+            java=args.java,
         )
         config.validate()
     except (TestnetError, ImpairmentError) as exc:
@@ -259,14 +271,18 @@ def describe(status: TestnetStatus) -> str:
     lines = [
         f"test network {status.name!r}: namespace {status.netns}, state in {status.state_dir}",
         f"  ready after {status.ready_seconds} s; tunnel length {status.tunnel_length}, "
-        f"link delay {status.link_delay_ms:g} ms",
+        f"link delay {status.link_delay_ms:g} ms, mix {status.mix}",
         f"  links: {describe_impairment(status.impairment)}"
         + (f" (profile {status.profile})" if status.profile else ""),
     ]
     for r in status.routers:
         state = "running" if r.pid and process.is_running(r.pid) else "STOPPED"
         role = "floodfill" if r.floodfill else "router"
-        lines.append(f"  {r.name} ({role}, {state}, pid {r.pid}): I2CP {r.i2cp}  SAM {r.sam}")
+        extra = f"  HTTP proxy {r.http_proxy}" if r.is_java else ""
+        lines.append(
+            f"  {r.index} {r.name} {r.kind} {r.version} ({role}, {state}, pid {r.pid}): "
+            f"I2CP {r.i2cp}  SAM {r.sam}{extra}"
+        )
     lines += [
         f"  i2pd HTTP proxy {status.http_proxy}, SOCKS proxy {status.socks_proxy} "
         f"(router {status.proxy_router})",
@@ -274,6 +290,13 @@ def describe(status: TestnetStatus) -> str:
         f"files from {status.eepsite.www_dir})",
         f"  try: curl -x http://{status.http_proxy} http://{status.eepsite.b32}/",
     ]
+    if status.java_eepsite is not None:
+        lines += [
+            f"  Java eepsite http://{status.java_eepsite.b32}/ (router "
+            f"{status.java_eepsite.router}, I2PTunnel HTTP server, same files)",
+            f"  Java HTTP proxy {status.java_http_proxy}: "
+            f"curl -x http://{status.java_http_proxy} http://{status.eepsite.b32}/",
+        ]
     return "\n".join(lines)
 
 

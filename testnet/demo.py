@@ -105,13 +105,28 @@ async def _wait_proxy_serves(http: str, b32: str, proc: asyncio.subprocess.Proce
     raise TimeoutError("i2proxy did not reach the eepsite within 180 s")
 
 
+def java_lines(status: TestnetStatus, proxy_http: str) -> list[str]:
+    """The Java I2P router's own HTTP proxy and the eepsite it publishes (same files)."""
+    if status.java_eepsite is None or status.java_http_proxy is None:
+        return []
+    java = f"http://{status.java_eepsite.b32}"
+    return [
+        "",
+        f"Java I2P {status.routers[status.java_eepsite.router].version} router: its eepsite "
+        f"{java}/ (I2PTunnel HTTP server, same files), its HTTP proxy {status.java_http_proxy}:",
+        f"  curl -x http://{status.java_http_proxy} http://{status.eepsite.b32}/",
+        f"  curl -x http://{proxy_http} {java}/",
+    ]
+
+
 def instructions(status: TestnetStatus, proxy: DemoProxy) -> list[str]:
     site = f"http://{status.eepsite.b32}"
     http_host, http_port = proxy.http_proxy.rsplit(":", 1)
     socks_host, socks_port = proxy.socks_proxy.rsplit(":", 1)
     return [
         f"Private I2P network {status.name!r} is ready after {status.ready_seconds} s "
-        f"({len(status.routers)} i2pd routers, nothing leaves this machine).",
+        f"({len(status.i2pd_routers)} i2pd and {len(status.java_routers)} Java I2P routers, "
+        "nothing leaves this machine).",
         f"Demo eepsite: {site}/",
         f"Proxy: {proxy.title}",
         "",
@@ -120,6 +135,7 @@ def instructions(status: TestnetStatus, proxy: DemoProxy) -> list[str]:
         f"  curl --socks5-hostname {proxy.socks_proxy} {site}/headers",
         f"  curl -x http://{proxy.http_proxy} -o /dev/null -w '%{{speed_download}} B/s\\n' "
         f"{site}/bytes/4194304",
+        *java_lines(status, proxy.http_proxy),
         "",
         "Browser: automatic proxy configuration URL (only *.i2p goes through the proxy):",
         f"  http://{proxy.http_proxy}/proxy.pac",
@@ -152,7 +168,7 @@ async def run_demo(config: NetworkConfig | None = None, name: str = DEMO_NETWORK
     it (``Network.up`` cleans up after itself); later signals while cleaning up are ignored, so
     a second Ctrl-C cannot leave routers or the namespace behind.
     """
-    check_prerequisites()
+    check_prerequisites(**(config or NetworkConfig()).prerequisites())
     network = Network(name)
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -173,7 +189,7 @@ async def run_demo(config: NetworkConfig | None = None, name: str = DEMO_NETWORK
     try:
         if network.exists():  # left over from an interrupted demo: it is ours to remove
             await network.down()
-        say(f"Starting a private I2P network of real i2pd routers ({name!r})…")
+        say(f"Starting a private I2P network of i2pd and Java I2P routers ({name!r})…")
         status = await network.up(config)
         proxy = await start_proxy(status)
         starting = False

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from testnet import software
+
 NETNS_DIR = Path("/run/netns")
 _CLONE_NEWNET = 0x40000000
 
@@ -24,18 +26,23 @@ class MissingPrerequisite(RuntimeError):
 
 
 def find_i2pd() -> str | None:
-    return shutil.which("i2pd") or (
-        "/usr/sbin/i2pd" if os.access("/usr/sbin/i2pd", os.X_OK) else None
-    )
+    """Debian's i2pd (2.45.1)."""
+    return software.find_i2pd_old()
 
 
-def missing_prerequisites() -> list[str]:
-    """What stops us from running a test network here, one human-readable line per problem."""
+def missing_prerequisites(
+    *, i2pd_old: bool = True, i2pd_new: bool = True, java: bool = True
+) -> list[str]:
+    """What stops us from running a test network here, one human-readable line per problem.
+
+    The flags say which router software the network needs (the default mixed network: all).
+    """
     problems = []
     if os.geteuid() != 0:
         problems.append("root privileges (network namespaces need them): run as root or via sudo")
-    if find_i2pd() is None:
-        problems.append("i2pd: apt-get install i2pd")
+    if i2pd_old and find_i2pd() is None:
+        problems.append("i2pd (Debian's 2.45.1): apt-get install i2pd")
+    problems += software.missing_software(i2pd_old=False, i2pd_new=i2pd_new, java=java)
     if shutil.which("ip") is None:
         problems.append("the ip command: apt-get install iproute2")
     if shutil.which("nft") is None:
@@ -45,9 +52,9 @@ def missing_prerequisites() -> list[str]:
     return problems
 
 
-def check_prerequisites() -> None:
+def check_prerequisites(*, i2pd_old: bool = True, i2pd_new: bool = True, java: bool = True) -> None:
     """Raise :class:`MissingPrerequisite` with ONE message listing everything that is missing."""
-    problems = missing_prerequisites()
+    problems = missing_prerequisites(i2pd_old=i2pd_old, i2pd_new=i2pd_new, java=java)
     if problems:
         raise MissingPrerequisite(
             "the private I2P test network cannot run here; missing: "
@@ -66,17 +73,19 @@ def exists(netns: str) -> bool:
     return (NETNS_DIR / netns).exists()
 
 
-def create(netns: str, addresses: Iterable[str]) -> None:
+def create(netns: str, addresses: Iterable[str], extra_ipv4: Iterable[str] = ()) -> None:
     """Create ``netns`` with loopback up and each IPv6 ``address`` as a /128 on ``lo``.
 
     /128 and not the Yggdrasil /7: a /7 route would make i2pd's built-in Yggdrasil reseed hosts
-    look reachable.
+    look reachable. ``extra_ipv4`` (``a.b.c.d/32``) go on ``lo`` too (Java's "connected" test).
     """
     _run("ip", "netns", "add", netns)
     try:
         _run("ip", "-n", netns, "link", "set", "lo", "up")
         for address in addresses:
             _run("ip", "-n", netns, "-6", "addr", "add", f"{address}/128", "dev", "lo")
+        for address in extra_ipv4:
+            _run("ip", "-n", netns, "addr", "add", address, "dev", "lo")
     except Exception:
         delete(netns)
         raise

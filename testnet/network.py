@@ -1,11 +1,15 @@
-"""Bring a private network of real i2pd routers up and down; stop and restart single routers.
+"""Bring a private network of real routers up and down; stop and restart single routers.
 
+Three kinds of router (see ``testnet.software``): i2pd 2.45.1, i2pd 2.58.0 and Java I2P 2.7.0.
 ``up`` in order: namespace with one Yggdrasil-range address per router → nftables redirects of
 router-to-router connections to the link-delay relay → helper process (relay + host-namespace
-forwarders) → routers' first run (each writes its router.info, the eepsite router its eepsite
-keys) → every router.info copied into every other router's netDb → eepsite server and routers
-started for good → readiness: the eepsite's LeaseSet resolves on every router (floodfills known,
-client tunnels built) and i2pd's HTTP proxy fetches its page. All async; the CLI wraps it.
+forwarders) → i2pd routers' first run (each writes its router.info, the eepsite router its
+eepsite keys) → every router.info copied into every other router's netDb (and the Java
+routers') → eepsite server and i2pd routers started for good → once they answer, the Java
+routers start → readiness: the eepsite's LeaseSet resolves on every router (floodfills known,
+client tunnels built) and i2pd's HTTP proxy fetches its page; every Java router met the network,
+resolves the eepsite and fetches it through its own HTTP proxy, and its eepsite resolves on
+i2pd. All async; the CLI wraps it.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
 from i2proxy.log import get_logger
-from testnet import netns, process
+from testnet import javarouter, netns, process, software
 from testnet.eepsite import INDEX_HTML
 from testnet.impair import Impairment, ImpairmentError, LinkSettings
 from testnet.router import (
@@ -41,6 +46,7 @@ from testnet.router import (
 from testnet.samprobe import naming_lookup, sam_alive, wait_resolvable
 from testnet.status import (
     EepsiteStatus,
+    JavaEepsiteStatus,
     RouterStatus,
     TestnetStatus,
     UdpEchoStatus,
@@ -56,6 +62,10 @@ UDP_ECHO_REPLIABLE_KEYS = "udpecho-repliable.dat"
 READY_TIMEOUT = 240.0
 #: How long the eepsite may take to become resolvable before its router is restarted.
 EEPSITE_PUBLISH_TIMEOUT = 40.0
+#: A Java router that met no peer in this time lost its start-up race: restart it once.
+JAVA_CONNECT_TIMEOUT = 20.0
+JAVA_STOP_TIMEOUT = 20.0
+MAX_JAVA_ROUTERS = 4
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])  # the repository root
 
 
@@ -67,10 +77,15 @@ class TestnetError(RuntimeError):
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    routers: int = 5
+    #: i2pd routers (the Java routers come on top, with the next indexes)
+    routers: int = 6
     floodfills: int = 2
     tunnel_length: int = 1
     link_delay_ms: float = 0.0
+    #: which i2pd version runs where (testnet.software.MIXES)
+    mix: str = "mixed"
+    #: Java I2P routers
+    java: int = 1
     #: Per-link loss, reordering, duplication, jitter and rate cap (``testnet.impair``).
     impairment: Impairment = field(default_factory=Impairment)
     #: The named profile this configuration came from, if any (reported by ``status``).
@@ -90,6 +105,10 @@ class NetworkConfig:
     def validate(self) -> None:
         if not 2 <= self.routers <= 16:
             raise TestnetError("--routers must be between 2 and 16")
+        if self.mix not in software.MIXES:
+            raise TestnetError(f"--mix must be one of {', '.join(software.MIXES)}")
+        if not 0 <= self.java <= MAX_JAVA_ROUTERS:
+            raise TestnetError(f"--java must be between 0 and {MAX_JAVA_ROUTERS}")
         if not 1 <= self.floodfills < self.routers:
             raise TestnetError("--floodfills must be at least 1 and less than --routers")
         if not 0 <= self.tunnel_length <= 3:
@@ -108,8 +127,27 @@ class NetworkConfig:
 
     @property
     def eepsite_router(self) -> int:
-        last = self.routers - 1
-        return last if last != self.proxy_router else 0
+        """Two after the proxy router, or the last i2pd router if there are fewer."""
+        index = min(self.routers - 1, self.floodfills + 2)
+        return index if index != self.proxy_router else 0
+
+    def i2pd_versions(self) -> list[str]:
+        return software.i2pd_versions(
+            self.mix,
+            routers=self.routers,
+            floodfills=self.floodfills,
+            proxy_router=self.proxy_router,
+            eepsite_router=self.eepsite_router,
+        )
+
+    def prerequisites(self) -> dict[str, bool]:
+        """Which router software this network needs (for ``netns.check_prerequisites``)."""
+        versions = set(self.i2pd_versions())
+        return {
+            "i2pd_old": software.I2PD_OLD in versions,
+            "i2pd_new": software.I2PD_NEW in versions,
+            "java": self.java > 0,
+        }
 
     @property
     def udp_echo_router(self) -> int:
@@ -168,13 +206,24 @@ class Network:
         tmp.replace(self._pids_path)
 
     def _specs(self, config: NetworkConfig) -> list[RouterSpec]:
-        return [
-            RouterSpec(i, i < config.floodfills, self.state_dir / f"r{i}")
-            for i in range(config.routers)
+        """The i2pd routers (0 … routers-1), then the Java routers."""
+        specs = [
+            RouterSpec(i, i < config.floodfills, self.state_dir / f"r{i}", "i2pd", version)
+            for i, version in enumerate(config.i2pd_versions())
         ]
+        if config.java:
+            dist = software.find_java_dist()
+            version = (software.java_i2p_version(dist) if dist else None) or "unknown"
+            specs += [
+                RouterSpec(i, False, self.state_dir / f"j{i}", "java", version)
+                for i in range(config.routers, config.routers + config.java)
+            ]
+        return specs
 
     def _config(self) -> NetworkConfig:
         data = json.loads((self.state_dir / "config.json").read_text())
+        data.setdefault("mix", "all-2.45")  # a network started before there were mixes
+        data.setdefault("java", 0)
         return NetworkConfig.from_dict(data)
 
     def status(self) -> TestnetStatus:
@@ -186,7 +235,7 @@ class Network:
         """Start the network and return once it is ready. Cleans up after itself on failure."""
         config = config or NetworkConfig()
         config.validate()
-        netns.check_prerequisites()
+        netns.check_prerequisites(**config.prerequisites())
         if self.state_dir.exists() or netns.exists(self.netns):
             raise TestnetError(
                 f"a test network named {self.name!r} already exists ({self.state_dir}); "
@@ -206,14 +255,20 @@ class Network:
     async def _up(self, config: NetworkConfig, started: float) -> TestnetStatus:
         (self.state_dir / "config.json").write_text(json.dumps(config.to_dict()))
         self._save_pids({"helper": None, "eepsite": None, "routers": {}})
-        specs = self._specs(config)
+        all_specs = self._specs(config)
+        specs = [s for s in all_specs if s.kind == "i2pd"]
+        java_specs = [s for s in all_specs if s.kind == "java"]
 
-        netns.create(self.netns, [s.ygg_address for s in specs])
+        netns.create(
+            self.netns,
+            [s.ygg_address for s in all_specs],
+            extra_ipv4=[javarouter.CONNECTED_ADDRESS] if java_specs else [],
+        )
         netns.install_redirects(
             self.netns,
-            [netns.Redirect(s.ygg_address, s.port("ntcp2"), s.port("relay")) for s in specs],
+            [netns.Redirect(s.ygg_address, s.port("ntcp2"), s.port("relay")) for s in all_specs],
         )
-        ports = await self._start_helper(config, specs)
+        ports = await self._start_helper(config, all_specs)
 
         www_dir = self.state_dir / "www"
         www_dir.mkdir()
@@ -239,9 +294,11 @@ class Network:
                 )
             spec.tunnels_conf_path.write_text(tunnels)
             (spec.data_dir / "tunnels.d").mkdir()
+        for spec in java_specs:
+            javarouter.write_config(spec, tunnel_length=config.tunnel_length)
 
         await self._first_run(config, specs)
-        self._seed_netdbs(specs)
+        self._seed_netdbs(specs, java_specs)
         eepsite_spec = specs[config.eepsite_router]
         destination, b32 = destination_from_keys_file(
             (eepsite_spec.data_dir / EEPSITE_KEYS).read_bytes()
@@ -269,18 +326,7 @@ class Network:
             link_delay_ms=config.link_delay_ms,
             impairment=config.impairment.to_dict(),
             profile=config.profile,
-            routers=[
-                RouterStatus(
-                    index=s.index,
-                    name=s.name,
-                    floodfill=s.floodfill,
-                    i2cp=f"127.0.0.1:{ports[f'{s.name}.i2cp']}",
-                    sam=f"127.0.0.1:{ports[f'{s.name}.sam']}",
-                    webconsole=f"127.0.0.1:{ports[f'{s.name}.webconsole']}",
-                    pid=self._load_pids()["routers"].get(str(s.index)),
-                )
-                for s in specs
-            ],
+            routers=[self._router_status(config, s, ports) for s in all_specs],
             http_proxy=f"127.0.0.1:{ports['http_proxy']}",
             socks_proxy=f"127.0.0.1:{ports['socks_proxy']}",
             proxy_router=config.proxy_router,
@@ -300,7 +346,12 @@ class Network:
                 repliable_destination=repliable_destination,
                 repliable_port=UDP_ECHO_LOCAL_PORT + 1,
             ),
+            mix=config.mix,
+            java_http_proxy=(
+                f"127.0.0.1:{ports[f'{java_specs[0].name}.http_proxy']}" if java_specs else None
+            ),
         )
+        status.routers[config.eepsite_router].eepsite = b32
         status.save()  # early, so a half-ready network can be inspected and taken down
         await self._wait_ready(status, deadline=started + READY_TIMEOUT)
         status.ready_seconds = round(time.monotonic() - started, 1)
@@ -312,7 +363,8 @@ class Network:
         LinkSettings(config.link_delay_ms, config.impairment).save(self._impair_path)
         forwards: dict[str, int] = {}
         for s in specs:
-            for service in FORWARDED:
+            services = FORWARDED if s.kind == "i2pd" else javarouter.JAVA_FORWARDED
+            for service in services:
                 forwards[f"{s.name}.{service}"] = s.port(service)
         proxy = specs[config.proxy_router]
         forwards["http_proxy"] = proxy.port("http_proxy")
@@ -374,8 +426,41 @@ class Network:
         pids["eepsite"] = pid
         self._save_pids(pids)
 
+    def _router_status(
+        self, config: NetworkConfig, spec: RouterSpec, ports: dict[str, int]
+    ) -> RouterStatus:
+        def forwarded(service: str) -> str:
+            return f"127.0.0.1:{ports[f'{spec.name}.{service}']}"
+
+        is_i2pd = spec.kind == "i2pd"
+        version = spec.version
+        if is_i2pd:  # what the binary says it is, should Debian's i2pd be another release
+            binary = software.i2pd_binary(spec.version)
+            version = (software.i2pd_version(binary) if binary else None) or spec.version
+        http_proxy = None
+        if not is_i2pd:
+            http_proxy = forwarded("http_proxy")
+        elif spec.index == config.proxy_router:
+            http_proxy = f"127.0.0.1:{ports['http_proxy']}"
+        return RouterStatus(
+            index=spec.index,
+            name=spec.name,
+            floodfill=spec.floodfill,
+            i2cp=forwarded("i2cp"),
+            sam=forwarded("sam"),
+            webconsole=forwarded("webconsole") if is_i2pd else None,
+            pid=self._load_pids()["routers"].get(str(spec.index)),
+            kind=spec.kind,
+            version=version,
+            http_proxy=http_proxy,
+        )
+
     def _router_argv(self, spec: RouterSpec) -> list[str]:
-        i2pd = netns.find_i2pd()
+        if spec.kind == "java":
+            java, dist = software.find_java(), software.find_java_dist()
+            assert java is not None and dist is not None
+            return ["ip", "netns", "exec", self.netns, *javarouter.java_argv(java, dist, spec)]
+        i2pd = software.i2pd_binary(spec.version)
         assert i2pd is not None
         return [
             "ip", "netns", "exec", self.netns, i2pd,
@@ -387,7 +472,12 @@ class Network:
         ]  # fmt: skip
 
     def _start_router(self, spec: RouterSpec) -> int:
-        pid = process.spawn(self._router_argv(spec), spec.data_dir / "stdout.log")
+        log_name = "stdout.log" if spec.kind == "i2pd" else "console.log"
+        pid = process.spawn(
+            self._router_argv(spec),
+            spec.data_dir / log_name,
+            cwd=spec.data_dir if spec.kind == "java" else None,
+        )
         pids = self._load_pids()
         pids["routers"][str(spec.index)] = pid
         self._save_pids(pids)
@@ -432,9 +522,14 @@ class Network:
         return True
 
     @staticmethod
-    def _seed_netdbs(specs: list[RouterSpec]) -> None:
+    def _seed_netdbs(specs: list[RouterSpec], java_specs: list[RouterSpec]) -> None:
+        """Every i2pd RouterInfo into every other router's netDb (Java: same layout).
+
+        The Java routers are not seeded into i2pd's: they publish their RouterInfo to the
+        floodfills when they start.
+        """
         infos = [spec.router_info_path.read_bytes() for spec in specs]
-        for spec in specs:
+        for spec in specs + java_specs:
             for other, info in zip(specs, infos, strict=True):
                 if other.index == spec.index:
                     continue
@@ -450,7 +545,7 @@ class Network:
             if left <= 0:
                 raise TestnetError(
                     f"test network {self.name!r} not ready in {READY_TIMEOUT:.0f} s; "
-                    f"logs: {self.state_dir}/r*/i2pd.log"
+                    f"logs: {self.state_dir}/r*/i2pd.log, {self.state_dir}/j*/logs/"
                 )
             return left
 
@@ -462,34 +557,170 @@ class Network:
                 at=round(READY_TIMEOUT - (deadline - time.monotonic()), 1),
             )
 
-        # 1. Every SAM bridge answers: the routers run.
-        for router in status.routers:
+        i2pd = status.i2pd_routers
+        # 1. Every i2pd SAM bridge answers: the i2pd routers run (and accept NTCP2).
+        for router in i2pd:
             while not await sam_alive(*router.sam_host_port, timeout=2):
                 self._check_alive(router.index)
                 remaining()
                 await asyncio.sleep(0.1)
-        step("routers up")
-        # 1b. Every router knows every floodfill (the seeded netDb was loaded).
-        for router in status.routers:
-            needed = sum(r.floodfill for r in status.routers) - int(router.floodfill)
-            assert router.webconsole is not None
-            while await known_floodfills(router.webconsole) < needed:
+        step("i2pd routers up")
+        # 1a. The Java routers start now, so that their first RouterInfo publish meets
+        #     listening floodfills.
+        specs = {s.index: s for s in self._specs(self._config())}
+        for router in status.java_routers:
+            router.pid = self._start_router(specs[router.index])
+        status.save()
+
+        async def i2pd_ready() -> None:
+            # 1b. Every i2pd router knows every floodfill (the seeded netDb was loaded).
+            for router in i2pd:
+                needed = sum(r.floodfill for r in i2pd) - int(router.floodfill)
+                assert router.webconsole is not None
+                while await known_floodfills(router.webconsole) < needed:
+                    self._check_alive(router.index)
+                    remaining()
+                    await asyncio.sleep(0.2)
+            step("floodfills known")
+            # 2. The eepsite's router has an inbound tunnel: add the eepsite's server tunnel.
+            await self._add_eepsite_tunnel(status, deadline)
+            step("eepsite tunnel added")
+            # 3. The eepsite resolves on every other non-floodfill i2pd router: floodfills
+            #    known, client tunnels built, eepsite LeaseSet published.
+            await self._wait_eepsite_published(status, deadline)
+            step("eepsite resolvable")
+            await self._wait_udp_echo_published(status, deadline)
+            step("udp echo resolvable")
+            # 4. i2pd's own HTTP proxy fetches the eepsite page (the proxy's tunnels are built).
+            await self.wait_http_proxy(status, timeout=remaining())
+            step("i2pd HTTP proxy fetches the eepsite")
+
+        async def java_up(router: RouterStatus) -> None:
+            await self._wait_java_connected(status, router, deadline)
+            step(f"{router.name} (Java) connected")
+            await self._read_java_eepsite(status, router, deadline)
+            # 5. Its eepsite resolves on i2pd and Java, i2pd's HTTP proxy fetches it.
+            await self._wait_java_eepsite_reachable(status, router, deadline)
+            step(f"{router.name} (Java) eepsite reachable")
+            # 6. It resolves the i2pd eepsite and fetches it through its own HTTP proxy.
+            await i2pd_eepsite_ready.wait()
+            await self._wait_java_reaches_i2pd(status, router, deadline)
+            step(f"{router.name} (Java) fetches the eepsite through its HTTP proxy")
+
+        i2pd_eepsite_ready = asyncio.Event()
+
+        async def i2pd_then_signal() -> None:
+            await i2pd_ready()
+            i2pd_eepsite_ready.set()
+
+        await gather_or_cancel(i2pd_then_signal(), *(java_up(r) for r in status.java_routers))
+        status.save()
+
+    async def _wait_java_connected(
+        self, status: TestnetStatus, router: RouterStatus, deadline: float
+    ) -> None:
+        """I2CP and SAM answer and the router has an NTCP2 session; restarted once if not.
+
+        Java 2.7.0 sometimes publishes its RouterInfo before its netDb is ready, and then sits
+        without peers or tunnels for many minutes; a restart (same config and keys) fixes it.
+        """
+        spec = self._specs(self._config())[router.index]
+        peer_ports = {s.port("ntcp2") for s in self._specs(self._config())}
+        for attempt in (1, 2):
+            while not (
+                await sam_alive(*router.sam_host_port, timeout=2)
+                and await i2cp_alive(*router.i2cp_host_port)
+            ):
                 self._check_alive(router.index)
-                remaining()
+                if time.monotonic() > deadline:
+                    raise TestnetError(
+                        f"Java router {router.name}: no I2CP/SAM; see {spec.data_dir}"
+                    )
+                await asyncio.sleep(0.1)
+            connect_deadline = min(deadline, time.monotonic() + JAVA_CONNECT_TIMEOUT)
+            while time.monotonic() < connect_deadline:
+                pid = self._check_alive(router.index)
+                if javarouter.established_peer_connections(pid, peer_ports) > 0:
+                    return
+                await asyncio.sleep(0.25)
+            if attempt == 2 or time.monotonic() > deadline:
+                break
+            log.warning(
+                "Java router met no peer (start-up race); restarting it once",
+                router=router.name,
+                seconds=JAVA_CONNECT_TIMEOUT,
+            )
+            await self._stop_process(router.index)
+            router.pid = self._start_router(spec)
+            status.save()
+        raise TestnetError(
+            f"Java router {router.name} connected to no i2pd router; see {spec.data_dir}/logs/"
+        )
+
+    async def _read_java_eepsite(
+        self, status: TestnetStatus, router: RouterStatus, deadline: float
+    ) -> None:
+        """The Java eepsite's keys appear when its I2PTunnel server starts: note its b32."""
+        keys = Path(status.state_dir) / router.name / javarouter.EEPSITE_KEYS
+        while True:
+            try:
+                destination, b32 = destination_from_keys_file(keys.read_bytes())
+                break
+            except (OSError, ValueError):
+                self._check_alive(router.index)
+                if time.monotonic() > deadline:
+                    raise TestnetError(f"Java router {router.name} wrote no {keys}") from None
                 await asyncio.sleep(0.2)
-        step("floodfills known")
-        # 2. The eepsite's router has an inbound tunnel: add the eepsite's server tunnel.
-        await self._add_eepsite_tunnel(status, deadline)
-        step("eepsite tunnel added")
-        # 3. The eepsite resolves on every other non-floodfill router: floodfills known, client
-        #    tunnels built, eepsite LeaseSet published.
-        await self._wait_eepsite_published(status, deadline)
-        step("eepsite resolvable")
-        await self._wait_udp_echo_published(status, deadline)
-        step("udp echo resolvable")
-        # 4. i2pd's own HTTP proxy fetches the eepsite page (the proxy's tunnels are built).
-        await self.wait_http_proxy(status, timeout=remaining())
-        step("i2pd HTTP proxy fetches the eepsite")
+        router.eepsite = b32
+        if status.java_eepsite is None or status.java_eepsite.router == router.index:
+            status.java_eepsite = JavaEepsiteStatus(b32, destination, router.index)
+        status.save()
+
+    async def _wait_java_reaches_i2pd(
+        self, status: TestnetStatus, router: RouterStatus, deadline: float
+    ) -> None:
+        """Java resolves the i2pd eepsite and fetches it through its own HTTP proxy."""
+        await wait_resolvable(
+            router.sam_host_port,
+            status.eepsite.b32,
+            timeout=max(1.0, deadline - time.monotonic()),
+            expected=status.eepsite.destination,
+        )
+        assert router.http_proxy is not None
+        await fetch_through_proxy(
+            router.http_proxy, status.eepsite.b32, timeout=max(1.0, deadline - time.monotonic())
+        )
+
+    async def _wait_java_eepsite_reachable(
+        self,
+        status: TestnetStatus,
+        router: RouterStatus,
+        deadline: float,
+        *,
+        fetch: bool = True,
+    ) -> None:
+        """The Java router's eepsite resolves on the proxy router (i2pd) and on every Java
+        router, and (with ``fetch``) i2pd's HTTP proxy fetches it.
+
+        No fetch after a restart: i2pd keeps the eepsite's old LeaseSet, whose zero-hop leases
+        died with the old Java process, until they expire (up to 10 minutes).
+        """
+        if router.eepsite is None:
+            return
+        destination = None
+        if status.java_eepsite is not None and status.java_eepsite.b32 == router.eepsite:
+            destination = status.java_eepsite.destination
+        for other in [status.routers[status.proxy_router], *status.java_routers]:
+            await wait_resolvable(
+                other.sam_host_port,
+                router.eepsite,
+                timeout=max(1.0, deadline - time.monotonic()),
+                expected=destination,
+            )
+        if fetch:
+            await fetch_through_proxy(
+                status.http_proxy, router.eepsite, timeout=max(1.0, deadline - time.monotonic())
+            )
 
     async def _wait_eepsite_published(self, status: TestnetStatus, deadline: float) -> None:
         """Wait until every non-floodfill router resolves the eepsite; fix the publish race.
@@ -498,7 +729,7 @@ class Network:
         LeaseSet, fails, and the stored LeaseSet then stays unusable for everyone for a minute.
         """
         eepsite = status.eepsite
-        others = [r for r in status.routers if r.index != eepsite.router and not r.floodfill]
+        others = [r for r in status.i2pd_routers if r.index != eepsite.router and not r.floodfill]
         for attempt in range(1, 6):
             timeout = min(deadline - time.monotonic(), EEPSITE_PUBLISH_TIMEOUT)
             if timeout <= 0:
@@ -533,7 +764,7 @@ class Network:
         """
         echo = status.udp_echo
         assert echo is not None
-        others = [r for r in status.routers if r.index != echo.router and not r.floodfill]
+        others = [r for r in status.i2pd_routers if r.index != echo.router and not r.floodfill]
         for attempt in range(1, 4):
             timeout = min(deadline - time.monotonic(), EEPSITE_PUBLISH_TIMEOUT)
             if timeout <= 0:
@@ -561,25 +792,7 @@ class Network:
     @staticmethod
     async def wait_http_proxy(status: TestnetStatus, timeout: float) -> None:
         """Fetch ``http://<eepsite b32>/`` through i2pd's HTTP proxy until it works."""
-        deadline = time.monotonic() + timeout
-        url = f"http://{status.eepsite.b32}/"
-        last = "no attempt"
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                try:
-                    async with session.get(
-                        url,
-                        proxy=f"http://{status.http_proxy}",
-                        timeout=aiohttp.ClientTimeout(total=min(30, deadline - time.monotonic())),
-                    ) as response:
-                        body = await response.text()
-                        if response.status == 200 and "private I2P network" in body:
-                            return
-                        last = f"HTTP {response.status}"
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    last = repr(exc)
-                await asyncio.sleep(0.5)
-        raise TestnetError(f"i2pd's HTTP proxy could not fetch {url}: {last}")
+        await fetch_through_proxy(status.http_proxy, status.eepsite.b32, timeout=timeout)
 
     def _reload_router(self, index: int) -> None:
         """SIGHUP: i2pd re-reads its tunnels.conf, starting new and stopping removed tunnels."""
@@ -614,10 +827,22 @@ class Network:
         self._reload_router(index)
         await asyncio.sleep(1.0)  # i2pd stops the tunnel and its destination asynchronously
 
-    def _check_alive(self, index: int) -> None:
+    def _check_alive(self, index: int) -> int:
+        """The router's pid; TestnetError if it is not running."""
         pid = self._load_pids()["routers"].get(str(index))
         if pid is None or not process.is_running(pid):
-            raise TestnetError(f"i2pd r{index} is not running; see {self.state_dir}/r{index}/")
+            raise TestnetError(f"router {index} is not running; see {self.state_dir}/")
+        return int(pid)
+
+    async def _stop_process(self, index: int) -> None:
+        """SIGTERM router ``index`` by pid and wait (Java needs ~2 s; SIGKILL after 20 s)."""
+        pids = self._load_pids()
+        await process.terminate(
+            pids["routers"].get(str(index)), str(self.state_dir), timeout=JAVA_STOP_TIMEOUT
+        )
+        pids = self._load_pids()
+        pids["routers"][str(index)] = None
+        self._save_pids(pids)
 
     # --- runtime control ----------------------------------------------------------------------
 
@@ -672,10 +897,7 @@ class Network:
         """Stop router ``index`` (SIGTERM, by pid); its forwarded ports then refuse connections."""
         config = self._config()
         self._check_index(config, index)
-        pids = self._load_pids()
-        await process.terminate(pids["routers"].get(str(index)), str(self.state_dir))
-        pids["routers"][str(index)] = None
-        self._save_pids(pids)
+        await self._stop_process(index)
         status = self.status()
         status.routers[index].pid = None
         status.save()
@@ -685,7 +907,9 @@ class Network:
 
         Usable: its SAM bridge answers, it has built exploratory tunnels through its peers and
         (unless a floodfill) resolves the eepsite; for the eepsite's router: the eepsite
-        resolves again on the other routers.
+        resolves again on the other routers. A Java router (restarted with the same config,
+        so its NTCP2 key stays what the i2pd routers know): I2CP and SAM answer, it met a
+        peer, resolves the eepsite and fetches it through its HTTP proxy; its eepsite resolves.
         """
         config = self._config()
         self._check_index(config, index)
@@ -703,6 +927,11 @@ class Network:
             return
         deadline = time.monotonic() + timeout
         router = status.routers[index]
+        if router.is_java:
+            await self._wait_java_connected(status, router, deadline)
+            await self._wait_java_reaches_i2pd(status, router, deadline)
+            await self._wait_java_eepsite_reachable(status, router, deadline, fetch=False)
+            return
         while not await sam_alive(*router.sam_host_port, timeout=2):
             self._check_alive(index)
             if time.monotonic() > deadline:
@@ -728,8 +957,9 @@ class Network:
 
     @staticmethod
     def _check_index(config: NetworkConfig, index: int) -> None:
-        if not 0 <= index < config.routers:
-            raise TestnetError(f"router index must be between 0 and {config.routers - 1}")
+        last = config.routers + config.java - 1
+        if not 0 <= index <= last:
+            raise TestnetError(f"router index must be between 0 and {last}")
 
     # --- down ---------------------------------------------------------------------------------
 
@@ -741,7 +971,10 @@ class Network:
         marker = str(self.state_dir)
         pids = self._load_pids()
         await asyncio.gather(
-            *(process.terminate(pid, marker) for pid in pids.get("routers", {}).values())
+            *(
+                process.terminate(pid, marker, timeout=JAVA_STOP_TIMEOUT)
+                for pid in pids.get("routers", {}).values()
+            )
         )
         await process.terminate(pids.get("eepsite"), marker)
         await process.terminate(pids.get("helper"), marker)
@@ -752,6 +985,69 @@ class Network:
 async def lookup_from(status: TestnetStatus, router: int, name: str) -> str | None:
     """Resolve ``name`` on ``router`` once (a convenience for tests)."""
     return await naming_lookup(*status.routers[router].sam_host_port, name)
+
+
+async def gather_or_cancel(*coros: Awaitable[object]) -> None:
+    """Like ``asyncio.gather``, but the first failure cancels the others (and is raised)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def fetch_through_proxy(proxy: str, b32: str, *, timeout: float) -> None:
+    """GET ``http://<b32>/`` through the HTTP proxy at ``proxy`` until the demo page comes."""
+    deadline = time.monotonic() + timeout
+    url = f"http://{b32}/"
+    last = "no attempt"
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(
+                    url,
+                    proxy=f"http://{proxy}",
+                    timeout=aiohttp.ClientTimeout(total=min(30, deadline - time.monotonic())),
+                ) as response:
+                    body = await response.text()
+                    if response.status == 200 and "private I2P network" in body:
+                        return
+                    last = f"HTTP {response.status}"
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                last = repr(exc)
+            await asyncio.sleep(0.5)
+    raise TestnetError(f"the HTTP proxy {proxy} could not fetch {url}: {last}")
+
+
+async def i2cp_version(host: str, port: int, timeout: float = 5.0) -> str | None:
+    """The API version an I2CP server reports in SetDate (i2pd 2.45.1: 0.9.57, 2.58.0: 0.9.67,
+    Java I2P 2.7.0: 0.9.64); None when it does not answer."""
+    version = b"0.9.64"
+    get_date = bytes([len(version)]) + version + b"\x00\x00"  # version + empty options
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(b"\x2a" + len(get_date).to_bytes(4, "big") + b"\x20" + get_date)
+                header = await reader.readexactly(5)
+                length = int.from_bytes(header[:4], "big")
+                if header[4] != 33 or not 9 <= length <= 1024:  # SetDateMessage
+                    return None
+                payload = await reader.readexactly(length)
+            finally:
+                writer.close()
+    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        return None
+    text = payload[9 : 9 + payload[8]]
+    return text.decode("ascii", "replace")
+
+
+async def i2cp_alive(host: str, port: int, timeout: float = 5.0) -> bool:
+    """True when an I2CP server at ``host:port`` answers GetDate with SetDate."""
+    return await i2cp_version(host, port, timeout) is not None
 
 
 async def _console_page(webconsole: str, query: str = "") -> str | None:

@@ -19,7 +19,13 @@ from pathlib import Path
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def spawn(argv: Sequence[str], log_path: Path, *, env: dict[str, str] | None = None) -> int:
+def spawn(
+    argv: Sequence[str],
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
     """Start ``argv`` detached (own session, survives the CLI), output appended to ``log_path``."""
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
@@ -29,6 +35,7 @@ def spawn(argv: Sequence[str], log_path: Path, *, env: dict[str, str] | None = N
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env=env,
+            cwd=cwd,
         )
     _children[proc.pid] = proc
     return proc.pid

@@ -40,6 +40,27 @@ class RouterStatus:
     pid: int | None
     #: i2pd's web console of this router (http://…/?page=tunnels etc.), for debugging.
     webconsole: str | None = None
+    #: "i2pd" or "java"
+    kind: str = "i2pd"
+    #: "2.45.1" or "2.58.0" (i2pd), "2.7.0" (Java I2P)
+    version: str = "2.45.1"
+    #: The router's own HTTP proxy, if it runs one (i2pd's on the proxy router, Java's I2PTunnel
+    #: HTTP client proxy on every Java router).
+    http_proxy: str | None = None
+    #: b32 name of the eepsite this router publishes, if any.
+    eepsite: str | None = None
+
+    @property
+    def is_java(self) -> bool:
+        return self.kind == "java"
+
+    def is_version(self, version: str) -> bool:
+        """``"2.58"`` matches ``"2.58.0"``; a full version matches only itself."""
+        return self.version == version or self.version.startswith(version + ".")
+
+    @property
+    def http_proxy_host_port(self) -> tuple[str, int] | None:
+        return split_host_port(self.http_proxy) if self.http_proxy else None
 
     @property
     def i2cp_host_port(self) -> tuple[str, int]:
@@ -55,6 +76,16 @@ class EepsiteStatus:
     b32: str
     destination: str
     www_dir: str
+    router: int
+    port: int = 80
+
+
+@dataclass
+class JavaEepsiteStatus:
+    """The demo site published by a Java router's I2PTunnel HTTP server (same www content)."""
+
+    b32: str
+    destination: str
     router: int
     port: int = 80
 
@@ -93,6 +124,12 @@ class TestnetStatus:
     impairment: dict[str, Any] = field(default_factory=dict)
     #: The named profile last applied (``up --profile``/``impair --profile``), else None.
     profile: str | None = None
+    #: "mixed", "all-2.45" or "all-2.58" (see testnet.software.MIXES)
+    mix: str = "all-2.45"
+    #: The first Java router's I2PTunnel HTTP client proxy (host:port), None without Java.
+    java_http_proxy: str | None = None
+    #: The first Java router's eepsite, None without Java (or before it is known).
+    java_eepsite: JavaEepsiteStatus | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     __test__ = False  # not a pytest test class, despite the name
@@ -112,6 +149,47 @@ class TestnetStatus:
     def router(self, index: int) -> RouterStatus:
         return self.routers[index]
 
+    @property
+    def java_http_proxy_host_port(self) -> tuple[str, int] | None:
+        return split_host_port(self.java_http_proxy) if self.java_http_proxy else None
+
+    def routers_of_kind(
+        self, kind: str, version: str | None = None, *, floodfill: bool | None = None
+    ) -> list[RouterStatus]:
+        """Routers of ``kind`` ("i2pd" or "java"), optionally of ``version`` ("2.58" matches
+        "2.58.0") and floodfill or not, in index order."""
+        return [
+            r
+            for r in self.routers
+            if r.kind == kind
+            and (version is None or r.is_version(version))
+            and (floodfill is None or r.floodfill == floodfill)
+        ]
+
+    def client_router(self, kind: str, version: str | None = None) -> RouterStatus:
+        """A non-floodfill router of ``kind``/``version`` to run a client on.
+
+        Never a floodfill (i2pd 2.45.1 floodfills answer lookups of LeaseSets they store
+        wrongly); prefers a router without the network's own services (i2pd's proxies, the
+        eepsite). Raises LookupError naming what the network has instead.
+        """
+        candidates = self.routers_of_kind(kind, version, floodfill=False)
+        if not candidates:
+            have = ", ".join(f"{r.name}={r.kind} {r.version}" for r in self.routers)
+            raise LookupError(
+                f"no non-floodfill {kind} {version or ''} router in {self.name!r} ({have})"
+            )
+        busy = {self.proxy_router, self.eepsite.router}
+        return next((r for r in candidates if r.index not in busy), candidates[0])
+
+    @property
+    def java_routers(self) -> list[RouterStatus]:
+        return self.routers_of_kind("java")
+
+    @property
+    def i2pd_routers(self) -> list[RouterStatus]:
+        return self.routers_of_kind("i2pd")
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         extra = data.pop("extra")
@@ -129,10 +207,12 @@ class TestnetStatus:
         routers = [RouterStatus(**r) for r in data.pop("routers")]
         eepsite = EepsiteStatus(**data.pop("eepsite"))
         udp_echo = data.pop("udp_echo", None)
+        java_eepsite = data.pop("java_eepsite", None)
         return cls(
             routers=routers,
             eepsite=eepsite,
             udp_echo=UdpEchoStatus(**udp_echo) if udp_echo else None,
+            java_eepsite=JavaEepsiteStatus(**java_eepsite) if java_eepsite else None,
             extra=extra,
             **data,
         )

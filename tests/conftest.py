@@ -2,7 +2,10 @@
 
 - ``testnet`` (session): a :class:`~testnet.status.TestnetStatus` of a running network.
   Reuses the network named by ``I2PROXY_TESTNET`` when set; otherwise brings up its own for the
-  session and takes it down at the end. Skips with one message when this machine cannot run one.
+  session and takes it down at the end: the default mixed network (i2pd 2.58.0 floodfills and
+  one 2.58 client router, i2pd 2.45.1 elsewhere, one Java I2P 2.7.0 router with -Xmx192m; pick
+  routers with ``testnet.client_router("java")``, ``routers_of_kind("i2pd", "2.58")`` …).
+  Skips with one message when this machine cannot run one.
 - ``testnet_network``: the :class:`~testnet.network.Network` behind it, to stop/start
   routers or change the link delay (``await testnet_network.stop_router(3)``).
 - With ``CI=true`` or ``I2PROXY_REQUIRE_TESTNET=1`` a skipped integration test fails the run.

@@ -124,7 +124,7 @@ async def prove_session(testnet, keys: PrivateKeys, *, host: int, lookup_from: i
 
 async def test_our_generated_destination_is_accepted_and_hashed_alike_by_i2pd(testnet):
     keys = PrivateKeys.generate()
-    await prove_session(testnet, keys, host=1, lookup_from=len(testnet.routers) - 1)
+    await prove_session(testnet, keys, host=1, lookup_from=testnet.eepsite.router)
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,9 @@ SIGNED = 12
 
 
 def _router_for_client(testnet):
-    """A router other than the eepsite's, so every fetch crosses the network."""
-    return next(r for r in testnet.routers if r.index != testnet.eepsite.router)
+    """A router other than the eepsite's, so every fetch crosses the network (a non-floodfill
+    i2pd 2.45.1 router of the mixed network)."""
+    return testnet.client_router("i2pd", "2.45.1")
 
 
 def _make_dialer(backend: str, testnet, data_dir: Path):

@@ -1,6 +1,8 @@
 """A second, small network beside the session's: isolation, link delay, router stop/start, down.
 
-The tests run in file order and share one module-scoped network; the last one takes it down.
+The second network is mixed too (4 i2pd routers: r0 floodfill and r2 on 2.58, r1 and r3 on
+2.45.1; one Java router, j4). The tests run in file order and share one module-scoped network;
+the last one takes it down.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def second(testnet: TestnetStatus):
     network = Network(f"second-{os.urandom(3).hex()}")
-    status = asyncio.run(network.up(NetworkConfig(routers=4, floodfills=1)))
+    status = asyncio.run(network.up(NetworkConfig(routers=4, floodfills=1, java=1)))
     try:
         yield network, status
     finally:
@@ -45,8 +47,23 @@ def curl_eepsite(status: TestnetStatus, path: str = "/") -> subprocess.Completed
 def ports(status: TestnetStatus) -> set[str]:
     used = {status.http_proxy, status.socks_proxy}
     for router in status.routers:
-        used |= {router.i2cp, router.sam}
+        used |= {router.i2cp, router.sam, router.http_proxy or router.sam}
     return used
+
+
+def processes_mentioning(marker: str) -> list[str]:
+    """Command lines of every process on the machine that carries ``marker`` (ps, by hand)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
 
 
 def test_two_networks_run_side_by_side_without_sharing_anything(testnet, second):
@@ -96,9 +113,11 @@ async def test_link_delay_can_be_changed_at_runtime_and_adds_latency(second):
 
 async def test_a_stopped_router_refuses_on_its_ports_and_works_after_restart(second):
     network, status = second
-    # Router 2 of 4: neither the floodfill (0), the proxy router (1) nor the eepsite's (3).
+    # Router 2 of 4 (i2pd 2.58): neither the floodfill (0), the proxy router (1) nor the
+    # eepsite's (3).
     router = status.routers[2]
     assert not router.floodfill and router.index not in (status.proxy_router, status.eepsite.router)
+    assert (router.kind, router.version) == ("i2pd", "2.58.0")
     await network.stop_router(router.index)
     assert network.status().routers[router.index].pid is None
     assert not await sam_alive(*router.sam_host_port, timeout=5)
@@ -116,14 +135,46 @@ async def test_a_stopped_router_refuses_on_its_ports_and_works_after_restart(sec
     assert await lookup_from(network.status(), router.index, status.eepsite.b32)
 
 
+async def test_a_java_router_restarts_with_its_keys_and_is_usable_again(second):
+    network, status = second
+    java = status.client_router("java")
+    assert java.index == 4 and java.pid is not None
+    conf = Path(status.state_dir) / java.name / "router.config"
+    ntcp2_key = [line for line in conf.read_text().splitlines() if "ntcp2.sp=" in line]
+    assert ntcp2_key, "Java wrote no NTCP2 static key"
+    old_pid = java.pid
+    await network.stop_router(java.index)
+    assert not process.is_running(old_pid)
+    assert network.status().routers[java.index].pid is None
+    assert not await sam_alive(*java.sam_host_port, timeout=5)
+
+    started = time.monotonic()
+    # Returns once it met a peer, resolves the eepsite and fetches it through its HTTP proxy.
+    await network.start_router(java.index)
+    print(f"Java router usable again after {time.monotonic() - started:.1f} s")
+    assert network.status().routers[java.index].pid not in (None, old_pid)
+    # Same config (never rewritten): the NTCP2 key the i2pd routers know is still the one.
+    assert [line for line in conf.read_text().splitlines() if "ntcp2.sp=" in line] == ntcp2_key
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        ["curl", "-sS", "--max-time", "60", "-x", f"http://{status.java_http_proxy}",
+         f"http://{status.eepsite.b32}/"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "Hello from the private I2P network" in proc.stdout
+
+
 def test_down_stops_only_its_processes_and_leaves_nothing_behind(testnet, second):
     network, status = second
     recorded = network._load_pids()
     pids = [r.pid for r in network.status().routers if r.pid]
     pids += [recorded["helper"], recorded["eepsite"]]
     assert all(process.is_running(pid) for pid in pids)
+    java = [p for p in processes_mentioning(status.state_dir) if "RouterLaunch" in p]
+    assert len(java) == 1, java
     asyncio.run(network.down())
     assert not any(process.is_running(pid) for pid in pids)
+    assert processes_mentioning(status.state_dir) == []  # Java included
     assert not netns.exists(status.netns)
     assert not Path(status.state_dir).exists()
     # The session's network is untouched.

@@ -56,6 +56,8 @@ def test_floodfill_config_publishes_ipv4_and_stays_offline():
     assert conf["reseed"]["threshold"] == "0"
     assert conf["ssu2"]["enabled"] == "false" and conf["upnp"]["enabled"] == "false"
     assert conf["nettime"]["enabled"] == "false"
+    # i2pd 2.58 drops the floodfills' 127.0.0.1 without it (and then knows no floodfill).
+    assert main["reservedrange"] == "false"
 
 
 def test_every_router_has_i2cp_sam_and_a_harmless_address_book():
