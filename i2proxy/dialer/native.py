@@ -32,10 +32,10 @@ from i2proxy.i2cp.datagram import DATAGRAM_PROTOCOLS, DatagramReceiver, encode_r
 from i2proxy.i2cp.errors import RouterDisconnected
 from i2proxy.i2cp.identity import KeysIdentity
 from i2proxy.i2cp.payload import Payload, Protocol
-from i2proxy.i2p.base64 import b32decode, b32encode
 from i2proxy.i2p.destination import Destination
 from i2proxy.i2p.errors import B33NotSupported, I2PFormatError
 from i2proxy.i2p.keys import PrivateKeys
+from i2proxy.i2p.names import b32_hash_from_name, b32_name_from_hash
 from i2proxy.log import get_logger
 from i2proxy.streaming.errors import (
     StreamConnectTimeout,
@@ -345,10 +345,7 @@ class NativeDialer:
         blinding for the messages we then send to that destination. i2pd's I2CP cannot (its
         HostLookup answers "not found" for every b33), so the error says what to do.
         """
-        try:
-            b32decode(name.removesuffix(".b32.i2p"))
-        except (I2PFormatError, ValueError) as exc:
-            raise InvalidTarget(f"{name}: not a b33 address ({exc})") from exc
+        # b32_hash_from_name (i2p.names) raised B33NotSupported only after the label decoded.
         key = name.encode()  # never 32 bytes long, so it cannot meet a b32 hash in the cache
         cached = self._cache.get(key)
         now = time.monotonic()
@@ -452,7 +449,7 @@ class NativeDialer:
             self.datagrams.dispatch(
                 datagram.dst_port,
                 datagram.payload,
-                b32encode(sender) + ".b32.i2p" if sender is not None else None,
+                b32_name_from_hash(sender) if sender is not None else None,
                 datagram.src_port,
                 datagram.authenticated,
             )
@@ -465,18 +462,3 @@ class NativeDialer:
 
     def _on_router_up(self) -> None:
         log.info("native.router_back", sessions=self.client.sessions_created)
-
-
-def b32_hash_from_name(name: str) -> bytes:
-    """The 32-byte hash a ``<52 chars>.b32.i2p`` name stands for."""
-    label = name.lower().removesuffix(".b32.i2p")
-    if label == name.lower():
-        raise InvalidTarget(f"{name!r}: only .b32.i2p names are resolved here")
-    if len(label) >= 56:
-        raise B33NotSupported(f"{name}: b33 (encrypted LeaseSet) addresses are not supported")
-    if len(label) != 52:
-        raise InvalidTarget(f"{name}: a b32 name has 52 characters before .b32.i2p")
-    digest = b32decode(label)
-    if len(digest) != 32:
-        raise InvalidTarget(f"{name}: does not decode to a 32-byte hash")
-    return digest

@@ -25,6 +25,7 @@ from i2proxy.dialer.base import (
 )
 from i2proxy.dialer.datagrams import DatagramEndpoint
 from i2proxy.dialer.sam_datagrams import open_sam_datagram_endpoint
+from i2proxy.i2p.names import b32_kind
 from i2proxy.log import get_logger
 from i2proxy.sam import protocol
 from i2proxy.sam.client import (
@@ -65,7 +66,6 @@ YOUNG_SESSION_RETRY_DELAYS = (1.0, 2.0, 4.0)
 #: A retry needs at least this much of the dial timeout left (one floodfill's lookup window).
 MIN_RETRY_BUDGET = 6.0
 
-_B32_NAME = re.compile(r"^(?:[a-z2-7]{52}|[a-z2-7]{56,})\.b32\.i2p$")
 _BASE64_DEST = re.compile(r"^[A-Za-z0-9~-]{516,}={0,2}$")
 #: Longest base64 destination we pass on (a destination with a big certificate is < 1 KiB).
 _MAX_DEST_B64 = 4096
@@ -83,9 +83,9 @@ def sam_destination(target: Destination | str) -> str:
             raise InvalidTarget(f"not a destination: {type(target).__name__}")
         return str(to_base64())
     text = target.strip()
-    lowered = text.lower()
+    lowered = text.lower().rstrip(".")
     if lowered.endswith(".i2p"):
-        if _B32_NAME.match(lowered):
+        if b32_kind(lowered) is not None:
             return lowered
         raise InvalidTarget(f"not a .b32.i2p name: {target[:80]!r}")
     if len(text) <= _MAX_DEST_B64 and _BASE64_DEST.match(text):
@@ -97,7 +97,7 @@ def lease_set_not_found(exc: protocol.InvalidKey, target: str = "") -> bool:
     """Whether an INVALID_KEY really says "no LeaseSet": Java I2P's SAM answers a failed lookup
     with ``INVALID_KEY MESSAGE="Lease set not found: …"``, and for a ``.b32.i2p`` name, which
     passed our syntax check, INVALID_KEY can mean nothing else (i2pd says it for NAMING LOOKUP)."""
-    return "not found" in (exc.message or "").lower() or bool(_B32_NAME.match(target.lower()))
+    return "not found" in (exc.message or "").lower() or b32_kind(target) is not None
 
 
 def dial_error(exc: BaseException, target: str = "") -> DialError:

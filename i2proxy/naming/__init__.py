@@ -4,6 +4,7 @@
 Dialer takes (a Destination, or the ``.b32.i2p`` name itself), ``reverse(hash)`` the name.
 """
 
+from i2proxy.i2p.names import is_b32_name
 from i2proxy.naming.addressbook import DEFAULT_SUBSCRIPTIONS, AddressBook, default_data_dir
 from i2proxy.naming.errors import (
     InvalidDestination,
@@ -13,7 +14,7 @@ from i2proxy.naming.errors import (
     ReadOnlyBook,
     UnknownBook,
 )
-from i2proxy.naming.names import is_b32_name, is_valid_hostname, normalize, validate_hostname
+from i2proxy.naming.names import is_valid_hostname, normalize, validate_hostname
 
 __all__ = [
     "DEFAULT_SUBSCRIPTIONS",

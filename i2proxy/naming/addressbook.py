@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from i2proxy.i2p.errors import I2PFormatError
+from i2proxy.i2p.names import b32_hash_from_name, is_b32_name, is_b33_name
 from i2proxy.log import get_logger
 from i2proxy.naming import storage
 from i2proxy.naming.book import Book, dest_hash
 from i2proxy.naming.errors import InvalidDestination, NameConflict, ReadOnlyBook, UnknownBook
 from i2proxy.naming.hoststxt import HostsEntry, ParseStats, parse_document, split_lines
 from i2proxy.naming.merge import MergeStats, apply_entry, check_entry
-from i2proxy.naming.names import is_b32_name, is_b33_name, normalize, validate_hostname
+from i2proxy.naming.names import normalize, validate_hostname
 from i2proxy.naming.signing import parse_destination
 from i2proxy.naming.storage import default_data_dir, shipped_hosts_text, subscription_slug
 
@@ -404,12 +406,10 @@ class AddressBook:
     def reverse(self, key: bytes | str) -> str | None:
         """Host name for a destination hash (32 bytes), a ``.b32.i2p`` name or a Destination."""
         if isinstance(key, str):
-            from i2proxy.i2p.base64 import b32decode
-
-            host = normalize(key)
-            if not is_b32_name(host):
+            try:
+                h = b32_hash_from_name(normalize(key))
+            except I2PFormatError:  # not a b32 name, or a non-canonical spelling of one
                 return None
-            h = b32decode(host[: -len(".b32.i2p")])
         elif isinstance(key, bytes | bytearray):
             h = bytes(key)
         else:

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from i2proxy.naming.names import is_b32_name
+from i2proxy.i2p.names import is_b32_name
 from i2proxy.naming.storage import read_bounded
 
 #: A destination with the largest key certificate stays far below this.

@@ -26,10 +26,6 @@ _ALLOWED = re.compile(r"[0-9a-z.\-]+")
 #: goes through the rule-by-rule checks below, which also name the broken rule.
 _COMMON_NAME = re.compile(r"(?:[a-z0-9](?:-?[a-z0-9])*\.)+i2p")
 _B32_CHARS = re.compile(r"[a-z2-7]+")
-#: A standard b32 address: base32 of the 32-byte SHA-256 of the destination.
-_B32_NAME = re.compile(r"[a-z2-7]{52}\.b32\.i2p")
-#: Proposal 149 "b33" names of blinded (encrypted) LeaseSets: 56 or more characters.
-_B33_NAME = re.compile(r"[a-z2-7]{56,}\.b32\.i2p")
 
 
 def normalize(name: str) -> str:
@@ -40,16 +36,6 @@ def normalize(name: str) -> str:
     if name.endswith(ALT_SUFFIX):
         name = name[: -len(".alt")]
     return name
-
-
-def is_b32_name(name: str) -> bool:
-    """True for ``<52 base32>.b32.i2p`` (already normalized)."""
-    return _B32_NAME.fullmatch(name) is not None
-
-
-def is_b33_name(name: str) -> bool:
-    """True for an extended (blinded) base32 name; the dialer decides whether it can reach it."""
-    return _B33_NAME.fullmatch(name) is not None
 
 
 def validate_hostname(name: str) -> str:

@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import unquote_plus, urlsplit
 
+from i2proxy.i2p.names import is_b32_name
 from i2proxy.proxy.routing import normalize_host
 
 
@@ -105,7 +106,6 @@ def parse_request_target(method: str, target: str, host_header: str | None) -> R
 
 HELPER_PARAM = "i2paddresshelper"
 _B64_DEST = re.compile(r"^[A-Za-z0-9~-]{387,1400}={0,2}$")
-_B32_NAME = re.compile(r"^[a-z2-7]{52}\.b32\.i2p$")
 
 
 def split_address_helper(path: str) -> tuple[str, str | None]:
@@ -136,7 +136,7 @@ def parse_helper_value(value: str) -> object:
     Raises ``HttpError(400)`` when it is neither.
     """
     candidate = value.strip()
-    if _B32_NAME.match(candidate.lower()):
+    if is_b32_name(candidate):
         return candidate.lower()
     if not _B64_DEST.match(candidate):
         raise HttpError(

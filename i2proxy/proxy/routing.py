@@ -13,18 +13,19 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from i2proxy.i2p.names import b32_kind
+
 if TYPE_CHECKING:
     from i2proxy.i2p.destination import Destination
 
 #: Host names that the proxy answers itself (health page, PAC file, address-helper form).
 PROXY_HOSTS = frozenset({"proxy.i2p", "i2proxy.i2p"})
 
-_B32_LABEL = re.compile(r"^[a-z2-7]{52,}$")
 _NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+i2p$")
 
 
 class HostKind(enum.Enum):
-    B32 = "b32"  # <52+ base32 chars>.b32.i2p: the router finds it, no address book needed
+    B32 = "b32"  # a b32 or b33 name (i2p.names): the router finds it, no address book needed
     NAME = "name"  # some.name.i2p: needs the address book
     PROXY = "proxy"  # proxy.i2p: our own pages
     IP = "ip"  # an IPv4/IPv6 literal
@@ -58,8 +59,7 @@ def classify_host(host: str) -> tuple[HostKind, str]:
     if name == "localhost" or name.endswith(".localhost"):
         return HostKind.LOCAL, name
     if name.endswith(".b32.i2p"):
-        label = name[: -len(".b32.i2p")]
-        return (HostKind.B32 if _B32_LABEL.match(label) else HostKind.INVALID), name
+        return (HostKind.B32 if b32_kind(name) is not None else HostKind.INVALID), name
     if name.endswith(".i2p"):
         return (HostKind.NAME if _NAME.match(name) else HostKind.INVALID), name
     if re.fullmatch(r"[0-9.]+", name) or ":" in name:

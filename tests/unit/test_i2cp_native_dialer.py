@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from i2proxy.dialer.base import Dialer, InvalidTarget, PeerUnreachable, RouterUnavailable
-from i2proxy.dialer.native import NativeDialer, b32_hash_from_name, split_options
-from i2proxy.i2p.errors import B33NotSupported
+from i2proxy.dialer.native import NativeDialer, split_options
 from i2proxy.i2p.keys import PrivateKeys
 
 
@@ -40,13 +39,11 @@ def test_java_session_defaults_are_sent_and_the_caller_overrides_them(keys):
     }
 
 
-def test_b32_name_gives_the_hash(keys):
-    assert b32_hash_from_name(keys.destination.b32) == keys.destination.hash
-    assert b32_hash_from_name(keys.destination.b32.upper()) == keys.destination.hash
-    with pytest.raises(B33NotSupported):
-        b32_hash_from_name("a" * 56 + ".b32.i2p")
-    with pytest.raises(InvalidTarget):
-        b32_hash_from_name("short.b32.i2p")
+async def test_malformed_b32_names_are_invalid_targets(keys):
+    dialer = NativeDialer(keys=keys)
+    for bad in ("short.b32.i2p", "a" * 53 + ".b32.i2p", "1" * 52 + ".b32.i2p"):
+        with pytest.raises(InvalidTarget):
+            await dialer.resolve(bad)
 
 
 async def test_resolve_accepts_destination_and_base64_and_rejects_garbage(keys):

@@ -1,9 +1,8 @@
 import pytest
 
+from i2proxy.i2p.names import is_b32_name, is_b33_name
 from i2proxy.naming.errors import InvalidName
 from i2proxy.naming.names import (
-    is_b32_name,
-    is_b33_name,
     normalize,
     parent_domain,
     validate_hostname,
