@@ -1,8 +1,8 @@
 """A second, small network beside the session's: isolation, link delay, router stop/start, down.
 
-The second network is mixed too (4 i2pd routers: r0 floodfill and r2 on 2.58, r1 and r3 on
-2.45.1; one Java router, j4). The tests run in file order and share one module-scoped network;
-the last one takes it down.
+The second network is the other mix, all i2pd 2.58.0 (4 i2pd routers, r0 the floodfill; one
+Java router, j4), so CI proves that mix too. The tests run in file order and share one
+module-scoped network; the last one takes it down.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def second(testnet: TestnetStatus):
     network = Network(f"second-{os.urandom(3).hex()}")
-    status = asyncio.run(network.up(NetworkConfig(routers=4, floodfills=1, java=1)))
+    config = NetworkConfig(routers=4, floodfills=1, mix="all-2.58", java=1)
+    status = asyncio.run(network.up(config))
     try:
         yield network, status
     finally:
@@ -73,6 +74,8 @@ def test_two_networks_run_side_by_side_without_sharing_anything(testnet, second)
     assert not ports(status) & ports(testnet)
     assert status.eepsite.b32 != testnet.eepsite.b32
     assert status.ready_seconds is not None and status.ready_seconds < 120
+    assert status.mix == "all-2.58" and testnet.mix == "mixed"
+    assert {(r.kind, r.version) for r in status.routers} == {("i2pd", "2.58.0"), ("java", "2.7.0")}
     for net in (status, testnet):
         proc = curl_eepsite(net)
         assert proc.returncode == 0, proc.stderr
