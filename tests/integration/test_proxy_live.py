@@ -346,6 +346,10 @@ async def test_address_helper_page_then_this_run_only(proxy_run, own_site):
         async with session.get(url, proxy=proxy) as resp:
             assert resp.status == 200
             page = await resp.text()
+            # Nobody can frame the buttons (clickjacking), and the form will carry its Origin.
+            assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+            assert resp.headers["X-Frame-Options"] == "DENY"
+            assert resp.headers["Referrer-Policy"] == "origin"
         assert own_site.b32 in page
         form = {
             "host": "helped.i2p",
@@ -354,9 +358,16 @@ async def test_address_helper_page_then_this_run_only(proxy_run, own_site):
             "token": re.search(r'name=token value="([^"]+)"', page).group(1),
             "choice": "session",
         }
-        async with session.post("http://proxy.i2p/add", data=form, proxy=proxy) as resp:
+        add = "http://proxy.i2p/add"
+        evil = {"Origin": "http://evil.i2p"}
+        async with session.post(add, data=form, proxy=proxy, headers=evil) as resp:
+            assert resp.status == 403  # posted from another site
+        mine = {"Origin": "http://helped.i2p"}
+        async with session.post(add, data=form, proxy=proxy, headers=mine) as resp:
             assert resp.status == 200  # followed the 303 to the site
             assert seen_headers(await resp.read())["host"] == own_site.b32
+        async with session.post(add, data=form, proxy=proxy, headers=mine) as resp:
+            assert resp.status == 403  # the token was used
 
 
 # -- auth and access ------------------------------------------------------------------------------
