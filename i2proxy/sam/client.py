@@ -36,6 +36,7 @@ from i2proxy.sam.connection import (
     ControlConnection,
     SAMUnavailable,
     StatsStreamWriter,
+    answers_two_pings,
     handshake,
     open_socket,
     probe_bridge,
@@ -62,10 +63,23 @@ class RouterFlavour(enum.Enum):
 def guess_flavour(version: tuple[int, int]) -> RouterFlavour:
     """Best guess from HELLO alone. Java I2P has answered ``MAX=3.3`` with 3.3 since 0.9.24
     (2016); a router that offers at most 3.1 is an i2pd before 2.46. Newer routers of both kinds
-    answer the same HELLO REPLY, so beyond that the flavour stays unknown."""
+    answer the same HELLO REPLY, so beyond that the flavour stays unknown (see
+    :func:`detect_flavour`)."""
     if version < (3, 2):
         return RouterFlavour.I2PD
     return RouterFlavour.UNKNOWN
+
+
+async def detect_flavour(
+    host: str, port: int, version: tuple[int, int], *, timeout: float = 5.0
+) -> RouterFlavour:
+    """HELLO's guess, refined on SAM ≥ 3.2 by a probe socket: only Java I2P answers two PINGs
+    on one socket (i2pd closes it after at most one PONG)."""
+    flavour = guess_flavour(version)
+    if flavour is RouterFlavour.UNKNOWN:
+        java = await answers_two_pings(host, port, timeout=timeout)
+        flavour = RouterFlavour.JAVA if java else RouterFlavour.I2PD
+    return flavour
 
 
 class Backoff:
@@ -215,7 +229,9 @@ class SAMClient:
         except BaseException:
             await control.close()
             raise
-        flavour = self._forced_flavour or guess_flavour(control.version)
+        flavour = self._forced_flavour or await detect_flavour(
+            self.host, self.port, control.version, timeout=self.connect_timeout
+        )
         info = SessionInfo(
             session_id=session_id,
             version=control.version,
@@ -393,6 +409,7 @@ __all__ = [
     "SAMUnavailable",
     "SessionInfo",
     "StatsStreamWriter",
+    "detect_flavour",
     "guess_flavour",
     "handshake",
     "open_socket",

@@ -148,6 +148,37 @@ async def probe_bridge(
     return time.monotonic() - started
 
 
+async def answers_two_pings(
+    host: str,
+    port: int,
+    *,
+    timeout: float,
+    min_version: str = MIN_VERSION,
+    max_version: str = MAX_VERSION,
+) -> bool:
+    """Whether the bridge answers two PINGs on one probe socket: Java I2P does, i2pd 2.58 closes
+    the socket after the first PONG and i2pd 2.46 to 2.57 on the first PING. SAM 3.3's HELLO is the
+    same on both, so this is how a SAM client tells them apart (without risking a session)."""
+    try:
+        reader, writer = await open_socket(host, port, timeout)
+    except SAMUnavailable:
+        return False
+    try:
+        async with asyncio.timeout(timeout):
+            if not supports_ping(await handshake(reader, writer, min_version, max_version)):
+                return False
+            for token in ("i2proxy-1", "i2proxy-2"):
+                writer.write(protocol.ping(token))
+                reply = protocol.parse_reply(await read_line(reader))
+                if reply.topic != "PONG" or reply.text != token:
+                    return False
+            return True
+    except (TimeoutError, SAMUnavailable, SAMProtocolError, protocol.SAMError):
+        return False
+    finally:
+        writer.close()
+
+
 def _consume_outcome(future: asyncio.Future[Reply]) -> None:
     if not future.cancelled():
         future.exception()

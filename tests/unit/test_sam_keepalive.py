@@ -95,3 +95,30 @@ async def test_two_unanswered_probes_recreate_the_session() -> None:
     finally:
         await client.close()
         await bridge.close()
+
+
+async def test_flavour_i2pd_2_58_closes_after_one_pong_java_answers_two() -> None:
+    from i2proxy.sam.client import RouterFlavour, detect_flavour
+
+    bridge = ScriptedBridge()  # answers PONG, then closes: i2pd 2.58
+    port = await bridge.start()
+    try:
+        assert await detect_flavour("127.0.0.1", port, (3, 3)) is RouterFlavour.I2PD
+        assert await detect_flavour("127.0.0.1", port, (3, 1)) is RouterFlavour.I2PD  # no PING
+    finally:
+        await bridge.close()
+
+    async def java(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            if line.startswith(b"HELLO"):
+                writer.write(b"HELLO REPLY RESULT=OK VERSION=3.3\n")
+            elif line.startswith(b"PING"):
+                writer.write(b"PONG" + line[4:])
+        writer.close()
+
+    server = await asyncio.start_server(java, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        assert await detect_flavour("127.0.0.1", port, (3, 3)) is RouterFlavour.JAVA
+    finally:
+        server.close()
