@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import ipaddress
 import os
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from i2proxy.dialer.base import Dialer, DialError, RouterUnavailable
+from i2proxy.i2cp import messages
 from i2proxy.log import get_logger
 from i2proxy.sam import protocol as sam_protocol
 
@@ -31,10 +31,8 @@ SAM_DEFAULT_PORT = 7656
 SCHEMES = {"i2cp": I2CP_DEFAULT_PORT, "sam": SAM_DEFAULT_PORT}
 
 #: I2CP: the byte a client sends first, then GetDate (type 32) → SetDate (type 33).
-I2CP_PROTOCOL_BYTE = 0x2A
-I2CP_GET_DATE = 32
-I2CP_SET_DATE = 33
-I2CP_DISCONNECT = 30
+#: Kept for callers: the message type of the probe (the codec is ``i2cp.messages``).
+I2CP_GET_DATE = messages.MessageType.GET_DATE
 #: The client API version we announce in GetDate.
 I2CP_PROBE_VERSION = "0.9.62"
 #: Bound on a probe reply: SetDate is 8 bytes of date plus a short version string.
@@ -116,26 +114,15 @@ def parse_router_url(url: str) -> RouterURL:
 
 def i2cp_probe_request(version: str = I2CP_PROBE_VERSION) -> bytes:
     """Protocol byte + GetDate(version) — the first thing any I2CP client sends."""
-    encoded = version.encode("ascii")
-    payload = bytes([len(encoded)]) + encoded
-    return bytes([I2CP_PROTOCOL_BYTE]) + struct.pack(">IB", len(payload), I2CP_GET_DATE) + payload
+    return messages.PROTOCOL_BYTE + messages.encode_message(messages.GetDate(version))
 
 
 def parse_i2cp_set_date(msg_type: int, payload: bytes) -> tuple[int, str]:
     """SetDate payload → ``(router time in ms, router API version)``; ValueError otherwise."""
-    if msg_type != I2CP_SET_DATE:
+    if msg_type != messages.MessageType.SET_DATE:
         raise ValueError(f"I2CP answered message type {msg_type}, not SetDate")
-    if len(payload) < 8:
-        raise ValueError("SetDate shorter than its date")
-    (millis,) = struct.unpack(">Q", payload[:8])
-    version = ""
-    if len(payload) > 8:
-        length = payload[8]
-        raw = payload[9 : 9 + length]
-        if len(raw) != length:
-            raise ValueError("SetDate version string truncated")
-        version = raw.decode("ascii", "replace")
-    return millis, version
+    answer = messages.SetDate.decode_body(payload)  # I2CPProtocolError is a ValueError
+    return answer.date_ms, answer.version or ""
 
 
 async def probe_i2cp(host: str, port: int, timeout: float = 3.0) -> str | None:
@@ -145,8 +132,8 @@ async def probe_i2cp(host: str, port: int, timeout: float = 3.0) -> str | None:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(host, port)
             writer.write(i2cp_probe_request())
-            header = await reader.readexactly(5)
-            length, msg_type = struct.unpack(">IB", header)
+            header = await reader.readexactly(messages.HEADER.size)
+            length, msg_type = messages.HEADER.unpack(header)
             if length > _MAX_PROBE_PAYLOAD:
                 return None
             payload = await reader.readexactly(length)
