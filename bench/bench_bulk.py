@@ -248,7 +248,7 @@ class Series:
         if not self.rates:
             return "—"
         median = statistics.median(self.rates)
-        return f"{median:.2f} (min {min(self.rates):.2f})"
+        return f"{median:.3g} (min {min(self.rates):.3g})"
 
 
 async def bulk(
@@ -274,7 +274,7 @@ async def bulk(
             continue
         rate = size / got.seconds / MB
         results[name].rates.append(rate)
-        print(f"    run {run} {name}: {rate:.2f} MB/s ({got.seconds:.1f} s)", file=sys.stderr)
+        print(f"    run {run} {name}: {rate:.3g} MB/s ({got.seconds:.1f} s)", file=sys.stderr)
 
 
 async def ttfb(
