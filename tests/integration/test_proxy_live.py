@@ -23,6 +23,7 @@ import pytest
 from python_socks import ProxyError, ProxyType
 from python_socks.async_.asyncio import Proxy
 
+from tests.integration.i2cp_support import CLIENT_ROUTER
 from tests.integration.proxy_support import ROOT, ProxyProcess, SamSite
 
 pytestmark = pytest.mark.integration
@@ -522,7 +523,7 @@ def test_first_request_rides_in_the_syn_on_the_native_backend(proxy_run, dialer_
 
 # -- the router restarts under a download ---------------------------------------------------------
 
-RESTART_ROUTER = 3  # not the proxy_run router nor the eepsite's (tests/integration/i2cp_support)
+RESTART_ROUTER = CLIENT_ROUTER  # not the proxy_run router nor the eepsite's
 
 
 def test_router_restart_mid_download_ends_it_cleanly_with_one_log_line(
