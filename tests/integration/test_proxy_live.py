@@ -375,9 +375,16 @@ def proxy_with_auth(testnet, dialer_backend, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp(f"i2proxy-auth-{dialer_backend}")
     _prepare_book(data_dir, {"eepsite.i2p": testnet.eepsite.destination})
     proxy = ProxyProcess(router_url(testnet, dialer_backend), data_dir, "--user", "alice:s3cret")
-    # A LAN bind (allowed because users are set) with a small client budget.
-    proxy.extra += ["--http", "0.0.0.0:" + proxy.http.rsplit(":", 1)[1], "--max-clients", "64"]
+    # A LAN bind (allowed because users are set) with a small client budget. Port 0: a port
+    # picked for 127.0.0.1 may be some connection's local port, which a 0.0.0.0 bind collides with.
+    proxy.extra += ["--http", "0.0.0.0:0", "--max-clients", "64"]
     proxy.start()
+    bound = next(
+        e["address"]
+        for e in proxy.log_events()
+        if e.get("event") == "listening" and e.get("listener") == "http"
+    )
+    proxy.http = "127.0.0.1:" + bound.rsplit(":", 1)[1]
     try:
         yield proxy
     finally:
