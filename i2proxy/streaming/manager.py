@@ -110,7 +110,12 @@ class _Stream:
         self.local_port = local_port
         self.remote_port = remote_port
         self.lazy = lazy
-        self.reader = asyncio.StreamReader(limit=2**16, loop=loop)
+        # StreamReader pauses reading (and so chokes the peer) above twice its limit: tie that
+        # to receiveBuffer. A 128 KiB pause point (the old limit) is less than one i2pd window:
+        # a short scheduling gap choked the sender or made us drop its packets (see STREAMING.md).
+        self.reader = asyncio.StreamReader(
+            limit=max(1, manager.options.receive_buffer // 2), loop=loop
+        )
         self.protocol = asyncio.StreamReaderProtocol(self.reader, loop=loop)
         self.transport = StreamTransport(self)
         self.protocol.connection_made(self.transport)

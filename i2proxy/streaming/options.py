@@ -60,7 +60,7 @@ class StreamingOptions:
     #: destinations: a pong tells anyone who knows our destination that we are online now.
     answer_pings: bool = False
     #: Received-but-unread bytes above which we choke the peer (DELAY_REQUESTED > 60000).
-    receive_buffer: int = 256 * 1024
+    receive_buffer: int = 1024 * 1024
     #: Unsent bytes above which the writer is paused (StreamWriter.drain waits).
     send_buffer: int = 256 * 1024
     #: Send the speculative "pre-ACK" right after our SYN (one round trip against i2pd).

@@ -310,3 +310,36 @@ def test_max_streams_is_a_streaming_option():
     assert StreamingOptions().max_streams == 4096
     with pytest.raises(ValueError):
         StreamingOptions.from_properties({"i2proxy.streaming.maxStreams": "0"})
+
+
+async def test_the_reader_pauses_and_chokes_only_above_receive_buffer():
+    """Unread data below receiveBuffer neither pauses the reader nor chokes the peer."""
+    wire = Wire(delay=0.005)
+    options = StreamingOptions(receive_buffer=256 * 1024)
+    client, server = wire.manager(0, options), wire.manager(1, options)
+    sent = asyncio.Event()
+
+    async def send_200k_then_more(reader, writer):
+        writer.write(b"a" * 200_000)
+        await writer.drain()
+        await sent.wait()
+        writer.write(b"b" * 300_000)
+        await writer.drain()
+        writer.close()
+
+    server.listen(send_200k_then_more)
+    reader, writer = await client.open_stream(keys(1).destination, 0, b"go", timeout=5)
+    conn = writer.get_extra_info("connection")
+    for _ in range(200):  # the first 200 kB arrive unread
+        if len(reader._buffer) >= 200_000:
+            break
+        await asyncio.sleep(0.01)
+    assert len(reader._buffer) == 200_000
+    assert writer.transport.is_reading() and not conn._paused
+    sent.set()
+    for _ in range(200):  # 500 kB unread: over 256 KiB, the reader pauses and we choke
+        if conn._paused:
+            break
+        await asyncio.sleep(0.01)
+    assert conn._paused
+    assert await asyncio.wait_for(reader.read(), 30) == b"a" * 200_000 + b"b" * 300_000
