@@ -314,17 +314,10 @@ class NativeDialer:
             return await self._lookup_b33(name, timeout)
         except (I2PFormatError, ValueError) as exc:
             raise InvalidTarget(f"{name}: {exc}") from exc
-        cached = self._cache.get(digest)
         now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        lookup_timeout = (
-            self.lookup_timeout if timeout is None else min(timeout, self.lookup_timeout)
-        )
-        try:
-            found = await self.client.lookup(hash=digest, timeout=lookup_timeout)
-        except RouterDisconnected as exc:
-            raise RouterUnavailable(str(exc)) from exc
+        if (cached := self._cached(digest, now)) is not None:
+            return cached
+        found = await self._ask_router(timeout, hash=digest)
         if found is None:
             raise DestinationOffline(f"{name}: no LeaseSet found on the network")
         try:
@@ -333,9 +326,7 @@ class NativeDialer:
             raise PeerUnreachable(f"{name}: router returned a malformed destination") from exc
         if destination.hash != digest:
             raise PeerUnreachable(f"{name}: router returned a different destination")
-        self._cache[digest] = (destination, now + self.lookup_ttl)
-        if len(self._cache) > 4096:
-            self._expire_cache(now)
+        self._remember(digest, destination, now)
         return destination
 
     async def _lookup_b33(self, name: str, timeout: float | None) -> Destination:
@@ -347,17 +338,10 @@ class NativeDialer:
         """
         # b32_hash_from_name (i2p.names) raised B33NotSupported only after the label decoded.
         key = name.encode()  # never 32 bytes long, so it cannot meet a b32 hash in the cache
-        cached = self._cache.get(key)
         now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        lookup_timeout = (
-            self.lookup_timeout if timeout is None else min(timeout, self.lookup_timeout)
-        )
-        try:
-            found = await self.client.lookup(name=name, timeout=lookup_timeout)
-        except RouterDisconnected as exc:
-            raise RouterUnavailable(str(exc)) from exc
+        if (cached := self._cached(key, now)) is not None:
+            return cached
+        found = await self._ask_router(timeout, name=name)
         if found is None:
             raise PeerUnreachable(
                 f"{name}: the router could not resolve this b33 (encrypted LeaseSet) address. "
@@ -368,10 +352,31 @@ class NativeDialer:
             destination = Destination.from_bytes(found)
         except (I2PFormatError, ValueError) as exc:
             raise PeerUnreachable(f"{name}: router returned a malformed destination") from exc
+        self._remember(key, destination, now)
+        return destination
+
+    def _cached(self, key: bytes, now: float) -> Destination | None:
+        entry = self._cache.get(key)
+        return entry[0] if entry is not None and entry[1] > now else None
+
+    async def _ask_router(
+        self, timeout: float | None, *, hash: bytes | None = None, name: str | None = None
+    ) -> bytes | None:
+        """One HostLookup (by hash or by name) within the lookup timeout."""
+        lookup_timeout = (
+            self.lookup_timeout if timeout is None else min(timeout, self.lookup_timeout)
+        )
+        try:
+            if name is not None:
+                return await self.client.lookup(name=name, timeout=lookup_timeout)
+            return await self.client.lookup(hash=hash, timeout=lookup_timeout)
+        except RouterDisconnected as exc:
+            raise RouterUnavailable(str(exc)) from exc
+
+    def _remember(self, key: bytes, destination: Destination, now: float) -> None:
         self._cache[key] = (destination, now + self.lookup_ttl)
         if len(self._cache) > 4096:
             self._expire_cache(now)
-        return destination
 
     def _expire_cache(self, now: float) -> None:
         for digest, (_, expiry) in list(self._cache.items()):
