@@ -280,3 +280,26 @@ def ended(endpoint: Endpoint, conn: Connection) -> bool:
 def only(endpoint: Endpoint) -> Connection:
     (conn,) = endpoint.connections.values()
     return conn
+
+
+#: Pacing off: simulator tests that put packets on the link at exact times (pacing has its own).
+EXACT_TIMING = StreamingOptions(
+    initial_rto=1.0, connect_timeout=120, initial_window_size=16, pacing=False
+)
+
+
+def established(up: Link, down: Link, options: StreamingOptions = EXACT_TIMING):
+    """A client connection to a server, open, with an RTT sample and nothing in flight."""
+    client, server = Endpoint("client", 0, options), Endpoint("server", 1, options)
+    sim = Simulation(client, server, up, down)
+    conn = client.connect(server, 0.0, b"open")
+    sim.run(
+        lambda: (
+            server.connections
+            and conn.state.value == "established"
+            and conn.in_flight == 0
+            and only(server).state.value == "established"
+        ),
+        max_time=30,
+    )
+    return client, server, conn, sim

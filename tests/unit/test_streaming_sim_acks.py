@@ -9,29 +9,17 @@ from i2proxy.streaming.connection import UNCHOKE_REPEATS
 from i2proxy.streaming.events import DataReceived
 from i2proxy.streaming.options import StreamingOptions
 from i2proxy.streaming.packet import CHOKE_SEND_DELAY_MS, Packet, decode
-from tests.unit.streaming_sim import Endpoint, Link, Simulation, ended, only
+from tests.unit.streaming_sim import EXACT_TIMING, Endpoint, Link, Simulation, ended, only
+from tests.unit.streaming_sim import established as open_connection
 
-#: Pacing off: these tests put packets on the link at exact times (pacing has its own test).
-OPTIONS = StreamingOptions(
-    initial_rto=1.0, connect_timeout=120, initial_window_size=16, pacing=False
-)
+OPTIONS = EXACT_TIMING
 PACKET = 1730
 ONE_WAY = 0.05
 
 
 def established(up: Link, down: Link, options: StreamingOptions = OPTIONS):
-    client, server = Endpoint("client", 0, options), Endpoint("server", 1, options)
-    sim = Simulation(client, server, up, down)
-    conn = client.connect(server, 0.0, b"open")
-    sim.run(
-        lambda: (
-            server.connections
-            and conn.state.value == "established"
-            and conn.in_flight == 0
-            and only(server).state.value == "established"
-        ),
-        max_time=30,
-    )
+    """Open, then one more quiet second so no ACK of the open is still due."""
+    client, server, conn, sim = open_connection(up, down, options)
     sim.run(max_time=sim.now + 1)
     return client, server, conn, sim
 

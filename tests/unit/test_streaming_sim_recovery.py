@@ -9,31 +9,11 @@ from i2proxy.streaming.congestion import CubicCongestion, RenoCongestion, create
 from i2proxy.streaming.options import OptionError, StreamingOptions
 from i2proxy.streaming.packet import Flag
 from i2proxy.streaming.recovery import PACKET_THRESHOLD, Recovery
-from tests.unit.streaming_sim import Endpoint, Link, Simulation, only
+from tests.unit.streaming_sim import EXACT_TIMING, Link, Simulation, established, only
 
-#: Pacing off: these tests put packets on the link at exact times (pacing has its own test).
-OPTIONS = StreamingOptions(
-    initial_rto=1.0, connect_timeout=120, initial_window_size=16, pacing=False
-)
+OPTIONS = EXACT_TIMING
 PACKET = 1730
 ONE_WAY = 0.05
-
-
-def established(up: Link, down: Link, options: StreamingOptions = OPTIONS):
-    """A client connection to a server, open, with an RTT sample and nothing in flight."""
-    client, server = Endpoint("client", 0, options), Endpoint("server", 1, options)
-    sim = Simulation(client, server, up, down)
-    conn = client.connect(server, 0.0, b"open")
-    sim.run(
-        lambda: (
-            server.connections
-            and conn.state.value == "established"
-            and conn.in_flight == 0
-            and only(server).state.value == "established"
-        ),
-        max_time=30,
-    )
-    return client, server, conn, sim
 
 
 def send_spaced(sim: Simulation, conn, count: int, gap: float) -> None:
