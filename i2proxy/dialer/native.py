@@ -191,11 +191,9 @@ class NativeDialer:
             raise RouterUnavailable(str(exc)) from exc
         with contextlib.suppress(RouterDisconnected):
             await self.client.wait_published(self.send_ready_wait)
-        log.info(
-            "native.started",
-            b32=self.destination.b32,
-            router=f"{self.client.host}:{self.client.port}",
-        )
+        # Our b32 at debug only: an eepsite sees it, so a log holding it links visits to us.
+        log.info("native.started", router=f"{self.client.host}:{self.client.port}")
+        log.debug("native.started", b32=self.destination.b32)
 
     async def wait_published(self, timeout: float = 60.0, interval: float = 1.0) -> float:
         """Wait until the network (a floodfill) returns our own LeaseSet; seconds it took.

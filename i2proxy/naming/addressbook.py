@@ -243,7 +243,8 @@ class AddressBook:
                 self._subs[url] = old[url]
             else:
                 self.subscription_book(url)
-        log.info("addressbook.subscriptions_changed", feeds=urls)
+        log.info("addressbook.subscriptions_changed", feeds=len(urls))
+        log.debug("addressbook.subscriptions_changed", feeds=urls)
         return True
 
     def save(self) -> None:
@@ -389,7 +390,8 @@ class AddressBook:
         try:
             return parse_destination(b64)
         except InvalidDestination:
-            log.warning("addressbook.unparsable_entry", name=host)
+            log.warning("addressbook.unparsable_entry")
+            log.debug("addressbook.unparsable_entry", name=host)
             return None
 
     resolve = lookup
@@ -505,7 +507,8 @@ class AddressBook:
             target.put(host, b64)
             if target is self.local:
                 self._persist_local()
-        log.info("addressbook.added", name=host, book=book)
+        log.info("addressbook.added", book=book)
+        log.debug("addressbook.added", name=host, book=book)
         return True
 
     def add_session(self, name: str, destination: Destination | str) -> bool:
@@ -590,12 +593,13 @@ class AddressBook:
         return stats
 
     def log_merge(self, stats: MergeStats) -> None:
-        """Log a finished merge once: its counters and a few example notes."""
+        """Log a finished merge once: its counters, and at debug level its source and a few
+        example notes (they name hosts, and which of them are in the user's own book)."""
         for example in stats.examples:
-            log.info("addressbook.merge_note", source=stats.source, note=example)
+            log.debug("addressbook.merge_note", source=stats.source, note=example)
+        log.debug("addressbook.merged", source=stats.source)
         log.info(
             "addressbook.merged",
-            source=stats.source,
             **stats.summary(),
             invalid_reasons=dict(stats.invalid + stats.parse.invalid),
         )

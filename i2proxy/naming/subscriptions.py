@@ -163,7 +163,13 @@ class SubscriptionManager:
             outcome = UpdateOutcome(
                 url, "failed", error=str(exc), elapsed=time.monotonic() - started
             )
-            log.warning("subscription.failed", url=url, error=str(exc), failures=state["failures"])
+            log.warning(
+                "subscription.failed",
+                feed=self._feed_number(url),
+                error=_error_summary(exc),
+                failures=state["failures"],
+            )
+            log.debug("subscription.failed", url=url, error=str(exc))
             notify(url, "failed", {"error": str(exc)})
             return outcome
         outcome = UpdateOutcome(url, "not-modified", http_status=result.status)
@@ -184,9 +190,10 @@ class SubscriptionManager:
         state["last_result"] = {"status": result.status, **outcome.stats.summary()}
         await self._save()
         outcome.elapsed = time.monotonic() - started
+        log.debug("subscription.done", url=url)
         log.info(
             "subscription.done",
-            url=url,
+            feed=self._feed_number(url),
             status=result.status,
             bytes=outcome.size,
             seconds=round(outcome.elapsed, 2),
@@ -194,6 +201,12 @@ class SubscriptionManager:
         )
         notify(url, outcome.result, {"stats": outcome.stats})
         return outcome
+
+    def _feed_number(self, url: str) -> int:
+        """The feed's line in subscriptions.txt (1-based; 0 if gone): names it in the default
+        log without its URL, which may be a private feed or name a visited site."""
+        urls = list(self.book.subscription_urls)
+        return urls.index(url) + 1 if url in urls else 0
 
     async def merge_body(self, url: str, body: bytes, *, now: float) -> MergeStats:
         """Merge a fetched feed without stalling the event loop.
@@ -281,6 +294,12 @@ class SubscriptionManager:
             except Exception:  # a bug here must not stop the schedule or the proxy
                 log.exception("subscription.loop_error")
                 await asyncio.sleep(60.0)
+
+
+def _error_summary(exc: FeedError) -> str:
+    """The failure without the host and URL that aiohttp's messages carry."""
+    cause = exc.__cause__
+    return type(cause).__name__ if cause is not None else str(exc)
 
 
 def start_subscriptions(book: AddressBook | None, dialer: Dialer) -> SubscriptionManager | None:

@@ -225,7 +225,9 @@ class UpstreamRelay:
             except h11.RemoteProtocolError as exc:
                 if not started:
                     raise HttpError(502, "Bad Gateway", f"the site sent bad HTTP: {exc}") from None
-                log.info("response cut: the I2P stream ended early", error=str(exc)[:80])
+                # h11 quotes the offending bytes of the site's response: debug level only.
+                log.info("response cut: the site's HTTP broke off", error=type(exc).__name__)
+                log.debug("response cut: the site's HTTP broke off", error=str(exc)[:80])
                 return False
             if event is h11.NEED_DATA:
                 deadline = asyncio.get_running_loop().time() + self.config.idle_timeout

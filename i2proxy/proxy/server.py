@@ -212,7 +212,8 @@ class ProxyServer:
         try:
             if not self._peer_allowed(peer):
                 self.stats.refused += 1
-                log.warning("client refused by allow-list", peer=str(peer))
+                log.warning("client refused by allow-list")
+                log.debug("client refused by allow-list", peer=str(peer))
                 await linger(reader, writer)
                 return
             if self._closing:
@@ -230,7 +231,8 @@ class ProxyServer:
             raise
         except Exception:
             self.stats.internal_errors += 1
-            log.exception("connection task failed", peer=str(peer))
+            log.exception("connection task failed")
+            log.debug("connection task failed", peer=str(peer))
         finally:
             if slot.admitted:
                 self.stats.clients -= 1

@@ -167,7 +167,8 @@ class _Relay(asyncio.DatagramProtocol):
 
     def _drop(self, why: str, detail: object) -> None:
         self.counters.dropped += 1
-        log.info("socks udp datagram dropped", reason=why, detail=str(detail)[:100])
+        log.info("socks udp datagram dropped", reason=why)
+        log.debug("socks udp datagram dropped", reason=why, detail=str(detail)[:100])
 
 
 def _plain_ip(host: str) -> str:
@@ -223,7 +224,8 @@ async def serve_udp_association(
     local_ip = _plain_ip(str(writer.get_extra_info("sockname")[0]))
     associations: UdpAssociations = ctx.udp_associations
     if not associations.acquire(client_ip):
-        log.warning("socks udp association refused: too many", client=client_ip)
+        log.warning("socks udp association refused: too many", limit=associations.per_client)
+        log.debug("socks udp association refused: too many", client=client_ip)
         await reply(None, DialError(f"more than {associations.per_client} UDP associations"))
         return
     endpoint: DatagramEndpoint | None = None
@@ -243,7 +245,8 @@ async def serve_udp_association(
         bound = transport.get_extra_info("sockname")
         await reply((local_ip, bound[1]), None)
         ctx.stats.udp_associations += 1
-        log.info("socks udp association", client=client_ip, relay=bound[1])
+        log.info("socks udp association", relay=bound[1])
+        log.debug("socks udp association", client=client_ip, relay=bound[1])
         await _run(ctx.resolver, reader, endpoint, relay, queue, idle_timeout)
         ctx.stats.udp_datagrams_sent += relay.counters.sent
         ctx.stats.udp_datagrams_received += relay.counters.received

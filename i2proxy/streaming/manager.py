@@ -435,7 +435,8 @@ class StreamManager:
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            log.exception("streaming.handler_failed", peer=stream.destination.b32)
+            log.exception("streaming.handler_failed")
+            log.debug("streaming.handler_failed", peer=stream.destination.b32)
             stream.transport.abort()
 
     def _take_pending(self, remote_id: int) -> list[Packet]:
@@ -593,7 +594,8 @@ class StreamManager:
         if stream.finished or stream.established.done():
             return
         if found:
-            log.info("streaming.leaseset_found_on_second_lookup", peer=stream.destination.b32)
+            log.info("streaming.leaseset_found_on_second_lookup")
+            log.debug("streaming.leaseset_found_on_second_lookup", peer=stream.destination.b32)
             return
         self._fail_dial(
             stream,

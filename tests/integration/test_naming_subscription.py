@@ -290,7 +290,7 @@ def test_running_proxy_fetches_its_subscription_and_serves_the_new_names(testnet
                     f"no subscription fetch:\n{proxy.log_path.read_text()[-3000:]}"
                 )
             time.sleep(0.5)
-        assert done[0]["url"] == url and done[0]["status"] == 200
+        assert done[0]["feed"] == 1 and done[0]["status"] == 200
         assert done[0]["added"] == 1 + SIGNED and done[0]["invalid"] == 2
 
         via_http = _curl("-x", f"http://{proxy.http}", f"http://{site_name}/")
