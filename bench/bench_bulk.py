@@ -111,8 +111,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_i2proxy(i2cp: str, hops: int, data_dir: str) -> tuple[subprocess.Popen, str, str]:
-    """i2proxy on ``i2cp`` with i2pd's proxy tunnels; returns (process, http, socks)."""
+def start_i2proxy(
+    i2cp: str, hops: int, data_dir: str, extra: list[str] | None = None
+) -> tuple[subprocess.Popen, str, str]:
+    """i2proxy on ``i2cp`` with i2pd's proxy tunnels (``extra``: more ``run`` arguments);
+    returns (process, http, socks)."""
     http, socks = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     log_path = Path(data_dir) / "i2proxy.log"
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
@@ -137,6 +140,7 @@ def start_i2proxy(i2cp: str, hops: int, data_dir: str) -> tuple[subprocess.Popen
             "2",
             "--data-dir",
             data_dir,
+            *(extra or []),
         ],
         cwd=ROOT,
         stdout=log,
