@@ -80,6 +80,14 @@ class Config:
     handshake_timeout: float = 15.0
     header_timeout: float = 15.0
     idle_timeout: float = 120.0
+    #: A kept-alive browser connection's I2P stream is closed after this many seconds without
+    #: a request; the browser connection stays (up to ``idle_timeout``) and its next request
+    #: opens a fresh stream.
+    stream_idle_timeout: float = 30.0
+    #: At ``max_clients`` (or the stream limit), a fresh authenticated request closes the
+    #: connection idle the longest, if it has been idle at least this long (a SOCKS or CONNECT
+    #: tunnel that carried no byte, a browser connection between requests); else it is refused.
+    evict_idle_after: float = 10.0
     connect_timeout: float = 60.0
     max_header_bytes: int = 32 * 1024
     max_clients: int = 512
@@ -138,6 +146,8 @@ class Config:
             raise ConfigError("max_pending >= 1, max_pending_per_address >= 1, auth_timeout > 0")
         if self.max_streams < 1:
             raise ConfigError("max_streams >= 1")
+        if self.stream_idle_timeout <= 0 or self.evict_idle_after < 0:
+            raise ConfigError("stream_idle_timeout > 0, evict_idle_after >= 0")
         _check_range("hops", self.hops, 0, MAX_HOPS)
         _check_range("quantity", self.quantity, 1, MAX_TUNNEL_QUANTITY)
         _check_range("backup_quantity", self.backup_quantity, 0, MAX_TUNNEL_QUANTITY)

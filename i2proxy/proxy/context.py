@@ -40,6 +40,13 @@ class Stats:
     #: Streams whose SYN carried the client's first bytes (native backend; SAM cannot).
     first_bytes_in_syn: int = 0
     refused: int = 0
+    #: I2P streams held by client connections right now (SOCKS, CONNECT, kept-alive HTTP).
+    streams_open: int = 0
+    #: Idle connections closed to make room for a fresh request at ``max_clients`` or at the
+    #: stream limit (see :class:`ClientSlot`).
+    idle_evicted: int = 0
+    #: Kept-alive browser streams closed after ``stream_idle_timeout`` without a request.
+    idle_streams_released: int = 0
     #: Connections that have not yet authenticated (no SOCKS request or HTTP head accepted).
     pending: int = 0
     #: Pending connections closed to make room for newer ones, or for taking too long.
@@ -59,13 +66,35 @@ class ClientSlot:
     head has been accepted (credentials checked), then one of ``max_clients``.
 
     Pending connections live in a small budget of their own (oldest evicted first), so silent
-    or unauthenticated connections never take a slot an authenticated user needs.
+    or unauthenticated connections never take a slot an authenticated user needs. Admitted
+    ones say when they are idle (a tunnel that carries no byte, a browser connection between
+    requests) and which I2P streams they hold, so that at a limit the server can close the
+    longest-idle one for a fresh request instead of refusing it.
     """
 
-    def __init__(self, address: str, admit: Callable[[ClientSlot], bool]) -> None:
+    def __init__(
+        self,
+        address: str,
+        admit: Callable[[ClientSlot], bool],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.address = address
         self.admitted = False
         self._admit = admit
+        self._clock = clock
+        #: When it last carried a byte or finished a request; None while an exchange is under
+        #: way (a request being answered, a UDP association): never idle then.
+        self.idle_since: float | None = None
+        #: The I2P streams this connection holds (aborted at once if it is evicted).
+        self.streams: set[asyncio.StreamWriter] = set()
+
+    def busy(self) -> None:
+        """An exchange started: not idle until :meth:`touch`."""
+        self.idle_since = None
+
+    def touch(self) -> None:
+        """Bytes moved or an exchange ended: idle from now on."""
+        self.idle_since = self._clock()
 
     def admit(self) -> bool:
         """Move to a client slot; False when every one is taken (answer "busy" and close)."""

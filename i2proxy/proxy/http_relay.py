@@ -25,7 +25,7 @@ from i2proxy.dialer.base import (
 )
 from i2proxy.log import get_logger
 from i2proxy.proxy import pages
-from i2proxy.proxy.context import SessionContext
+from i2proxy.proxy.context import ClientSlot, SessionContext
 from i2proxy.proxy.headers import filter_response_headers
 from i2proxy.proxy.http import HttpError
 from i2proxy.proxy.http_browser import Browser
@@ -75,10 +75,12 @@ class _Upstream:
 class UpstreamRelay:
     """One browser connection's upstream side: at most one kept-alive stream at a time."""
 
-    def __init__(self, ctx: SessionContext, browser: Browser) -> None:
+    def __init__(self, ctx: SessionContext, browser: Browser, slot: ClientSlot) -> None:
         self.ctx = ctx
         self.config = ctx.config
         self.browser = browser
+        #: Holds the open stream, so an evicted idle connection's stream is aborted with it.
+        self.slot = slot
         self.upstream: _Upstream | None = None
         self._sent_events: list[Any] = []
 
@@ -117,11 +119,13 @@ class UpstreamRelay:
             self._release(up)
         return ok
 
-    def close(self) -> None:
-        """Release the kept-alive stream, if any."""
-        if self.upstream is not None:
-            self._release(self.upstream)
-            self.upstream = None
+    def close(self) -> bool:
+        """Release the kept-alive stream; True if there was one."""
+        if self.upstream is None:
+            return False
+        self._release(self.upstream)
+        self.upstream = None
+        return True
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -184,6 +188,7 @@ class UpstreamRelay:
             reader, writer = await self.ctx.open_stream(destination, key[1], first)
         except DialError as exc:
             raise dial_error_to_http(exc) from None
+        self.slot.streams.add(writer)
         return _Upstream(key, reader, writer, client), False
 
     async def _exchange(self, up: _Upstream, complete: bool) -> bool:
@@ -304,4 +309,5 @@ class UpstreamRelay:
         await relay(self.browser.reader, self.browser.writer, up.reader, up.writer)
 
     def _release(self, up: _Upstream) -> None:
+        self.slot.streams.discard(up.writer)
         self.ctx.release_stream(up.writer)

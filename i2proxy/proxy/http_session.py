@@ -6,6 +6,7 @@ Each request is refused, answered by :class:`~i2proxy.proxy.http_local.LocalPage
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import h11
@@ -60,7 +61,7 @@ class HttpSession:
         self.slot = slot
         self.config = ctx.config
         self.browser = Browser(reader, writer, max_head=self.config.max_header_bytes)
-        self.relay = UpstreamRelay(ctx, self.browser)
+        self.relay = UpstreamRelay(ctx, self.browser, slot)
         self.local = LocalPages(ctx, self.browser, listener)
 
     async def run(self, initial: bytes) -> None:
@@ -72,6 +73,12 @@ class HttpSession:
         try:
             while True:
                 idle = self.config.header_timeout if first else self.config.idle_timeout
+                release = None
+                if not first:
+                    self.slot.touch()
+                    release = asyncio.get_running_loop().call_later(
+                        self.config.stream_idle_timeout, self._release_idle_stream
+                    )
                 try:
                     event = await browser.next_request(idle, self.config.header_timeout)
                 except TimeoutError:
@@ -85,9 +92,13 @@ class HttpSession:
                         HttpError(status, pages.REASONS.get(status, "Error"), str(exc))
                     )
                     return
+                finally:
+                    if release is not None:
+                        release.cancel()
                 if not isinstance(event, h11.Request):
                     return  # ConnectionClosed
                 first = False
+                self.slot.busy()
                 self.ctx.stats.http_requests += 1
                 keep_going = await self._handle_request(event)
                 if not keep_going or self.ctx.closing():
@@ -103,6 +114,14 @@ class HttpSession:
                 await browser.error(HttpError(status, pages.REASONS.get(status, "Error"), str(exc)))
         finally:
             self.relay.close()
+
+    def _release_idle_stream(self) -> None:
+        """No request for ``stream_idle_timeout``: give the I2P stream back (the site and the
+        stream table need not keep it for a browser that may never ask again); the browser
+        connection stays and its next request opens a fresh stream."""
+        if self.relay.close():
+            self.ctx.stats.idle_streams_released += 1
+            log.debug("idle keep-alive stream released", after_s=self.config.stream_idle_timeout)
 
     async def _handle_request(self, request: h11.Request) -> bool:
         method = request.method.decode("ascii", "replace")
@@ -225,6 +244,7 @@ class HttpSession:
         await tunnel(
             self.browser.reader,
             self.browser.writer,
+            self.slot,
             first=conn.trailing_data[0],
             window=self.config.syn_window_ms / 1000,
             dial=dial,

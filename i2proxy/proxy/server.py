@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from i2proxy.config import Config, parse_listen
-from i2proxy.dialer.base import DialError
+from i2proxy.dialer.base import DialError, LocalLimitReached
 from i2proxy.log import get_logger
 from i2proxy.proxy import pages, socks
 from i2proxy.proxy.context import ClientSlot, SessionContext, Stats
@@ -45,6 +45,12 @@ class _Pending:
     task: asyncio.Task[None]
     writer: asyncio.StreamWriter
     timer: asyncio.TimerHandle
+
+
+@dataclass
+class _Client:
+    task: asyncio.Task[None]
+    writer: asyncio.StreamWriter
 
 
 class RateLimitedLog:
@@ -99,8 +105,15 @@ class ProxyServer:
         self._closing = False
         #: Connections not yet authenticated, oldest first.
         self._pending: dict[ClientSlot, _Pending] = {}
+        #: Admitted connections (one of ``max_clients`` each).
+        self._clients: dict[ClientSlot, _Client] = {}
+        #: I2P streams handed to sessions and not released yet.
+        self._streams: set[asyncio.StreamWriter] = set()
         self._evict_log = RateLimitedLog("pending connection closed", every=10.0)
         self._busy_log = RateLimitedLog("max_clients reached: client refused", every=10.0)
+        self._idle_log = RateLimitedLog(
+            "limit reached: idle connection closed for a fresh request", every=10.0
+        )
         self.context = SessionContext(
             config=config,
             resolver=self.resolver,
@@ -159,7 +172,7 @@ class ProxyServer:
             writer.close()
 
     def _spawn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler) -> None:
-        slot = ClientSlot(_address_of(writer.get_extra_info("peername")), self._admit)
+        slot = ClientSlot(_address_of(writer.get_extra_info("peername")), self._admit, self.clock)
         task = asyncio.create_task(self._serve(reader, writer, handler, slot))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -197,11 +210,46 @@ class ProxyServer:
         if pending is None:  # evicted meanwhile
             return False
         pending.timer.cancel()
-        if self.stats.clients >= self.config.max_clients or self._closing:
+        if self._closing:
+            self.stats.refused += 1
+            return False
+        if self.stats.clients >= self.config.max_clients and not self._evict_idle("max_clients"):
             self.stats.refused += 1
             self._busy_log.event(max_clients=self.config.max_clients)
             return False
         self.stats.clients += 1
+        self._clients[slot] = _Client(pending.task, pending.writer)
+        return True
+
+    def _evict_idle(self, limit: str, *, holding_stream: bool = False) -> bool:
+        """Close the longest-idle admitted connection (idle at least ``evict_idle_after``
+        seconds; holding an I2P stream if ``holding_stream``) so a fresh request gets its
+        place; False when none qualifies. Its streams are aborted, which frees their place
+        in the stream table at once (a graceful close would hold it until the peer answers).
+        """
+        latest = self.clock() - self.config.evict_idle_after
+        candidates = [
+            slot
+            for slot in self._clients
+            if slot.idle_since is not None
+            and slot.idle_since <= latest
+            and (slot.streams or not holding_stream)
+        ]
+        if not candidates:
+            return False
+        slot = min(candidates, key=lambda s: s.idle_since or 0.0)
+        client = self._clients.pop(slot)
+        slot.admitted = False
+        self.stats.clients -= 1
+        self.stats.idle_evicted += 1
+        self._idle_log.event(limit=limit, idle_s=round(self.clock() - (slot.idle_since or 0), 1))
+        for stream in list(slot.streams):
+            with contextlib.suppress(Exception):
+                stream.transport.abort()
+            self.release_stream(stream)
+        slot.streams.clear()
+        client.writer.transport.abort()
+        client.task.cancel()
         return True
 
     async def _serve(self, reader, writer, handler, slot: ClientSlot) -> None:
@@ -236,6 +284,7 @@ class ProxyServer:
         finally:
             if slot.admitted:
                 self.stats.clients -= 1
+                self._clients.pop(slot, None)
             pending = self._pending.pop(slot, None)
             if pending is not None:
                 pending.timer.cancel()
@@ -291,10 +340,20 @@ class ProxyServer:
     async def open_stream(
         self, target: Destination | str, port: int, initial_data: bytes
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        reader, writer = await self.dialer.open_stream(
-            target, port, initial_data, timeout=self.config.connect_timeout
-        )
+        try:
+            reader, writer = await self.dialer.open_stream(
+                target, port, initial_data, timeout=self.config.connect_timeout
+            )
+        except LocalLimitReached:
+            # The stream table is full: an idle connection's stream makes room, once.
+            if not self._evict_idle("max_streams", holding_stream=True):
+                raise
+            reader, writer = await self.dialer.open_stream(
+                target, port, initial_data, timeout=self.config.connect_timeout
+            )
         self.stats.streams_opened += 1
+        self._streams.add(writer)
+        self.stats.streams_open = len(self._streams)
         stream_stats = writer.get_extra_info("stream_stats")
         if initial_data and getattr(stream_stats, "initial_data_in_syn", False):
             self.stats.first_bytes_in_syn += 1
@@ -309,5 +368,7 @@ class ProxyServer:
 
     def release_stream(self, writer: asyncio.StreamWriter) -> None:
         self._writers.discard(writer)
+        self._streams.discard(writer)
+        self.stats.streams_open = len(self._streams)
         with contextlib.suppress(Exception):
             writer.close()

@@ -167,6 +167,7 @@ class SocksSession:
         await tunnel(
             self.reader,
             self.writer,
+            self.slot,
             first=handshake.take_trailing_data(),
             window=self.config.syn_window_ms / 1000,
             dial=dial,

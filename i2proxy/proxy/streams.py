@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from i2proxy.dialer.base import DialError
 from i2proxy.log import get_logger
+
+if TYPE_CHECKING:
+    from i2proxy.proxy.context import ClientSlot
 
 #: One streaming packet's worth of payload: once this much is buffered, dial at once.
 SYN_PAYLOAD_TARGET = 1730
@@ -42,10 +46,16 @@ async def linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         await asyncio.wait_for(reader.read(READ_SIZE), 1.0)
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    on_data: Callable[[], None] | None = None,
+) -> None:
     """Copy until EOF, then half-close the other side so the peer sees the end too."""
     try:
         while data := await reader.read(READ_SIZE):
+            if on_data is not None:
+                on_data()
             writer.write(data)
             await writer.drain()
         if writer.can_write_eof():
@@ -62,11 +72,13 @@ async def relay(
     a_writer: asyncio.StreamWriter,
     b_reader: asyncio.StreamReader,
     b_writer: asyncio.StreamWriter,
+    on_data: Callable[[], None] | None = None,
 ) -> None:
-    """Pipe both ways until both directions ended (or one side broke)."""
+    """Pipe both ways until both directions ended (or one side broke); ``on_data`` is called
+    for every chunk (activity for the idle rule)."""
     tasks = [
-        asyncio.create_task(_pipe(a_reader, b_writer)),
-        asyncio.create_task(_pipe(b_reader, a_writer)),
+        asyncio.create_task(_pipe(a_reader, b_writer, on_data)),
+        asyncio.create_task(_pipe(b_reader, a_writer, on_data)),
     ]
     try:
         await asyncio.gather(*tasks)
@@ -105,6 +117,7 @@ Dial = Callable[[bytes], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWri
 async def tunnel(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
+    slot: ClientSlot,
     *,
     first: bytes,
     window: float,
@@ -118,6 +131,8 @@ async def tunnel(
     With a ``window`` (seconds), say "connected" first (``accept``) so the client sends its
     first bytes, collect them for the SYN (Java's connect delay), then dial: a failed dial is
     then only a close. Without one, dial first and answer a failure with ``refuse``.
+    The ``slot`` holds the stream and is idle whenever no byte moved (the server may close the
+    longest-idle tunnel when a fresh request meets a full limit).
     """
     if window > 0:
         await accept()
@@ -129,9 +144,12 @@ async def tunnel(
         if window <= 0:
             await refuse(exc)
         return
+    slot.streams.add(up_writer)
+    slot.touch()
     try:
         if window <= 0:
             await accept()
-        await relay(reader, writer, up_reader, up_writer)
+        await relay(reader, writer, up_reader, up_writer, slot.touch)
     finally:
+        slot.streams.discard(up_writer)
         release(up_writer)
