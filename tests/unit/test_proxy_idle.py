@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 import pytest
 from python_socks import ProxyType
 from python_socks.async_.asyncio import Proxy
-from structlog.testing import capture_logs
 
 from i2proxy.config import Config
 from i2proxy.dialer.base import LocalLimitReached
 from i2proxy.proxy.server import ProxyServer
 from tests.unit.proxy_support import LoopbackDialer, start_origin
+from tests.unit.test_proxy_edge import all_logs
 from tests.unit.test_proxy_server import SITE, Book
 
 GET = b"GET http://site.i2p/bytes/5 HTTP/1.1\r\nHost: site.i2p\r\n\r\n"
@@ -97,7 +97,7 @@ async def test_at_max_clients_a_fresh_request_closes_the_longest_idle_tunnel(ori
         await asyncio.sleep(0.1)
         tunnels[1].sendall(b"x")  # 0 and 2 stay silent; 0 is the longest idle
         await asyncio.sleep(0.3)
-        with capture_logs() as logs:
+        with all_logs() as logs:
             (reply,), _ = await http_exchange(server, GET_CLOSE)
         assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"xxxxx")
         await asyncio.sleep(0.1)
@@ -112,7 +112,7 @@ async def test_at_max_clients_a_fresh_request_closes_the_longest_idle_tunnel(ori
 async def test_nothing_idle_long_enough_means_503_and_a_busy_warning(origin):
     async with running(origin, max_clients=2, evict_idle_after=60) as (server, _):
         tunnels = await socks_tunnels(server, 2)
-        with capture_logs() as logs:
+        with all_logs() as logs:
             (reply,), _ = await http_exchange(server, GET)
         assert reply.startswith(b"HTTP/1.1 503 ") and b"retry-after: 5" in reply.lower()
         assert server.stats.idle_evicted == 0
