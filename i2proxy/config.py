@@ -98,6 +98,9 @@ class Config:
     max_pending: int = 64
     max_pending_per_address: int = 16
     auth_timeout: float = 5.0
+    #: A pending connection is never closed to make room before it had this long to send its
+    #: request; meanwhile a burst waits in the kernel's accept queue (proxy/listener.py).
+    pending_grace: float = 1.0
     #: Serve ``/proxy.pac`` without credentials even when users are configured (browsers fetch
     #: the PAC file directly, without proxy authentication). Every other page needs them.
     public_pac: bool = False
@@ -144,6 +147,8 @@ class Config:
             raise ConfigError("syn_window_ms >= 0, max_clients >= 1, max_header_bytes >= 1024")
         if self.max_pending < 1 or self.max_pending_per_address < 1 or self.auth_timeout <= 0:
             raise ConfigError("max_pending >= 1, max_pending_per_address >= 1, auth_timeout > 0")
+        if self.pending_grace < 0:
+            raise ConfigError("pending_grace >= 0")
         if self.max_streams < 1:
             raise ConfigError("max_streams >= 1")
         if self.stream_idle_timeout <= 0 or self.evict_idle_after < 0:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ipaddress
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from i2proxy.proxy import pages, socks
 from i2proxy.proxy.context import ClientSlot, SessionContext, Stats
 from i2proxy.proxy.http import HelperTokens
 from i2proxy.proxy.http_session import HttpSession
+from i2proxy.proxy.listener import Listener, serve
 from i2proxy.proxy.routing import Resolver
 from i2proxy.proxy.socks_session import SocksSession
 from i2proxy.proxy.streams import READ_SIZE, Closed, linger
@@ -45,6 +47,8 @@ class _Pending:
     task: asyncio.Task[None]
     writer: asyncio.StreamWriter
     timer: asyncio.TimerHandle
+    #: Loop time it was accepted: it cannot be closed to make room before ``pending_grace``.
+    since: float
 
 
 @dataclass
@@ -98,7 +102,9 @@ class ProxyServer:
         self.clock = clock
         #: Actual bound addresses by listener name ("http", "socks", "mixed").
         self.addresses: dict[str, tuple[str, int]] = {}
-        self._servers: list[asyncio.Server] = []
+        self._listeners: list[Listener] = []
+        #: Re-runs the pending budget once its oldest over-limit connection is old enough.
+        self._room_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._allow = [ipaddress.ip_network(c, strict=False) for c in config.allow]
@@ -148,20 +154,22 @@ class ProxyServer:
             def client_connected(r: asyncio.StreamReader, w: asyncio.StreamWriter, h=handler):
                 self._spawn(r, w, h)
 
-            server = await asyncio.start_server(client_connected, host, port, limit=READ_SIZE)
-            self._servers.append(server)
-            sockname = server.sockets[0].getsockname()
+            listener = await serve(
+                host, port, client_connected, self._has_room, self._room_in, limit=READ_SIZE
+            )
+            self._listeners.append(listener)
+            sockname = listener.sockets[0].getsockname()
             self.addresses[name] = (sockname[0], sockname[1])
             log.info("listening", listener=name, address=f"{sockname[0]}:{sockname[1]}")
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop accepting, let running exchanges finish for ``grace`` seconds, then close all."""
         self._closing = True
-        for server in self._servers:
-            server.close()
-        for server in self._servers:
+        if self._room_timer is not None:
+            self._room_timer.cancel()
+        for listener in self._listeners:
             with contextlib.suppress(Exception):
-                await server.wait_closed()
+                await listener.close()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
@@ -176,27 +184,69 @@ class ProxyServer:
         task = asyncio.create_task(self._serve(reader, writer, handler, slot))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        timer = asyncio.get_running_loop().call_later(
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(
             self.config.auth_timeout, self._evict, slot, "did not authenticate in time"
         )
-        self._pending[slot] = _Pending(task, writer, timer)
+        self._pending[slot] = _Pending(task, writer, timer, loop.time())
         self.stats.pending = len(self._pending)
-        self._make_room(slot.address)
+        self._make_room()
 
-    def _make_room(self, address: str) -> None:
-        """Keep the pending budget: close the oldest pending connection of ``address`` while it
-        has too many, then the oldest of all while there are too many."""
-        same = [s for s in self._pending if s.address == address]
-        for slot in same[: max(0, len(same) - self.config.max_pending_per_address)]:
-            self._evict(slot, "too many pending connections from this address")
+    # -- the pre-auth budget (docs/PROXY.md "Pre-auth budget") ----------------------------------
+
+    def _has_room(self) -> bool:
+        """May the listeners accept another connection? Below the budget, or when its oldest
+        pending connection has had ``pending_grace`` and can be closed for the new one."""
+        return len(self._pending) < self.config.max_pending or self._room_in() == 0.0
+
+    def _room_in(self) -> float | None:
+        """Seconds until the oldest pending connection may be closed to make room."""
+        if not self._pending:
+            return None
+        oldest = next(iter(self._pending.values()))
+        age = asyncio.get_running_loop().time() - oldest.since
+        return max(0.0, self.config.pending_grace - age)
+
+    def _make_room(self) -> None:
+        """Keep the budget: close the oldest pending connections of an address over
+        ``max_pending_per_address``, and the oldest of all while over ``max_pending`` — only
+        those pending for ``pending_grace`` at least: a connection of a burst gets that long
+        to send its request (until then the kernel's accept queue holds the rest)."""
+        now = asyncio.get_running_loop().time()
+        per_address = Counter(slot.address for slot in self._pending)
         excess = len(self._pending) - self.config.max_pending
-        for slot in list(self._pending)[: max(0, excess)]:
-            self._evict(slot, "too many pending connections")
+        for slot, pending in list(self._pending.items()):  # oldest first
+            crowded = per_address[slot.address] > self.config.max_pending_per_address
+            if not crowded and excess <= 0:
+                continue
+            wait = self.config.pending_grace - (now - pending.since)
+            if wait > 0:  # every later one is younger still: look again then
+                self._arm_room_timer(wait)
+                return
+            reason = "too many pending connections" + (" from this address" if crowded else "")
+            self._evict(slot, reason)
+            per_address[slot.address] -= 1
+            excess -= 1
+
+    def _arm_room_timer(self, delay: float) -> None:
+        if self._room_timer is not None:
+            self._room_timer.cancel()
+        self._room_timer = asyncio.get_running_loop().call_later(delay, self._on_room_timer)
+
+    def _on_room_timer(self) -> None:
+        self._room_timer = None
+        self._make_room()
+        self._wake_listeners()
+
+    def _wake_listeners(self) -> None:
+        for listener in self._listeners:
+            listener.wake()
 
     def _evict(self, slot: ClientSlot, reason: str) -> None:
         pending = self._pending.pop(slot, None)
         if pending is None:
             return
+        self._wake_listeners()
         self.stats.pending = len(self._pending)
         self.stats.pending_evicted += 1
         self._evict_log.event(reason=reason)
@@ -209,6 +259,7 @@ class ProxyServer:
         self.stats.pending = len(self._pending)
         if pending is None:  # evicted meanwhile
             return False
+        self._wake_listeners()
         pending.timer.cancel()
         if self._closing:
             self.stats.refused += 1
@@ -289,6 +340,7 @@ class ProxyServer:
             if pending is not None:
                 pending.timer.cancel()
                 self.stats.pending = len(self._pending)
+                self._wake_listeners()
             self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):

@@ -147,16 +147,54 @@ async def test_80_silent_socks_connections_do_not_starve_an_authenticated_one(pr
         w.close()
 
 
-@pytest.mark.parametrize("proxy", [{"max_pending_per_address": 4}], indirect=True)
+@pytest.mark.parametrize(
+    "proxy", [{"max_pending_per_address": 4, "pending_grace": 0.3}], indirect=True
+)
 async def test_per_address_cap_closes_that_address_oldest_pending_connections(proxy):
     noisy = await _silent(proxy, 10, ["127.0.0.2"])
     quiet = await _silent(proxy, 3, ["127.0.0.3"])
-    await asyncio.sleep(0.2)
+    assert not await _closed_by_proxy(noisy[0][0])  # the oldest is still within its grace
+    await asyncio.sleep(0.4)
     closed = [await _closed_by_proxy(r) for r, _ in noisy]
     assert closed == [True] * 6 + [False] * 4  # the oldest six made room for newer ones
     assert [await _closed_by_proxy(r) for r, _ in quiet] == [False] * 3
     for _, w in noisy + quiet:
         w.close()
+
+
+async def test_a_burst_of_connections_from_one_address_is_answered_in_full(proxy):
+    """300 clients connect at once, far more than the pending budget (64, 16 per address):
+    the kernel's accept queue holds them until there is room, none is closed unanswered
+    (asyncio's own accept loop took them all at once and the budget closed most)."""
+    host, port = proxy.addresses["http"]
+
+    async def get() -> bytes:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET http://site.i2p/bytes/4 HTTP/1.1\r\nHost: site.i2p\r\n")
+        writer.write(b"Connection: close\r\n\r\n")
+        try:
+            return await asyncio.wait_for(reader.read(), 30)
+        finally:
+            writer.close()
+
+    replies = await asyncio.gather(*(get() for _ in range(300)))
+    assert all(r.startswith(b"HTTP/1.1 200 ") and r.endswith(b"xxxx") for r in replies)
+    assert proxy.stats.pending_evicted == 0
+
+
+@pytest.mark.parametrize(
+    "proxy", [{"max_pending": 4, "max_pending_per_address": 4, "pending_grace": 0.5}], indirect=True
+)
+async def test_a_full_budget_closes_its_oldest_connection_only_after_the_grace(proxy):
+    silent = await _silent(proxy, 4, ["127.0.0.2"])
+    started = asyncio.get_running_loop().time()
+    reply = await asyncio.wait_for(_authenticated_get(proxy), 10)  # no users: GOOD is ignored
+    waited = asyncio.get_running_loop().time() - started
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert 0.3 < waited < 3  # queued in the kernel until the oldest silent one had its grace
+    assert [await _closed_by_proxy(r) for r, _ in silent] == [True, False, False, False]
+    for _, writer in silent:
+        writer.close()
 
 
 @pytest.mark.parametrize("proxy", [{"auth_timeout": 0.3}], indirect=True)
