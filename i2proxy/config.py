@@ -41,6 +41,12 @@ MAX_TUNNEL_QUANTITY = 16
 MAX_SESSION_OPTIONS = 64
 MAX_OPTION_KEY = 64
 MAX_OPTION_VALUE = 256
+#: Listeners that take an ``isolation`` mode, and the modes (``proxy/isolation.py``).
+LISTENERS = ("http", "socks", "mixed")
+ISOLATION_MODES = ("none", "user", "site")
+#: The default mode of every listener (README "Isolation").
+DEFAULT_ISOLATION = "none"
+MAX_DESTINATIONS_LIMIT = 256
 #: Settings that are a number or unset (None = the router's own default).
 _OPTIONAL_INTS = frozenset({"hops", "quantity", "backup_quantity"})
 
@@ -125,6 +131,20 @@ class Config:
     #: Any ``inbound.*``, ``outbound.*``, ``i2cp.*`` or ``i2p.streaming.*`` option for the
     #: router session (SAM SESSION CREATE, I2CP CreateSession); wins over ``hops`` & co.
     options: dict[str, str] = field(default_factory=dict)
+    #: Client destination per listener: ``none`` (one shared), ``user`` (per proxy user or
+    #: SOCKS credentials), ``site`` (HTTP: per user and first-party site). File: a string for
+    #: every listener or a table ``{http = "site", socks = "user"}``; environment and flag:
+    #: ``site`` or ``http=site,socks=user`` (unnamed listeners keep the default).
+    isolation: dict[str, str] = field(
+        default_factory=lambda: dict.fromkeys(LISTENERS, DEFAULT_ISOLATION)
+    )
+    #: Isolated destinations at most (spares included); at the bound the least recently used
+    #: one without open streams is closed, and with none idle a request is refused (PROXY.md).
+    max_destinations: int = 16
+    #: Destinations kept ready (tunnels built, LeaseSet published) for the next new key.
+    spare_destinations: int = 1
+    #: Seconds an isolated destination without open streams lives after its last use.
+    destination_idle: float = 600.0
 
     def validate(self) -> None:
         for name in ("http_listen", "socks_listen", "mixed_listen"):
@@ -153,6 +173,18 @@ class Config:
             raise ConfigError("max_streams >= 1")
         if self.stream_idle_timeout <= 0 or self.evict_idle_after < 0:
             raise ConfigError("stream_idle_timeout > 0, evict_idle_after >= 0")
+        for listener, mode in self.isolation.items():
+            if listener not in LISTENERS or mode not in ISOLATION_MODES:
+                raise ConfigError(
+                    f"isolation: {listener}={mode!r}; listeners {', '.join(LISTENERS)}, "
+                    f"modes {', '.join(ISOLATION_MODES)}"
+                )
+        if not 1 <= self.max_destinations <= MAX_DESTINATIONS_LIMIT:
+            raise ConfigError(f"max_destinations: 1 to {MAX_DESTINATIONS_LIMIT}")
+        if not 0 <= self.spare_destinations <= self.max_destinations:
+            raise ConfigError("spare_destinations: 0 to max_destinations")
+        if self.destination_idle <= 0:
+            raise ConfigError("destination_idle > 0")
         _check_range("hops", self.hops, 0, MAX_HOPS)
         _check_range("quantity", self.quantity, 1, MAX_TUNNEL_QUANTITY)
         _check_range("backup_quantity", self.backup_quantity, 0, MAX_TUNNEL_QUANTITY)
@@ -248,6 +280,26 @@ def parse_session_options(value: Any) -> dict[str, str]:
     return options
 
 
+def parse_isolation(value: Any) -> dict[str, str]:
+    """``"site"`` (every listener), ``"http=site,socks=user"`` or a table → the listeners it
+    names and their modes (later sources merge listener by listener)."""
+    if isinstance(value, list):  # repeated flags
+        value = ",".join(str(v) for v in value)
+    if isinstance(value, str):
+        pieces = [p.strip().lower() for p in value.split(",") if p.strip()]
+        table: dict[str, str] = {}
+        for piece in pieces:
+            listener, sep, mode = piece.partition("=")
+            if sep:
+                table[listener.strip()] = mode.strip()
+            else:
+                table.update(dict.fromkeys(LISTENERS, piece))
+        value = table
+    if not isinstance(value, Mapping):
+        raise ValueError('expected a mode ("site") or a table {http = "site"}')
+    return {str(k).lower(): str(v).lower() for k, v in value.items()}
+
+
 def _option_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -286,6 +338,8 @@ def _convert(name: str, value: Any, source: str) -> Any:
     try:
         if name == "options":
             return parse_session_options(value)
+        if name == "isolation":
+            return parse_isolation(value)
         if name in _OPTIONAL_INTS:
             if value is None or (isinstance(value, str) and not value.strip()):
                 return None
@@ -333,9 +387,13 @@ def _convert(name: str, value: Any, source: str) -> Any:
 
 
 def _set(values: dict[str, Any], name: str, value: Any) -> None:
-    """A later source replaces a setting; session options merge key by key instead."""
+    """A later source replaces a setting; session options and isolation modes merge key by
+    key instead."""
     if name == "options":
         value = {**values.get("options", {}), **value}
+    elif name == "isolation":
+        defaults = dict.fromkeys(LISTENERS, DEFAULT_ISOLATION)
+        value = {**values.get("isolation", defaults), **value}
     values[name] = value
 
 

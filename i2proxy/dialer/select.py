@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -312,6 +312,28 @@ def make_dialer(
     return dialer_for(parse_router_url(router_url), keys=keys, options=options)
 
 
+def router_url_of(dialer: Any) -> RouterURL:
+    """The router a started dialer talks to (AutoDialer: the one it detected)."""
+    selected = getattr(dialer, "selected", None)
+    if isinstance(selected, RouterURL):
+        return selected
+    client = getattr(dialer, "client", None)
+    scheme = getattr(dialer, "backend", None) or "i2cp"
+    if client is None or scheme not in SCHEMES:
+        raise RouterUnavailable("the router is not known yet (no router detected)")
+    return RouterURL(scheme, client.host, client.port)
+
+
+def sibling_factory(dialer: Any, options: Mapping[str, str] | None = None) -> Callable[[], Dialer]:
+    """New dialers on ``dialer``'s router, each with a fresh destination of this run only:
+    the destination pool's factory (``dialer/pool.py``)."""
+
+    def make() -> Dialer:
+        return dialer_for(router_url_of(dialer), keys=None, options=options)
+
+    return make
+
+
 __all__ = [
     "DEFAULT_CANDIDATES",
     "AutoDialer",
@@ -321,4 +343,6 @@ __all__ = [
     "detect_router",
     "make_dialer",
     "parse_router_url",
+    "router_url_of",
+    "sibling_factory",
 ]

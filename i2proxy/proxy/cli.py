@@ -100,6 +100,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="router session option: inbound.*, outbound.*, i2cp.*, i2p.streaming.* (repeatable;"
         " wins over --hops/--quantity)",
     )
+    add(
+        "--isolation",
+        action="append",
+        metavar="MODE|LISTENER=MODE",
+        help="client destination per: none, user (proxy user / SOCKS credentials), site (HTTP:"
+        " per user and first-party site; the default); e.g. --isolation socks=user (repeatable)",
+    )
+    add(
+        "--max-destinations",
+        type=int,
+        metavar="N",
+        help="isolated destinations at most, spares included (16)",
+    )
+    add(
+        "--spare-destinations",
+        type=int,
+        metavar="N",
+        help="destinations kept ready for the next new site or user (1)",
+    )
+    add(
+        "--destination-idle",
+        type=float,
+        metavar="SECONDS",
+        help="close an isolated destination unused this long (600)",
+    )
     parser.set_defaults(handler=run_command)
 
 
@@ -123,6 +148,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "backup_quantity",
         "options",
         "max_streams",
+        "isolation",
+        "max_destinations",
+        "spare_destinations",
+        "destination_idle",
     )
     values: dict[str, Any] = {name: getattr(args, name, None) for name in names}
     if args.users:
@@ -164,21 +193,37 @@ def client_keys(config: Config) -> str | None:
     return None
 
 
+def dialer_options(config: Config) -> dict[str, str]:
+    """Router session and streaming options of every client destination."""
+    return {**config.session_options(), "i2proxy.streaming.maxStreams": str(config.max_streams)}
+
+
 def make_dialer(config: Config) -> Any:
     """The router backend named by ``config.router`` (``sam://``, ``i2cp://``, or detected)."""
     from i2proxy.dialer.select import make_dialer as select_dialer
 
     try:
         return select_dialer(
-            config.router or None,
-            keys=client_keys(config),
-            options={
-                **config.session_options(),
-                "i2proxy.streaming.maxStreams": str(config.max_streams),
-            },
+            config.router or None, keys=client_keys(config), options=dialer_options(config)
         )
     except ValueError as exc:
         raise ConfigError(f"router: {exc}") from None
+
+
+def make_pool(config: Config, dialer: Any) -> Any:
+    """The destination pool for isolated traffic (None when every listener is ``none``): new
+    destinations on the router ``dialer`` uses, with the same options."""
+    if all(mode == "none" for mode in config.isolation.values()):
+        return None
+    from i2proxy.dialer.pool import DestinationPool
+    from i2proxy.dialer.select import sibling_factory
+
+    return DestinationPool(
+        sibling_factory(dialer, dialer_options(config)),
+        max_destinations=config.max_destinations,
+        spares=config.spare_destinations,
+        idle_timeout=config.destination_idle,
+    )
 
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
@@ -197,7 +242,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    server = ProxyServer(config, dialer, book)
+    pool = make_pool(config, dialer)
+    server = ProxyServer(config, dialer, book, pool=pool)
     # The router is connected in the background: the proxy listens (and its health page answers)
     # meanwhile, and SIGTERM is honoured even while the router is unreachable (a container
     # stopped during start-up, a router started after the proxy).
@@ -227,6 +273,8 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
         log.warning(
             "router not reachable yet", router=config.router, error=repr(starting.exception())
         )
+    if pool is not None:
+        await pool.start()  # the spare's tunnels are built while the user starts browsing
     subscriptions = None
     if book is not None:
         from i2proxy.naming.subscriptions import start_subscriptions
@@ -242,6 +290,9 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
     await stop.wait()
     log.info("shutting down")
     await server.close()
+    if pool is not None:
+        with contextlib.suppress(Exception):
+            await pool.close()
     if subscriptions is not None:
         with contextlib.suppress(Exception):
             await subscriptions.close()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from i2proxy.config import Config
 from i2proxy.dialer.base import DialError
 from i2proxy.proxy.http import HelperTokens
+from i2proxy.proxy.isolation import Isolation, Key
 from i2proxy.proxy.routing import Resolver
 from i2proxy.proxy.socks_udp import UdpAssociations
 
@@ -113,8 +114,9 @@ class SessionContext:
     stats: Stats
     #: Monotonic clock (injectable in tests: helper-token expiry).
     clock: Callable[[], float]
-    #: Dial ``(target, port, initial_data)``; raises ``DialError``. Counted and tracked.
-    open_stream: Callable[[Destination | str, int, bytes], Awaitable[StreamPair]]
+    #: Dial ``(target, port, initial_data, key)`` from the destination of isolation ``key``
+    #: (``proxy/isolation.py``; None = the shared one); raises ``DialError``. Counted, tracked.
+    open_stream: Callable[[Destination | str, int, bytes, Key | None], Awaitable[StreamPair]]
     #: Close a stream from ``open_stream`` and forget it.
     release_stream: Callable[[asyncio.StreamWriter], None]
     #: Actual bound addresses by listener name ("http", "socks", "mixed").
@@ -128,6 +130,10 @@ class SessionContext:
     )
     #: Open UDP associations per client address (bounded).
     udp_associations: UdpAssociations = field(default_factory=UdpAssociations)
+
+    def isolation(self, listener: str) -> Isolation:
+        """The isolation mode of a listener ("http", "socks", "mixed")."""
+        return Isolation(self.config.isolation.get(listener, "none"))
 
 
 async def _no_datagrams() -> DatagramEndpoint:

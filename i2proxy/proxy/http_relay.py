@@ -29,6 +29,7 @@ from i2proxy.proxy.context import ClientSlot, SessionContext
 from i2proxy.proxy.headers import filter_response_headers
 from i2proxy.proxy.http import HttpError
 from i2proxy.proxy.http_browser import Browser
+from i2proxy.proxy.isolation import Key
 from i2proxy.proxy.streams import READ_SIZE, Closed, read_before, relay
 
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ def dial_error_to_http(exc: DialError) -> HttpError:
 class _Upstream:
     """An open stream to one site, with the HTTP/1.1 client state that frames it."""
 
-    key: tuple[str, int]
+    #: (b32, port, isolation key): a stream is reused only by requests of the same key.
+    key: tuple[Any, ...]
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     conn: h11.Connection
@@ -89,10 +91,13 @@ class UpstreamRelay:
         upstream_request: h11.Request,
         key: tuple[str, int],
         destination: Destination | str,
+        isolation: Key | None = None,
     ) -> bool:
-        """Send the request (its body read from the browser) and relay the response.
+        """Send the request (its body read from the browser) and relay the response, from the
+        destination of ``isolation``; a kept-alive stream is reused only for the same key.
 
         True when both connections may serve another request."""
+        key = (*key, isolation)
         if self.browser.conn.they_are_waiting_for_100_continue:
             await self.browser.write(h11.InformationalResponse(status_code=100, headers=[]))
         client, head_and_body, complete = await self._first_bytes(upstream_request)
@@ -170,7 +175,7 @@ class UpstreamRelay:
 
     async def _open(
         self,
-        key: tuple[str, int],
+        key: tuple[Any, ...],
         destination: Destination | str,
         client: h11.Connection,
         first: bytes,
@@ -185,7 +190,7 @@ class UpstreamRelay:
                 return reusable, True
             self._release(reusable)
         try:
-            reader, writer = await self.ctx.open_stream(destination, key[1], first)
+            reader, writer = await self.ctx.open_stream(destination, key[1], first, key[2])
         except DialError as exc:
             raise dial_error_to_http(exc) from None
         self.slot.streams.add(writer)

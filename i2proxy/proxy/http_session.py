@@ -27,6 +27,7 @@ from i2proxy.proxy.http import (
 from i2proxy.proxy.http_browser import Browser
 from i2proxy.proxy.http_local import LocalPages
 from i2proxy.proxy.http_relay import UpstreamRelay, dial_error_to_http
+from i2proxy.proxy.isolation import connect_key, http_key
 from i2proxy.proxy.routing import HostKind, b32_of, classify_host
 from i2proxy.proxy.streams import Closed, tunnel
 
@@ -51,6 +52,12 @@ def _refusal(kind: HostKind, host: str) -> HttpError | None:
     return None
 
 
+def _credentials(headers) -> tuple[str, str] | None:
+    """The ``Proxy-Authorization`` Basic pair, if any (checked by ``_check_auth`` when users
+    are configured; otherwise only an isolation token)."""
+    return basic_credentials(next((v for n, v in headers if n == b"proxy-authorization"), None))
+
+
 class HttpSession:
     """One browser connection: a keep-alive loop of requests, each answered locally or relayed."""
 
@@ -60,6 +67,7 @@ class HttpSession:
         self.ctx = ctx
         self.slot = slot
         self.config = ctx.config
+        self.listener = listener
         self.browser = Browser(reader, writer, max_head=self.config.max_header_bytes)
         self.relay = UpstreamRelay(ctx, self.browser, slot)
         self.local = LocalPages(ctx, self.browser, listener)
@@ -159,7 +167,7 @@ class HttpSession:
                 self.ctx.stats.refused += 1
                 raise refusal
             if method == "CONNECT":
-                await self._connect(host, target)
+                await self._connect(host, target, headers)
                 return False
             return await self._forward(request, kind, host, target)
         except HttpError as error:
@@ -211,7 +219,14 @@ class HttpSession:
         upstream_request = h11.Request(
             method=request.method, target=path.encode(), headers=wire_headers(headers)
         )
-        return await self.relay.forward(upstream_request, (b32, target.port), destination)
+        key = http_key(
+            self.ctx.isolation(self.listener),
+            target_host=host,
+            headers=request.headers,
+            credentials=_credentials(request.headers),
+            users_configured=bool(self.config.users),
+        )
+        return await self.relay.forward(upstream_request, (b32, target.port), destination, key)
 
     # -- CONNECT ---------------------------------------------------------------------------------
 
@@ -220,7 +235,9 @@ class HttpSession:
         headers = [(b"proxy-authenticate", PROXY_CHALLENGE.encode())] if status == 407 else []
         await self.browser.write_raw(pages.response_bytes(status, b"", headers))
 
-    async def _connect(self, host: str, target: RequestTarget) -> None:
+    async def _connect(
+        self, host: str, target: RequestTarget, headers: list[tuple[bytes, bytes]]
+    ) -> None:
         conn = self.browser.conn
         while True:  # CONNECT has no body; h11 then waits for our 2xx to switch protocols
             event = conn.next_event()
@@ -232,8 +249,15 @@ class HttpSession:
             await self._connect_failure(404)
             return
 
+        key = connect_key(
+            self.ctx.isolation(self.listener),
+            target_host=host,
+            credentials=_credentials(headers),
+            users_configured=bool(self.config.users),
+        )
+
         async def dial(first: bytes):
-            return await self.ctx.open_stream(destination, target.port, first)
+            return await self.ctx.open_stream(destination, target.port, first, key)
 
         async def accept() -> None:
             await self.browser.write_raw(b"HTTP/1.1 200 Connection established\r\n\r\n")

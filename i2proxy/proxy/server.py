@@ -32,6 +32,8 @@ from i2proxy.proxy.streams import READ_SIZE, Closed, linger
 if TYPE_CHECKING:
     from i2proxy.dialer.base import Dialer
     from i2proxy.dialer.datagrams import DatagramEndpoint
+    from i2proxy.dialer.pool import DestinationPool
+    from i2proxy.dialer.pool_table import IsolationKey
     from i2proxy.i2p.destination import Destination
     from i2proxy.proxy.routing import NameBook
 
@@ -92,9 +94,12 @@ class ProxyServer:
         book: NameBook | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        pool: DestinationPool | None = None,
     ) -> None:
         self.config = config
         self.dialer = dialer
+        #: Isolated destinations by key; without a pool every key uses ``dialer``.
+        self.pool = pool
         self.book = book
         self.resolver = Resolver(book)
         self.tokens = HelperTokens()
@@ -374,7 +379,7 @@ class ProxyServer:
         if not first:
             return
         if first[0] in (4, 5):
-            await self._handle_socks(reader, writer, slot, first)
+            await self._handle_socks(reader, writer, slot, first, listener="mixed")
         elif 0x41 <= first[0] <= 0x5A:
             await self._handle_http(reader, writer, slot, first, listener="mixed")
         # Anything else is neither protocol: close without a word.
@@ -384,25 +389,29 @@ class ProxyServer:
     ) -> None:
         await HttpSession(self.context, reader, writer, slot, listener).run(initial)
 
-    async def _handle_socks(self, reader, writer, slot: ClientSlot, initial: bytes = b"") -> None:
-        await SocksSession(self.context, reader, writer, slot).run(initial)
+    async def _handle_socks(
+        self, reader, writer, slot: ClientSlot, initial: bytes = b"", listener="socks"
+    ) -> None:
+        await SocksSession(self.context, reader, writer, slot, listener).run(initial)
 
     # -- shared helpers ------------------------------------------------------------------------
 
     async def open_stream(
-        self, target: Destination | str, port: int, initial_data: bytes
+        self,
+        target: Destination | str,
+        port: int,
+        initial_data: bytes,
+        key: IsolationKey | None = None,
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A stream from ``key``'s destination (the pool's), or from the shared one."""
         try:
-            reader, writer = await self.dialer.open_stream(
-                target, port, initial_data, timeout=self.config.connect_timeout
-            )
+            reader, writer = await self._dial(target, port, initial_data, key)
         except LocalLimitReached:
-            # The stream table is full: an idle connection's stream makes room, once.
+            # The stream table (or the destination pool) is full: an idle connection's stream
+            # makes room, once.
             if not self._evict_idle("max_streams", holding_stream=True):
                 raise
-            reader, writer = await self.dialer.open_stream(
-                target, port, initial_data, timeout=self.config.connect_timeout
-            )
+            reader, writer = await self._dial(target, port, initial_data, key)
         self.stats.streams_opened += 1
         self._streams.add(writer)
         self.stats.streams_open = len(self._streams)
@@ -411,6 +420,14 @@ class ProxyServer:
             self.stats.first_bytes_in_syn += 1
         self._writers.add(writer)
         return reader, writer
+
+    async def _dial(
+        self, target: Destination | str, port: int, initial_data: bytes, key: IsolationKey | None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        timeout = self.config.connect_timeout
+        if key is not None and self.pool is not None:
+            return await self.pool.open_stream(key, target, port, initial_data, timeout=timeout)
+        return await self.dialer.open_stream(target, port, initial_data, timeout=timeout)
 
     async def open_datagram_endpoint(self) -> DatagramEndpoint:
         opener = getattr(self.dialer, "open_datagram_endpoint", None)

@@ -129,8 +129,11 @@ class SocksHandshake:
     stream, which belong in the SYN.
     """
 
-    def __init__(self, *, require_auth: bool = False) -> None:
+    def __init__(self, *, require_auth: bool = False, prefer_credentials: bool = False) -> None:
         self.require_auth = require_auth
+        #: Pick user/password whenever the client offers it, even beside "no authentication"
+        #: (as Tor does): the credentials are then an isolation token (``proxy/isolation.py``).
+        self.prefer_credentials = prefer_credentials
         self.version: int | None = None
         self.request: ConnectRequested | None = None
         self._buffer = bytearray()
@@ -269,6 +272,8 @@ class SocksHandshake:
         methods = set(buf[2 : 2 + nmethods])
         del buf[: 2 + nmethods]
         wanted = _METHOD_USER_PASS if self.require_auth else _METHOD_NO_AUTH
+        if self.prefer_credentials and _METHOD_USER_PASS in methods:
+            wanted = _METHOD_USER_PASS
         if not self.require_auth and wanted not in methods and _METHOD_USER_PASS in methods:
             # Clients that always send credentials (Tor Browser uses them to isolate streams)
             # still work when the proxy has no users: the server accepts any pair.

@@ -15,6 +15,7 @@ from i2proxy.log import get_logger
 from i2proxy.proxy import pages
 from i2proxy.proxy.context import ClientSlot, SessionContext
 from i2proxy.proxy.http import credentials_ok
+from i2proxy.proxy.isolation import Isolation, socks_key
 from i2proxy.proxy.routing import HostKind, classify_host
 from i2proxy.proxy.socks import (
     AddressType,
@@ -54,15 +55,23 @@ _WRONG_PORT_REPLY = pages.response_bytes(
 class SocksSession:
     """One SOCKS client: handshake, policy, dial with the first bytes in the SYN, relay."""
 
-    def __init__(self, ctx: SessionContext, reader, writer, slot: ClientSlot) -> None:
+    def __init__(
+        self, ctx: SessionContext, reader, writer, slot: ClientSlot, listener: str = "socks"
+    ) -> None:
         self.ctx = ctx
         self.slot = slot
         self.config = ctx.config
         self.reader = reader
         self.writer = writer
+        self.listener = listener
+        #: RFC 1929 user name and password, once accepted: the isolation token.
+        self.credentials: tuple[str, str] | None = None
 
     async def run(self, initial: bytes) -> None:
-        handshake = SocksHandshake(require_auth=bool(self.config.users))
+        handshake = SocksHandshake(
+            require_auth=bool(self.config.users),
+            prefer_credentials=self.ctx.isolation(self.listener) is not Isolation.NONE,
+        )
         deadline = asyncio.get_running_loop().time() + self.config.handshake_timeout
         if not initial:
             initial = await read_before(self.reader, deadline, 4096)
@@ -82,6 +91,8 @@ class SocksSession:
                     ok = not users or credentials_ok(users, event.username, event.password)
                     if not ok:
                         self.ctx.stats.refused += 1
+                    else:
+                        self.credentials = (event.username, event.password)
                     more = handshake.accept_credentials(ok)
                     events = more
                     break
@@ -154,9 +165,15 @@ class SocksSession:
             await self._send(handshake.reply_failure(code))
             return
         assert target is not None
+        key = socks_key(
+            self.ctx.isolation(self.listener),
+            credentials=self.credentials,
+            user_id=request.user_id,
+            users_configured=bool(self.config.users),
+        )
 
         async def dial(first: bytes):
-            return await self.ctx.open_stream(target, request.port, first)
+            return await self.ctx.open_stream(target, request.port, first, key)
 
         async def accept() -> None:
             await self._send(handshake.reply_success())

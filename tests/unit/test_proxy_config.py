@@ -239,3 +239,18 @@ def test_run_flags_for_tunnels_reach_the_dialer():
     assert native.client.options["i2cp.fastReceive"] == "true"
     assert "i2p.streaming.connectDelay" not in native.client.options  # our own stack's
     assert native.manager.options.connect_delay == 0
+
+
+def test_isolation_is_set_per_listener_and_merges_across_sources(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('isolation = {http = "site"}\nmax_destinations = 4\n')
+    config = load_config(config_file=path, env={"I2PROXY_ISOLATION": "socks=user"}, overrides={})
+    assert config.isolation == {"http": "site", "socks": "user", "mixed": "none"}
+    assert config.max_destinations == 4
+    every = load_config(env={}, overrides={"isolation": ["site"]})
+    assert set(every.isolation.values()) == {"site"}
+    for bad in ("http=private", "ftp=site"):
+        with pytest.raises(ConfigError, match="isolation"):
+            load_config(env={"I2PROXY_ISOLATION": bad})
+    with pytest.raises(ConfigError, match="max_destinations"):
+        load_config(env={"I2PROXY_MAX_DESTINATIONS": "0"})

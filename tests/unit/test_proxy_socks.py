@@ -213,3 +213,14 @@ def test_without_required_auth_a_client_offering_only_user_pass_is_still_served(
     hs = SocksHandshake(require_auth=False)
     hs.receive_data(b"\x05\x02\x00\x02")
     assert hs.data_to_send() == b"\x05\x00"  # no-auth preferred when offered
+
+
+def test_socks5_with_prefer_credentials_picks_user_password_when_offered_beside_no_auth():
+    hs = SocksHandshake(prefer_credentials=True)
+    assert hs.receive_data(b"\x05\x02\x00\x02") == []
+    assert hs.data_to_send() == b"\x05\x02"
+    (event,) = hs.receive_data(b"\x01\x01u\x01p")
+    assert event == CredentialsReceived("u", "p")
+    plain = SocksHandshake()
+    plain.receive_data(b"\x05\x02\x00\x02")
+    assert plain.data_to_send() == b"\x05\x00"
