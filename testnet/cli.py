@@ -289,7 +289,15 @@ def describe(status: TestnetStatus) -> str:
         f"  eepsite http://{status.eepsite.b32}/ (router {status.eepsite.router}, "
         f"files from {status.eepsite.www_dir})",
         f"  try: curl -x http://{status.http_proxy} http://{status.eepsite.b32}/",
+        f"  whoami: {status.eepsite.whoami}",
     ]
+    if status.eepsite2 is not None:
+        lines.append(f"  eepsite2 http://{status.eepsite2.b32}/ (whoami {status.eepsite2.whoami})")
+    if status.outproxy is not None:
+        lines.append(
+            f"  outproxy {status.outproxy.http} and {status.outproxy.socks5} "
+            f"(serves {status.outproxy.url})"
+        )
     if status.java_eepsite is not None:
         lines += [
             f"  Java eepsite http://{status.java_eepsite.b32}/ (router "

@@ -11,6 +11,11 @@ Endpoints (tests and benchmarks rely on them):
   Content-Length.
 - ``/files/{name}`` — a file from ``www_dir`` with ETag, Last-Modified, conditional GET (304) and
   gzip when the client accepts it.
+- ``/whoami`` — the client's b32 address, one line of plain text, from the ``X-I2P-DestB32``
+  header an i2pd ``type = http`` server tunnel (or Java's I2PTunnel HTTP server) adds; 421
+  when the request came through a tunnel that adds none (the eepsite's plain port 80).
+
+The same app serves the second eepsite with another index page (:data:`INDEX2_TEMPLATE`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -51,6 +57,26 @@ over a private network of real i2pd routers on this machine.</p>
 """
 
 
+#: The second eepsite's page: it embeds a resource of the first (for per-site isolation tests).
+INDEX2_TEMPLATE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>i2proxy demo eepsite 2</title></head>
+<body>
+<h1>Hello from the second eepsite</h1>
+<p>A second site on its own destination. It embeds the first eepsite's /whoami below.</p>
+<ul>
+<li><a href="/whoami">/whoami</a>: your b32 address, as this site sees it</li>
+<li><a href="http://{eepsite}/">the first eepsite</a></li>
+</ul>
+<iframe id="embedded-whoami" src="http://{eepsite}:{whoami_port}/whoami"></iframe>
+<img id="embedded-image" src="http://{eepsite}/files/hello.txt" alt="">
+</body></html>
+"""
+
+#: The header i2pd's http server tunnels and Java's I2PTunnel HTTP server add.
+DEST_B32_HEADER = "X-I2P-DestB32"
+_B32_RE = re.compile(r"^[a-z2-7]{52}\.b32\.i2p$")
+
+
 def expected_bytes(n: int, offset: int = 0) -> bytes:
     """The body of ``/bytes/{n}`` (or the part of it starting at ``offset``)."""
     out = bytearray()
@@ -64,7 +90,20 @@ def expected_bytes(n: int, offset: int = 0) -> bytes:
 
 
 async def index(request: web.Request) -> web.Response:
-    return web.Response(text=INDEX_HTML, content_type="text/html")
+    return web.Response(text=request.app["index_html"], content_type="text/html")
+
+
+async def whoami(request: web.Request) -> web.Response:
+    """The client's b32 as the server tunnel reported it; 421 when no tunnel reported one."""
+    b32 = request.headers.get(DEST_B32_HEADER, "").strip().lower()
+    if not _B32_RE.match(b32):
+        return web.Response(
+            status=421,
+            text=f"no valid {DEST_B32_HEADER} header: this port's server tunnel is not an "
+            "http-type tunnel (the demo eepsite answers /whoami on I2P port 81)\n",
+            headers={"Cache-Control": "no-store"},
+        )
+    return web.Response(text=b32 + "\n", headers={"Cache-Control": "no-store"})
 
 
 async def headers(request: web.Request) -> web.Response:
@@ -161,9 +200,12 @@ async def files(request: web.Request) -> web.Response:
     return web.Response(body=content, headers=common, content_type=content_type)
 
 
-def make_app(www_dir: Path, udp_echo: tuple[str, int] | None = None) -> web.Application:
+def make_app(
+    www_dir: Path, udp_echo: tuple[str, int] | None = None, *, index_html: str = INDEX_HTML
+) -> web.Application:
     app = web.Application(client_max_size=MAX_ECHO_BODY)
     app["www_dir"] = www_dir
+    app["index_html"] = index_html
     if udp_echo is not None:
 
         async def run_udp_echo(app: web.Application):  # type: ignore[no-untyped-def]
@@ -178,6 +220,7 @@ def make_app(www_dir: Path, udp_echo: tuple[str, int] | None = None) -> web.Appl
     app.router.add_route("*", "/echo", echo)
     app.router.add_get("/bytes/{n}", some_bytes)
     app.router.add_get("/files/{name:.+}", files)
+    app.router.add_get("/whoami", whoami)
     return app
 
 

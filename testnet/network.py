@@ -29,17 +29,20 @@ import aiohttp
 
 from i2proxy.log import get_logger
 from testnet import javarouter, netns, process, software
+from testnet.clearnet import MARKER
 from testnet.eepsite import INDEX_HTML
 from testnet.impair import Impairment, ImpairmentError, LinkSettings
 from testnet.router import (
-    EEPSITE_LOCAL_PORT,
     FORWARDED,
+    OUTPROXY_HTTP_PORT,
+    OUTPROXY_SOCKS_PORT,
     UDP_ECHO_LOCAL_PORT,
+    WHOAMI_PORT,
     RouterSpec,
     destination_from_keys_file,
     netdb_relative_path,
-    render_eepsite_tunnel,
     render_i2pd_conf,
+    render_service_tunnels,
     render_udp_echo_tunnel,
     router_info_caps,
 )
@@ -47,6 +50,7 @@ from testnet.samprobe import naming_lookup, sam_alive, wait_resolvable
 from testnet.status import (
     EepsiteStatus,
     JavaEepsiteStatus,
+    OutproxyStatus,
     RouterStatus,
     TestnetStatus,
     UdpEchoStatus,
@@ -57,6 +61,10 @@ log = get_logger(__name__)
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
 EEPSITE_KEYS = "eepsite.dat"
+EEPSITE2_KEYS = "eepsite2.dat"
+OUTPROXY_KEYS = "outproxy.dat"
+#: Every keys file of the services router's tunnels (render_service_tunnels), in that order.
+SERVICE_KEYS = (EEPSITE_KEYS, EEPSITE2_KEYS, OUTPROXY_KEYS)
 UDP_ECHO_KEYS = "udpecho.dat"
 UDP_ECHO_REPLIABLE_KEYS = "udpecho-repliable.dat"
 READY_TIMEOUT = 240.0
@@ -285,9 +293,7 @@ class Network:
             )
             tunnels = ""
             if spec.index == config.eepsite_router:
-                tunnels = render_eepsite_tunnel(
-                    tunnel_length=config.tunnel_length, keys_file=EEPSITE_KEYS
-                )
+                tunnels = self._service_tunnels(config.tunnel_length)
             elif spec.index == config.udp_echo_router:
                 tunnels = render_udp_echo_tunnel(
                     keys_file=UDP_ECHO_KEYS, repliable_keys_file=UDP_ECHO_REPLIABLE_KEYS
@@ -300,8 +306,9 @@ class Network:
         await self._first_run(config, specs)
         self._seed_netdbs(specs, java_specs)
         eepsite_spec = specs[config.eepsite_router]
-        destination, b32 = destination_from_keys_file(
-            (eepsite_spec.data_dir / EEPSITE_KEYS).read_bytes()
+        (destination, b32), (destination2, b32_2), (outproxy_destination, outproxy_b32) = (
+            destination_from_keys_file((eepsite_spec.data_dir / keys).read_bytes())
+            for keys in SERVICE_KEYS
         )
         echo_destination, echo_b32 = destination_from_keys_file(
             (specs[config.udp_echo_router].data_dir / UDP_ECHO_KEYS).read_bytes()
@@ -309,7 +316,7 @@ class Network:
         repliable_destination, repliable_b32 = destination_from_keys_file(
             (specs[config.udp_echo_router].data_dir / UDP_ECHO_REPLIABLE_KEYS).read_bytes()
         )
-        await self._start_eepsite(www_dir)
+        await self._start_eepsite(www_dir, b32)
         # The eepsite's server tunnel is added only once its router has exploratory tunnels
         # (see _publish_eepsite), so that its zero-hop outbound tunnel exists before the first
         # inbound one: then its first LeaseSet is always published.
@@ -336,6 +343,26 @@ class Network:
                 www_dir=str(www_dir),
                 router=config.eepsite_router,
                 port=80,
+                whoami=f"http://{b32}:{WHOAMI_PORT}/whoami",
+            ),
+            eepsite2=EepsiteStatus(
+                b32=b32_2,
+                destination=destination2,
+                www_dir=str(www_dir),
+                router=config.eepsite_router,
+                port=80,
+                whoami=f"http://{b32_2}/whoami",
+            ),
+            outproxy=OutproxyStatus(
+                b32=outproxy_b32,
+                destination=outproxy_destination,
+                router=config.eepsite_router,
+                http=f"http://{outproxy_b32}",
+                socks5=f"socks5://{outproxy_b32}:{OUTPROXY_SOCKS_PORT}",
+                http_port=OUTPROXY_HTTP_PORT,
+                socks5_port=OUTPROXY_SOCKS_PORT,
+                marker=MARKER,
+                stats_file=str(self.state_dir / "outproxy-stats.json"),
             ),
             udp_echo=UdpEchoStatus(
                 b32=echo_b32,
@@ -410,14 +437,24 @@ class Network:
         )
         return env
 
-    async def _start_eepsite(self, www_dir: Path) -> None:
+    @staticmethod
+    def _service_tunnels(tunnel_length: int) -> str:
+        return render_service_tunnels(
+            tunnel_length=tunnel_length,
+            eepsite_keys=EEPSITE_KEYS,
+            eepsite2_keys=EEPSITE2_KEYS,
+            outproxy_keys=OUTPROXY_KEYS,
+        )
+
+    async def _start_eepsite(self, www_dir: Path, eepsite_b32: str) -> None:
+        """The services process (testnet.services): eepsites, UDP echo, outproxy, clearnet."""
         pid = process.spawn(
             [
                 "ip", "netns", "exec", self.netns,
-                sys.executable, "-m", "testnet.eepsite",
-                "--host", "127.0.0.1", "--port", str(EEPSITE_LOCAL_PORT),
+                sys.executable, "-m", "testnet.services",
                 "--www-dir", str(www_dir),
-                "--udp-echo-port", str(UDP_ECHO_LOCAL_PORT),
+                "--eepsite-b32", eepsite_b32,
+                "--outproxy-stats", str(self.state_dir / "outproxy-stats.json"),
             ],
             self.state_dir / "eepsite.log",
             env=self._python_env(),
@@ -515,7 +552,7 @@ class Network:
         if caps is None or (spec.floodfill and "f" not in caps):
             return False  # i2pd rewrites router.info once it has applied its caps
         if spec.index == config.eepsite_router:
-            return (spec.data_dir / EEPSITE_KEYS).exists()
+            return all((spec.data_dir / keys).exists() for keys in SERVICE_KEYS)
         if spec.index == config.udp_echo_router:
             keys = (UDP_ECHO_KEYS, UDP_ECHO_REPLIABLE_KEYS)
             return all((spec.data_dir / name).exists() for name in keys)
@@ -723,35 +760,39 @@ class Network:
             )
 
     async def _wait_eepsite_published(self, status: TestnetStatus, deadline: float) -> None:
-        """Wait until every non-floodfill router resolves the eepsite; fix the publish race.
+        """Wait until every non-floodfill router resolves the eepsite, the second eepsite and
+        the outproxy (all on the services router); fix the publish race.
 
         Never asks a floodfill: i2pd 2.45.1 re-parses a LeaseSet2 from its own netDb as an old
         LeaseSet, fails, and the stored LeaseSet then stays unusable for everyone for a minute.
         """
         eepsite = status.eepsite
         others = [r for r in status.i2pd_routers if r.index != eepsite.router and not r.floodfill]
+        services = [(eepsite.b32, eepsite.destination)]
+        services += [(s.b32, s.destination) for s in (status.eepsite2, status.outproxy) if s]
         for attempt in range(1, 6):
             timeout = min(deadline - time.monotonic(), EEPSITE_PUBLISH_TIMEOUT)
             if timeout <= 0:
                 break
-            try:
-                await asyncio.gather(
-                    *(
-                        wait_resolvable(
-                            r.sam_host_port,
-                            eepsite.b32,
-                            timeout=timeout,
-                            expected=eepsite.destination,
-                        )
-                        for r in others
-                    )
-                )
+            checks = [(r, b32, full) for r in others for b32, full in services]
+            results = await asyncio.gather(
+                *(
+                    wait_resolvable(r.sam_host_port, b32, timeout=timeout, expected=full)
+                    for r, b32, full in checks
+                ),
+                return_exceptions=True,
+            )
+            failed = [
+                f"{b32[:8]} on {r.name}"
+                for (r, b32, _), result in zip(checks, results, strict=True)
+                if isinstance(result, BaseException)
+            ]
+            if not failed:
                 return
-            except TimeoutError:
-                # Not published after all (see render_eepsite_tunnel): recreate its tunnel.
-                log.warning("eepsite not resolvable; recreating its tunnel", attempt=attempt)
-                await self._remove_eepsite_tunnel(status)
-                await self._add_eepsite_tunnel(status, deadline)
+            # Not published after all (see render_eepsite_tunnel): recreate the tunnels.
+            log.warning("services unresolvable; recreating tunnels", attempt=attempt, failed=failed)
+            await self._remove_eepsite_tunnel(status)
+            await self._add_eepsite_tunnel(status, deadline)
         raise TestnetError(
             f"the eepsite {eepsite.b32} never became resolvable; logs: {self.state_dir}/r*/"
         )
@@ -816,9 +857,7 @@ class Network:
                 raise TestnetError(f"i2pd r{index} built no inbound tunnel")
             await asyncio.sleep(0.2)
         spec = self._specs(self._config())[index]
-        spec.tunnels_conf_path.write_text(
-            render_eepsite_tunnel(tunnel_length=status.tunnel_length, keys_file=EEPSITE_KEYS)
-        )
+        spec.tunnels_conf_path.write_text(self._service_tunnels(status.tunnel_length))
         self._reload_router(index)
 
     async def _remove_eepsite_tunnel(self, status: TestnetStatus) -> None:

@@ -78,6 +78,29 @@ class EepsiteStatus:
     www_dir: str
     router: int
     port: int = 80
+    #: Where ``/whoami`` answers the client's b32 (an i2pd ``type = http`` tunnel's port).
+    whoami: str = ""
+
+
+@dataclass
+class OutproxyStatus:
+    """The test outproxy: an I2P destination that is an HTTP proxy (``http``, I2P port 80) and
+    a SOCKS5 server (``socks5``, I2P port ``socks5_port``) to ``url``, a name only it resolves."""
+
+    b32: str
+    destination: str
+    router: int
+    #: ``http://<b32>`` — the form ``i2proxy run --outproxy`` takes
+    http: str
+    #: ``socks5://<b32>:<socks5_port>``
+    socks5: str
+    http_port: int = 80
+    socks5_port: int = 1080
+    #: A page only reachable through the outproxy, and a line its body contains.
+    url: str = "http://www.example.test/"
+    marker: str = ""
+    #: The outproxy's counters (http_requests, http_connects, socks5_connects, refused), JSON.
+    stats_file: str = ""
 
 
 @dataclass
@@ -130,6 +153,10 @@ class TestnetStatus:
     java_http_proxy: str | None = None
     #: The first Java router's eepsite, None without Java (or before it is known).
     java_eepsite: JavaEepsiteStatus | None = None
+    #: A second eepsite on its own destination (same router as ``eepsite``), for per-site tests.
+    eepsite2: EepsiteStatus | None = None
+    #: The test outproxy (None on a network started before it existed).
+    outproxy: OutproxyStatus | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     __test__ = False  # not a pytest test class, despite the name
@@ -208,11 +235,15 @@ class TestnetStatus:
         eepsite = EepsiteStatus(**data.pop("eepsite"))
         udp_echo = data.pop("udp_echo", None)
         java_eepsite = data.pop("java_eepsite", None)
+        eepsite2 = data.pop("eepsite2", None)
+        outproxy = data.pop("outproxy", None)
         return cls(
             routers=routers,
             eepsite=eepsite,
             udp_echo=UdpEchoStatus(**udp_echo) if udp_echo else None,
             java_eepsite=JavaEepsiteStatus(**java_eepsite) if java_eepsite else None,
+            eepsite2=EepsiteStatus(**eepsite2) if eepsite2 else None,
+            outproxy=OutproxyStatus(**outproxy) if outproxy else None,
             extra=extra,
             **data,
         )

@@ -92,3 +92,19 @@ async def test_files_are_gzipped_when_asked(client):
 @pytest.mark.parametrize("name", ["missing.txt", ".secret", "..%2F..%2Fetc%2Fpasswd"])
 async def test_files_outside_www_dir_or_hidden_are_not_found(client, name):
     assert (await client.get(f"/files/{name}")).status == 404
+
+
+async def test_whoami_answers_the_b32_the_server_tunnel_reported(client):
+    b32 = "a" * 52 + ".b32.i2p"
+    response = await client.get("/whoami", headers={"X-I2P-DestB32": b32.upper()})
+    assert response.status == 200
+    assert await response.text() == b32 + "\n"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("value", [None, "", "a" * 52 + ".b32.i2p.evil", "x" * 60, "1" * 52])
+async def test_whoami_without_a_valid_tunnel_header_is_misdirected(client, value):
+    headers = {} if value is None else {"X-I2P-DestB32": value}
+    response = await client.get("/whoami", headers=headers)
+    assert response.status == 421
+    assert "port 81" in await response.text()

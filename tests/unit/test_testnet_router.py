@@ -19,6 +19,7 @@ from testnet.router import (
     netdb_relative_path,
     render_eepsite_tunnel,
     render_i2pd_conf,
+    render_service_tunnels,
     render_udp_echo_tunnel,
     router_ident_hash,
     router_info_caps,
@@ -90,6 +91,29 @@ def test_eepsite_tunnel_is_a_plain_server_tunnel_on_port_80():
     )  # fmt: skip
     # Zero-hop outbound tunnels exist at once, so the first LeaseSet is always published.
     assert (conf["inbound.length"], conf["outbound.length"]) == ("1", "0")
+
+
+def test_service_tunnels_keep_port_80_plain_and_put_whoami_and_the_outproxy_beside_it():
+    sections = parse(
+        render_service_tunnels(
+            tunnel_length=2, eepsite_keys="e.dat", eepsite2_keys="e2.dat", outproxy_keys="o.dat"
+        )
+    )
+    expected = {
+        "eepsite": ("server", "8080", "80", "e.dat"),
+        # the same destination; i2pd adds X-I2P-DestB32 on http-type tunnels only
+        "eepsite-whoami": ("http", "8080", "81", "e.dat"),
+        "eepsite2": ("http", "8081", "80", "e2.dat"),
+        "outproxy-http": ("server", "8082", "80", "o.dat"),
+        "outproxy-socks": ("server", "8083", "1080", "o.dat"),
+    }
+    for name, (kind, port, inport, keys) in expected.items():
+        conf = sections[name]
+        assert (conf["type"], conf["port"], conf["inport"], conf["keys"]) == (
+            kind, port, inport, keys,
+        ), name  # fmt: skip
+        assert (conf["inbound.length"], conf["outbound.length"]) == ("2", "0")
+        assert conf["i2p.streaming.answerPings"] == "true"
 
 
 def test_udp_echo_is_a_zero_hop_udp_server_tunnel_to_the_local_echo_port():

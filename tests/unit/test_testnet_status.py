@@ -9,6 +9,7 @@ import pytest
 from testnet.status import (
     EepsiteStatus,
     JavaEepsiteStatus,
+    OutproxyStatus,
     RouterStatus,
     TestnetStatus,
     UdpEchoStatus,
@@ -18,7 +19,7 @@ from testnet.status import (
 KEYS = {
     "name", "state_dir", "netns", "ready_seconds", "tunnel_length", "link_delay_ms", "routers",
     "http_proxy", "socks_proxy", "proxy_router", "eepsite", "udp_echo", "impairment", "profile",
-    "mix", "java_http_proxy", "java_eepsite",
+    "mix", "java_http_proxy", "java_eepsite", "eepsite2", "outproxy",
 }  # fmt: skip
 VERSIONS = ["2.58.0", "2.58.0", "2.45.1", "2.45.1", "2.45.1", "2.58.0"]
 
@@ -69,6 +70,14 @@ def example(state_dir: str) -> TestnetStatus:
         mix="mixed",
         java_http_proxy="127.0.0.1:6006",
         java_eepsite=JavaEepsiteStatus("b" * 52 + ".b32.i2p", "BBBB", 6),
+        eepsite2=EepsiteStatus("d" * 52 + ".b32.i2p", "DDDD", "/www", 4, 80, "http://d/whoami"),
+        outproxy=OutproxyStatus(
+            "e" * 52 + ".b32.i2p",
+            "EEEE",
+            4,
+            "http://" + "e" * 52 + ".b32.i2p",
+            "socks5://" + "e" * 52 + ".b32.i2p:1080",
+        ),
     )
 
 
@@ -79,7 +88,12 @@ def test_status_json_has_exactly_the_documented_keys():
         "index", "name", "floodfill", "i2cp", "sam", "pid", "webconsole", "kind", "version",
         "http_proxy", "eepsite",
     }  # fmt: skip
-    assert set(data["eepsite"]) == {"b32", "destination", "www_dir", "router", "port"}
+    assert set(data["eepsite"]) == {"b32", "destination", "www_dir", "router", "port", "whoami"}
+    assert set(data["eepsite2"]) == set(data["eepsite"])
+    assert set(data["outproxy"]) == {
+        "b32", "destination", "router", "http", "socks5", "http_port", "socks5_port", "url",
+        "marker", "stats_file",
+    }  # fmt: skip
     assert set(data["udp_echo"]) == {
         "b32", "destination", "router", "port",
         "repliable_b32", "repliable_destination", "repliable_port",
@@ -94,14 +108,16 @@ def test_status_json_has_exactly_the_documented_keys():
 
 def test_a_status_written_before_router_kinds_existed_still_loads():
     data = example("/s").to_dict()
-    for key in ("mix", "java_http_proxy", "java_eepsite"):
+    for key in ("mix", "java_http_proxy", "java_eepsite", "eepsite2", "outproxy"):
         del data[key]
+    del data["eepsite"]["whoami"]
     data["routers"] = [
         {k: v for k, v in r.items() if k not in ("kind", "version", "http_proxy", "eepsite")}
         for r in data["routers"][:5]
     ]
     old = TestnetStatus.from_dict(data)
     assert old.java_eepsite is None and old.java_http_proxy is None and old.java_routers == []
+    assert old.eepsite2 is None and old.outproxy is None and old.eepsite.whoami == ""
     assert {(r.kind, r.version) for r in old.routers} == {("i2pd", "2.45.1")}
 
 
