@@ -58,6 +58,7 @@ class _Connection(asyncio.Protocol):
         #: Set when this connection's session got its first LeaseSet.
         self.became_ready = False
         self._sock: socket.socket | None = None
+        self._flush_scheduled = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -104,6 +105,18 @@ class _Connection(asyncio.Protocol):
         if deadline is not None:
             delay = max(0.0, deadline - time.time())
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def flush_soon(self) -> None:
+        """Write what the session queued once the current callback is done: the packets and
+        ACKs produced for one batch of incoming messages leave in one socket write (one
+        syscall here, one read in the router) instead of one each."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -461,7 +474,7 @@ class I2CPClient:
             self._status_callbacks[nonce] = on_status
             if len(self._status_callbacks) > MAX_STATUS_CALLBACKS:
                 del self._status_callbacks[next(iter(self._status_callbacks))]
-        conn.flush()
+        conn.flush_soon()
 
     async def send_tracked(
         self,

@@ -34,6 +34,7 @@ from i2proxy.streaming.options import MTU_DEFAULT, StreamingOptions
 from i2proxy.streaming.packet import (
     CHOKE_SEND_DELAY_MS,
     MAX_NACKS,
+    NO_FLAGS,
     SIG_TYPE_LENGTHS,
     Flag,
     OfflineSignature,
@@ -469,7 +470,7 @@ class Connection:
             packet.from_destination, self.remote_destination
         ):
             return False
-        if packet.flags & SIGNED_FLAGS:
+        if packet.has(SIGNED_FLAGS):
             if packet.signature is None or self.remote_destination is None:
                 return False
             if packet.offline_signature is None and self._peer_offline is not None:
@@ -781,7 +782,10 @@ class Connection:
 
     def _build(self, seq: int, payload: bytes, control: Flag, now: float) -> bytes:
         ack_through, nacks, no_ack = self._ack_fields()
-        if control & Flag.SYNCHRONIZE and self.is_client and no_ack:
+        # Data packets carry no control flag: skip the (slow) IntFlag arithmetic for them.
+        syn = bool(control) and bool(control & Flag.SYNCHRONIZE)
+        signed = bool(control) and bool(control & SIGNED_FLAGS)
+        if syn and self.is_client and no_ack:
             nacks = self._replay_nacks()
         flags = control
         if no_ack:
@@ -798,10 +802,10 @@ class Connection:
             payload=payload,
         )
         signer = None
-        if control & Flag.SYNCHRONIZE:
+        if syn:
             packet.from_destination = self.keys.destination
             packet.max_packet_size = self.options.max_message_size
-        if control & SIGNED_FLAGS:
+        if signed:
             signer = self.keys
         if not no_ack:
             self._clear_ack_state(now)
@@ -968,7 +972,7 @@ class Connection:
                 break
             payload = bytes(self._send_buf[:limit])
             del self._send_buf[:limit]
-            control = Flag(0)
+            control = NO_FLAGS
             if self._close_requested and not payload:
                 control = Flag.CLOSE  # alone, after everything else was acknowledged
                 self._close_seq = self._next_seq
@@ -982,8 +986,8 @@ class Connection:
             self._keepalive = False
             seq = self._next_seq
             self._next_seq += 1
-            self._track(seq, b"", Flag(0), now)
-            out.append(self._build(seq, b"", Flag(0), now))
+            self._track(seq, b"", NO_FLAGS, now)
+            out.append(self._build(seq, b"", NO_FLAGS, now))
         return out
 
     def _maybe_finish(self, now: float) -> None:
