@@ -34,6 +34,7 @@ from i2proxy.i2cp.identity import KeysIdentity
 from i2proxy.i2cp.payload import Payload, Protocol
 from i2proxy.i2p.destination import Destination
 from i2proxy.i2p.errors import B33NotSupported, I2PFormatError
+from i2proxy.i2p.keyfile import DEFAULT_KEY_FILE_NAME, load_or_create_key_file
 from i2proxy.i2p.keys import PrivateKeys
 from i2proxy.i2p.names import b32_hash_from_name, b32_name_from_hash
 from i2proxy.log import get_logger
@@ -74,7 +75,6 @@ DEFAULT_LOOKUP_TIMEOUT = 15.0
 DEFAULT_ROUTER_WAIT = 0.0
 #: How long a stream waits for a new session's first successful self-lookup (outbound tunnels).
 DEFAULT_SEND_READY_WAIT = 10.0
-KEY_FILE_NAME = "client-destination.keys"
 
 StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -155,17 +155,6 @@ class NativeDialer:
         self.datagram_receiver = DatagramReceiver(keys.destination.hash)
 
     @classmethod
-    def with_key_file(
-        cls,
-        path: str | os.PathLike[str],
-        host: str = DEFAULT_HOST,
-        port: int = DEFAULT_PORT,
-        **kwargs: Any,
-    ) -> NativeDialer:
-        """A dialer whose persistent client destination lives in ``path`` (created if absent)."""
-        return cls(host, port, keys=PrivateKeys.load_or_create(path), **kwargs)
-
-    @classmethod
     def from_data_dir(
         cls,
         data_dir: str | os.PathLike[str],
@@ -175,7 +164,8 @@ class NativeDialer:
     ) -> NativeDialer:
         """A dialer whose destination persists in ``<data_dir>/client-destination.keys``."""
         os.makedirs(data_dir, mode=0o700, exist_ok=True)
-        return cls.with_key_file(os.path.join(data_dir, KEY_FILE_NAME), host, port, **kwargs)
+        keys = load_or_create_key_file(os.path.join(data_dir, DEFAULT_KEY_FILE_NAME))
+        return cls(host, port, keys=keys, **kwargs)
 
     @property
     def destination(self) -> Destination:

@@ -10,6 +10,7 @@ our first write, so there the request can ride in the SYN.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -25,6 +26,8 @@ from i2proxy.dialer.base import (
 )
 from i2proxy.dialer.datagrams import DatagramEndpoint
 from i2proxy.dialer.sam_datagrams import open_sam_datagram_endpoint
+from i2proxy.i2p.keyfile import keys_from
+from i2proxy.i2p.keys import PrivateKeys
 from i2proxy.i2p.names import b32_kind
 from i2proxy.log import get_logger
 from i2proxy.sam import protocol
@@ -135,17 +138,6 @@ def young_session_retry_delay(age: float, attempt: int, remaining: float) -> flo
     return delay
 
 
-def _private_key_text(keys: Any) -> str | None:
-    if keys is None:
-        return None
-    if isinstance(keys, str):
-        return keys
-    to_sam = getattr(keys, "to_sam_base64", None)
-    if to_sam is None:
-        raise TypeError("keys must be PrivateKeys (with to_sam_base64()) or a SAM base64 string")
-    return str(to_sam())
-
-
 class SAMDialer:
     """Dialer over a SAM v3 bridge (i2pd or Java I2P)."""
 
@@ -156,18 +148,21 @@ class SAMDialer:
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         *,
-        keys: Any = None,
+        keys: PrivateKeys | str | os.PathLike[str] | None = None,
         options: Mapping[str, str] | None = None,
         flavour: RouterFlavour | None = None,
         **client_kwargs: Any,
     ) -> None:
+        """``keys``: PrivateKeys, a key file path (any format; created if absent), or None for
+        a TRANSIENT destination of this session only."""
+        keys = keys_from(keys)
         merged = dict(DEFAULT_OPTIONS)
         # i2proxy.* options tune our own native stack; the router has no use for them.
         merged.update({k: v for k, v in (options or {}).items() if not k.startswith("i2proxy.")})
         self.client = SAMClient(
             host,
             port,
-            private_key=_private_key_text(keys),
+            private_key=None if keys is None else keys.to_sam_base64(),
             options=merged,
             flavour=flavour,
             **client_kwargs,

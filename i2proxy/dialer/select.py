@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 
 from i2proxy.dialer.base import Dialer, DialError, RouterUnavailable
 from i2proxy.i2cp import messages
+from i2proxy.i2p.keyfile import keys_from
 from i2proxy.log import get_logger
 from i2proxy.sam import protocol as sam_protocol
 
@@ -206,25 +206,15 @@ def _native_available() -> bool:
 # --------------------------------------------------------------------------- dialer factory
 
 
-def load_keys(keys: Any) -> Any:
-    """``keys`` as PrivateKeys: a path is loaded (created if absent); None stays None."""
-    if keys is None or hasattr(keys, "to_sam_base64"):
-        return keys
-    if isinstance(keys, str | os.PathLike):
-        from i2proxy.i2p.keys import PrivateKeys
-
-        return PrivateKeys.load_or_create(keys)
-    raise TypeError(f"keys must be PrivateKeys or a key file path, not {type(keys).__name__}")
-
-
 def dialer_for(
     url: RouterURL, *, keys: Any = None, options: Mapping[str, str] | None = None
 ) -> Dialer:
     """The concrete dialer for a parsed URL (imports the native stack only when needed).
 
-    ``keys``: PrivateKeys, a key file path, or None for a destination of this run only.
+    ``keys``: PrivateKeys, a key file path (any format :mod:`i2proxy.i2p.keyfile` reads; created
+    if absent), or None for a destination of this run only.
     """
-    keys = load_keys(keys)
+    keys = keys_from(keys)
     if url.scheme == "i2cp":
         from i2proxy.dialer.native import NativeDialer
 
@@ -306,7 +296,12 @@ def make_dialer(
     options: Mapping[str, str] | None = None,
     candidates: Sequence[RouterURL] = DEFAULT_CANDIDATES,
 ) -> Dialer:
-    """The dialer for ``--router`` (ValueError for a bad URL), or an auto-detecting one."""
+    """The dialer for ``--router`` (ValueError for a bad URL), or an auto-detecting one.
+
+    A key file is read here, before any router is probed, so a bad one fails at once
+    (:class:`~i2proxy.i2p.keyfile.KeyFileError`) rather than in the background start.
+    """
+    keys = keys_from(keys)
     if router_url is None:
         return AutoDialer(keys=keys, options=options, candidates=candidates)
     return dialer_for(parse_router_url(router_url), keys=keys, options=options)

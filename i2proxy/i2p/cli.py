@@ -1,8 +1,9 @@
 """``i2proxy keys ...``: create, inspect, import and export destination key files.
 
 The proxy's persistent identity is a key file in our JSON format (docs/I2P-CORE.md); these
-commands make one, show its b32 address, and convert from/to i2pd's ``.dat`` and SAM's base64 so
-an existing i2pd or SAM identity can be kept.
+commands make one, show its b32 address, and convert from/to the binary files of i2pd and Java's
+I2PTunnel and SAM's base64 (read by :mod:`i2proxy.i2p.keyfile`), so an existing identity can be
+kept.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from i2proxy.i2p.base64 import b64decode
 from i2proxy.i2p.destination import Destination
 from i2proxy.i2p.errors import I2PFormatError
-from i2proxy.i2p.keys import MAX_KEY_FILE, PrivateKeys
+from i2proxy.i2p.keyfile import KeyFileError, read_key_file, save_key_file
+from i2proxy.i2p.keys import PrivateKeys
 from i2proxy.i2p.signing import SIGNABLE_TYPES
 from i2proxy.i2p.sigtypes import SigType
 
@@ -27,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser(
         "keys",
         help="create, inspect, import and export destination key files",
-        description="Destination key files: our JSON format, i2pd .dat files, SAM base64.",
+        description="Destination key files: our JSON format, binary i2pd .dat or Java I2PTunnel "
+        "private key files, SAM base64.",
     )
     sub = parser.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
 
@@ -38,11 +40,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(handler=_generate)
 
     p = sub.add_parser("show", help="print the b32, types and destination of a key file")
-    p.add_argument("file", type=Path, help="our key file, an i2pd .dat file, or SAM base64")
+    p.add_argument(
+        "file", type=Path, help="our key file, an i2pd .dat or Java private key file, or SAM base64"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_show)
 
-    p = sub.add_parser("import", help="convert an i2pd .dat file or SAM base64 to our format")
+    p = sub.add_parser(
+        "import", help="convert an i2pd .dat, a Java private key file or SAM base64 to our format"
+    )
     p.add_argument("source", type=Path)
     p.add_argument("file", type=Path, help="the key file to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
@@ -56,26 +62,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("destination", help="I2P base64 destination")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_inspect)
-
-
-def read_any_keys(path: Path) -> PrivateKeys:
-    """Our JSON key file, an i2pd binary ``.dat`` file, or a file holding SAM base64."""
-    with open(path, "rb") as fh:
-        data = fh.read(MAX_KEY_FILE + 1)
-    if len(data) > MAX_KEY_FILE:
-        raise I2PFormatError(f"{path}: larger than {MAX_KEY_FILE} bytes")
-    stripped = data.strip()
-    if stripped.startswith(b"{"):
-        return PrivateKeys.load(path)
-    try:
-        text = stripped.decode("ascii")
-    except UnicodeDecodeError:
-        return PrivateKeys.from_i2pd_dat(data)
-    try:
-        b64decode(text)
-    except I2PFormatError:
-        return PrivateKeys.from_i2pd_dat(data)
-    return PrivateKeys.from_sam_base64(text)
 
 
 def describe(dest: Destination) -> dict[str, Any]:
@@ -106,15 +92,18 @@ def _generate(args: argparse.Namespace) -> int:
     if args.file.exists() and not args.force:
         return _fail(f"{args.file} exists (use --force to replace it)")
     keys = PrivateKeys.generate(_SIG_NAMES[args.sig_type])
-    keys.save(args.file)
+    try:
+        save_key_file(keys, args.file)
+    except KeyFileError as exc:
+        return _fail(str(exc))
     print(keys.destination.b32)
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     try:
-        keys = read_any_keys(args.file)
-    except (OSError, I2PFormatError) as exc:
+        keys = read_key_file(args.file)
+    except KeyFileError as exc:
         return _fail(str(exc))
     info = describe(keys.destination)
     info["encryption_keys"] = [k.crypto_type.name for k in keys.encryption_keys]
@@ -126,18 +115,18 @@ def _import(args: argparse.Namespace) -> int:
     if args.file.exists() and not args.force:
         return _fail(f"{args.file} exists (use --force to replace it)")
     try:
-        keys = read_any_keys(args.source)
-    except (OSError, I2PFormatError) as exc:
+        keys = read_key_file(args.source)
+        save_key_file(keys, args.file)
+    except KeyFileError as exc:
         return _fail(str(exc))
-    keys.save(args.file)
     print(keys.destination.b32)
     return 0
 
 
 def _export_sam(args: argparse.Namespace) -> int:
     try:
-        keys = read_any_keys(args.file)
-    except (OSError, I2PFormatError) as exc:
+        keys = read_key_file(args.file)
+    except KeyFileError as exc:
         return _fail(str(exc))
     print(keys.to_sam_base64())
     return 0

@@ -1,6 +1,7 @@
-"""A destination together with its private keys: generation, signing and key files.
+"""A destination together with its private keys: generation, signing and their serialisations.
 
-Our key file (``save``/``load``) is a small JSON document, documented in ``docs/I2P-CORE.md``::
+Our key-file document (``to_json``/``from_json``; files: :mod:`i2proxy.i2p.keyfile`) is small
+JSON, documented in ``docs/I2P-CORE.md``::
 
     {"format": "i2proxy-private-keys", "version": 1,
      "destination": "<I2P base64>",
@@ -18,12 +19,9 @@ LeaseSet2, and i2pd itself fills that field with random bytes for the destinatio
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from i2proxy.i2p import base64 as i2b64
 from i2proxy.i2p.destination import Destination
@@ -34,7 +32,6 @@ from i2proxy.i2p.sigtypes import SIG_SIZES, CryptoType, SigType
 
 FILE_FORMAT = "i2proxy-private-keys"
 FILE_VERSION = 1
-MAX_KEY_FILE = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -114,7 +111,7 @@ class PrivateKeys:
         """The ElGamal (type 0) key pair."""
         return self.encryption_key(CryptoType.ELGAMAL)
 
-    # --- our key file ------------------------------------------------------------------------
+    # --- our key-file document ---------------------------------------------------------------
 
     def to_json(self) -> str:
         """The key-file document (see the module docstring)."""
@@ -138,11 +135,11 @@ class PrivateKeys:
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise I2PFormatError(f"key file: not JSON ({exc.msg})", offset=exc.pos) from None
+            raise I2PFormatError(f"not JSON ({exc.msg})", offset=exc.pos) from None
         if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
-            raise I2PFormatError(f"key file: 'format' is not {FILE_FORMAT!r}")
+            raise I2PFormatError(f"'format' is not {FILE_FORMAT!r}")
         if doc.get("version") != FILE_VERSION:
-            raise I2PFormatError(f"key file: unsupported version {doc.get('version')!r}")
+            raise I2PFormatError(f"unsupported version {doc.get('version')!r}")
         dest = Destination.from_base64(_field(doc, "destination", str))
         signing = SigningPrivateKey(
             dest.sig_type, i2b64.b64decode(_field(doc, "signing_private_key", str))
@@ -150,16 +147,16 @@ class PrivateKeys:
         enc = []
         for i, entry in enumerate(_field(doc, "encryption_private_keys", list)):
             if not isinstance(entry, dict):
-                raise I2PFormatError(f"key file: encryption_private_keys[{i}] is not an object")
+                raise I2PFormatError(f"encryption_private_keys[{i}] is not an object")
             ctype = _field(entry, "type", int)
             try:
                 ct = CryptoType(ctype)
             except ValueError:
-                raise I2PFormatError(f"key file: unknown crypto type {ctype}") from None
+                raise I2PFormatError(f"unknown crypto type {ctype}") from None
             enc.append(EncryptionKey(ct, i2b64.b64decode(_field(entry, "key", str))))
         slot = doc.get("crypto_key_slot")
         if slot is not None and not isinstance(slot, str):
-            raise I2PFormatError("key file: 'crypto_key_slot' is not str")
+            raise I2PFormatError("'crypto_key_slot' is not str")
         return cls(dest, signing, tuple(enc), i2b64.b64decode(slot) if slot else None)
 
     # --- i2pd and SAM layout -----------------------------------------------------------------
@@ -186,7 +183,7 @@ class PrivateKeys:
 
     @classmethod
     def from_binary(cls, data: bytes) -> PrivateKeys:
-        """Parse the i2pd ``.dat`` / SAM layout (see :meth:`to_binary`).
+        """Parse the binary layout of i2pd ``.dat``, Java I2PTunnel and SAM (see :meth:`to_binary`).
 
         The crypto slot becomes an encryption key only if it really is the private key of the
         destination's public-key field; i2pd-made destinations have random bytes there.  Any
@@ -223,69 +220,12 @@ class PrivateKeys:
         return cls(dest, signing, ordered, None if imported is not None else slot)
 
     @classmethod
-    def from_i2pd_dat(cls, data: bytes) -> PrivateKeys:
-        """Import an i2pd key file (``keys = ...dat`` of a tunnel; binary)."""
-        try:
-            return cls.from_binary(data)
-        except I2PFormatError as exc:
-            raise exc.within("i2pd key file") from None
-
-    @classmethod
     def from_sam_base64(cls, text: str) -> PrivateKeys:
         """Import the ``PRIV=`` base64 that SAM's ``DEST GENERATE`` returns."""
         try:
             return cls.from_binary(i2b64.b64decode(text.strip()))
         except I2PFormatError as exc:
             raise exc.within("SAM private key") from None
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the key file atomically (temp file + rename) with mode 0600.
-
-        A crash mid-write leaves the old file intact, and the secret is never readable by
-        others, not even briefly.
-        """
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.to_json())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> PrivateKeys:
-        """Read and check a key file written by :meth:`save`."""
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_KEY_FILE + 1)
-        if len(raw) > MAX_KEY_FILE:
-            raise I2PFormatError(f"key file {path}: larger than {MAX_KEY_FILE} bytes")
-        try:
-            return cls.from_json(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise I2PFormatError(f"key file {path}: not UTF-8", offset=exc.start) from None
-        except I2PFormatError as exc:
-            raise exc.within(str(path)) from None
-
-    @classmethod
-    def load_or_create(cls, path: str | os.PathLike[str]) -> PrivateKeys:
-        """Load ``path``, or generate and save new keys there if it does not exist."""
-        try:
-            return cls.load(path)
-        except FileNotFoundError:
-            keys = cls.generate()
-            keys.save(path)
-            return keys
 
     def __repr__(self) -> str:
         return f"PrivateKeys({self.destination.b32}, <secret>)"
@@ -310,7 +250,7 @@ def _matching_key(dest: Destination, slot: bytes) -> EncryptionKey | None:
 def _field(doc: dict[str, object], name: str, kind: type) -> object:
     value = doc.get(name)
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise I2PFormatError(f"key file: {name!r} missing or not {kind.__name__}")
+        raise I2PFormatError(f"{name!r} missing or not {kind.__name__}")
     return value
 
 

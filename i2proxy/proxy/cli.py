@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from i2proxy.config import Config, ConfigError, load_config
+from i2proxy.i2p.keyfile import DEFAULT_KEY_FILE_NAME, KeyFileError
 from i2proxy.log import get_logger
 
 log = get_logger("i2proxy.run")
@@ -184,12 +185,10 @@ def open_address_book(config: Config) -> Any:
 
 def client_keys(config: Config) -> str | None:
     """The client destination's key file, or None for a destination of this run only."""
-    from i2proxy.dialer.native import KEY_FILE_NAME
-
     if config.keys_file:
         return config.keys_file
     if config.persistent:
-        return os.path.join(config.data_dir, KEY_FILE_NAME)
+        return os.path.join(config.data_dir, DEFAULT_KEY_FILE_NAME)
     return None
 
 
@@ -206,6 +205,8 @@ def make_dialer(config: Config) -> Any:
         return select_dialer(
             config.router or None, keys=client_keys(config), options=dialer_options(config)
         )
+    except KeyFileError as exc:  # before ValueError, which it is
+        raise ConfigError(f"keys file: {exc}") from None
     except ValueError as exc:
         raise ConfigError(f"router: {exc}") from None
 
@@ -235,7 +236,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
     try:
         dialer = make_dialer(config)
     except (ConfigError, ImportError) as exc:
-        log.error("no router backend", router=config.router, error=str(exc))
+        log.error("cannot start", router=config.router, error=str(exc))
         return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,6 +1,7 @@
 """Our destination code agrees with i2pd itself, on the private network of real routers.
 
-- Keys that i2pd generates (SAM ``DEST GENERATE``, the eepsite's ``.dat`` key file) parse,
+- Keys that i2pd generates (SAM ``DEST GENERATE``, the eepsite's ``.dat`` key file, read by
+  ``read_key_file``) parse,
   re-serialise byte-identically, and our b32 equals the one i2pd logs for them
   ("Destination: Local address <b32> created", computed by i2pd's own ``ToBase32``).
 - Keys that WE generate are accepted by i2pd as a SAM session destination, i2pd logs our b32,
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from i2proxy.i2p.destination import Destination, SigType
+from i2proxy.i2p.keyfile import read_key_file
 from i2proxy.i2p.keys import PrivateKeys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -158,9 +160,9 @@ def test_the_eepsite_key_file_written_by_i2pd_gives_the_b32_i2pd_logged(testnet)
     candidates = [p for p in key_files if p.name in logged]
     assert candidates, f"no key file of {router_dir} appears in i2pd's log ({logged})"
     for path in candidates:
-        keys = PrivateKeys.from_i2pd_dat(path.read_bytes())
+        keys = read_key_file(path)
         assert keys.destination.b32 == logged[path.name] + ".b32.i2p"
         assert keys.to_binary() == path.read_bytes()
-    eepsite_keys = [PrivateKeys.from_i2pd_dat(p.read_bytes()) for p in candidates]
+    eepsite_keys = [read_key_file(p) for p in candidates]
     assert testnet.eepsite.b32 in {k.destination.b32 for k in eepsite_keys}
     assert testnet.eepsite.destination in {k.destination.to_base64() for k in eepsite_keys}

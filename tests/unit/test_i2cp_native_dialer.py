@@ -69,11 +69,15 @@ async def test_start_against_a_closed_port_reports_router_unavailable(keys):
     await dialer.close()
 
 
-def test_key_file_is_created_once_and_reused(tmp_path):
-    path = str(tmp_path / "client.keys")
-    first = NativeDialer.with_key_file(path)
-    second = NativeDialer.with_key_file(path)
-    assert first.destination == second.destination
+def test_both_backends_take_the_destination_of_a_key_file_of_any_format(tmp_path, keys):
+    from i2proxy.dialer.select import make_dialer
+
+    for name, data in (("k.dat", keys.to_binary()), ("k.txt", keys.to_sam_base64().encode())):
+        (tmp_path / name).write_bytes(data)
+        native = make_dialer("i2cp://127.0.0.1:1", keys=tmp_path / name)
+        assert native.destination == keys.destination
+        sam = make_dialer("sam://127.0.0.1:1", keys=str(tmp_path / name))
+        assert sam.client._private_key == keys.to_sam_base64()
 
 
 def test_data_dir_holds_the_persistent_destination(tmp_path):

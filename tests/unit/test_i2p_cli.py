@@ -5,6 +5,7 @@ import os
 import stat
 
 from i2proxy.cli import main
+from i2proxy.i2p.keyfile import read_key_file
 from i2proxy.i2p.keys import PrivateKeys
 
 
@@ -40,7 +41,7 @@ def test_import_i2pd_dat_and_sam_base64_then_export(tmp_path, capsys):
         out = tmp_path / f"{source.stem}.json"
         assert main(["keys", "import", str(source), str(out)]) == 0
         assert capsys.readouterr().out.strip() == keys.destination.b32
-        assert PrivateKeys.load(out).destination == keys.destination
+        assert read_key_file(out).destination == keys.destination
         assert main(["keys", "export-sam", str(out)]) == 0
         assert capsys.readouterr().out.strip() == keys.to_sam_base64()
 

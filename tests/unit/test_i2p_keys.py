@@ -1,8 +1,7 @@
-"""PrivateKeys: the destination layout i2pd needs, signing, and our key file."""
+"""PrivateKeys: the destination layout i2pd needs, signing, and its JSON and binary forms."""
 
 import json
 import os
-import stat
 
 import pytest
 
@@ -50,69 +49,37 @@ def test_sign_verifies_with_the_destination(keys):
     assert keys.destination.verify(b"data", keys.sign(b"data"))
 
 
-def test_save_writes_mode_0600_and_load_round_trips(tmp_path, keys):
-    path = tmp_path / "sub" / "keys.json"
-    keys.save(path)
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert [p.name for p in path.parent.iterdir()] == ["keys.json"]  # no temp file left
-    loaded = PrivateKeys.load(path)
-    assert loaded == keys
-    assert loaded.destination.b32 == keys.destination.b32
-
-
-def test_save_replaces_an_existing_file_atomically(tmp_path, keys):
-    path = tmp_path / "keys.json"
-    path.write_text("old")
-    os.chmod(path, 0o644)
-    keys.save(path)
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert PrivateKeys.load(path) == keys
-
-
-def test_key_file_format_is_documented_json(tmp_path, keys):
-    path = tmp_path / "k.json"
-    keys.save(path)
-    doc = json.loads(path.read_text())
+def test_key_file_document_is_documented_json_and_round_trips(keys):
+    doc = json.loads(keys.to_json())
     assert doc["format"] == "i2proxy-private-keys"
     assert doc["version"] == 1
     assert doc["destination"] == keys.destination.to_base64()
     assert [e["type"] for e in doc["encryption_private_keys"]] == [4, 0]
+    assert PrivateKeys.from_json(keys.to_json()) == keys
 
 
-def test_load_or_create_creates_once_then_reuses(tmp_path):
-    path = tmp_path / "keys.json"
-    first = PrivateKeys.load_or_create(path)
-    second = PrivateKeys.load_or_create(path)
-    assert first.destination == second.destination
-
-
-def test_a_damaged_key_file_is_reported(tmp_path, keys):
-    path = tmp_path / "k.json"
+def test_a_damaged_key_document_is_reported(keys):
     doc = json.loads(keys.to_json())
     other = PrivateKeys.generate()
     doc["signing_private_key"] = json.loads(other.to_json())["signing_private_key"]
-    path.write_text(json.dumps(doc))
     with pytest.raises(I2PFormatError, match="signing private key does not match"):
-        PrivateKeys.load(path)
-    path.write_text("{not json")
+        PrivateKeys.from_json(json.dumps(doc))
     with pytest.raises(I2PFormatError, match="not JSON"):
-        PrivateKeys.load(path)
-    path.write_text('{"format": "other"}')
+        PrivateKeys.from_json("{not json")
     with pytest.raises(I2PFormatError, match="'format' is not"):
-        PrivateKeys.load(path)
+        PrivateKeys.from_json('{"format": "other"}')
 
 
 @pytest.mark.parametrize(
     "sig_type",
     [SigType.DSA_SHA1, SigType.ECDSA_P256, SigType.ECDSA_P384, SigType.ECDSA_P521, SigType.ED25519],
 )
-def test_generate_with_other_signing_types(sig_type, tmp_path):
+def test_generate_with_other_signing_types(sig_type):
     keys = PrivateKeys.generate(sig_type)
     assert keys.destination.sig_type == sig_type
     assert keys.destination.verify(b"m", keys.sign(b"m"))
     assert Destination.from_bytes(keys.destination.to_bytes()) == keys.destination
-    keys.save(tmp_path / "k")
-    assert PrivateKeys.load(tmp_path / "k") == keys
+    assert PrivateKeys.from_json(keys.to_json()) == keys
 
 
 def test_key_lengths_are_checked():
@@ -178,28 +145,27 @@ def _i2pd_style_binary(sig_type: SigType, crypto_type: CryptoType = CryptoType.E
     [SigType.DSA_SHA1, SigType.ECDSA_P256, SigType.ECDSA_P384, SigType.ECDSA_P521, SigType.ED25519],
 )
 @pytest.mark.parametrize("crypto_type", [CryptoType.ELGAMAL, CryptoType.X25519])
-def test_i2pd_made_key_files_import_and_export_byte_identically(sig_type, crypto_type, tmp_path):
+def test_i2pd_made_key_files_import_and_export_byte_identically(sig_type, crypto_type):
     raw = _i2pd_style_binary(sig_type, crypto_type)
-    keys = PrivateKeys.from_i2pd_dat(raw)
+    keys = PrivateKeys.from_binary(raw)
     assert keys.destination.sig_type == sig_type
     assert keys.destination.crypto_type == crypto_type
     assert keys.to_binary() == raw
     assert keys.destination.verify(b"x", keys.sign(b"x"))
     assert {k.crypto_type for k in keys.encryption_keys} == {CryptoType.X25519, CryptoType.ELGAMAL}
-    keys.save(tmp_path / "k.json")
-    assert PrivateKeys.load(tmp_path / "k.json").to_binary() == raw
+    assert PrivateKeys.from_json(keys.to_json()).to_binary() == raw
 
 
 def test_key_file_import_errors_name_the_place(keys):
     raw = keys.to_binary()
-    with pytest.raises(I2PFormatError, match=r"i2pd key file: .*EDDSA_SHA512_ED25519 signing"):
-        PrivateKeys.from_i2pd_dat(raw[:-1])
+    with pytest.raises(I2PFormatError, match=r"EDDSA_SHA512_ED25519 signing private key: need"):
+        PrivateKeys.from_binary(raw[:-1])
     with pytest.raises(I2PFormatError, match=r"1 unexpected bytes after the signing key"):
-        PrivateKeys.from_i2pd_dat(raw + b"\x00")
+        PrivateKeys.from_binary(raw + b"\x00")
     with pytest.raises(I2PFormatError, match="offline-signed key file"):
-        PrivateKeys.from_i2pd_dat(raw[:-32] + b"\x00" * 32)
+        PrivateKeys.from_binary(raw[:-32] + b"\x00" * 32)
     wrong = raw[:-32] + PrivateKeys.generate().signing_key.raw
     with pytest.raises(I2PFormatError, match="signing private key does not match"):
-        PrivateKeys.from_i2pd_dat(wrong)
+        PrivateKeys.from_binary(wrong)
     with pytest.raises(I2PFormatError, match="SAM private key: base64"):
         PrivateKeys.from_sam_base64("!!!!")

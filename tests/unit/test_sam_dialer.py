@@ -176,12 +176,12 @@ def test_set_date_parses_and_other_types_are_refused() -> None:
 
 
 def test_make_dialer_loads_or_creates_a_key_file(tmp_path) -> None:
-    from i2proxy.i2p.keys import PrivateKeys
+    from i2proxy.i2p.keyfile import read_key_file
 
     path = tmp_path / "client.keys"
     first = make_dialer("sam://127.0.0.1:17656", keys=str(path))
     assert path.exists() and (path.stat().st_mode & 0o777) == 0o600
-    keys = PrivateKeys.load(path)
+    keys = read_key_file(path)
     assert first.client._private_key == keys.to_sam_base64()  # type: ignore[attr-defined]
     second = make_dialer("sam://127.0.0.1:17656", keys=path)
     assert second.client._private_key == keys.to_sam_base64()  # type: ignore[attr-defined]
