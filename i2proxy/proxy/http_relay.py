@@ -236,8 +236,8 @@ class UpstreamRelay:
                 if not started:
                     raise HttpError(502, "Bad Gateway", f"the site sent bad HTTP: {exc}") from None
                 # h11 quotes the offending bytes of the site's response: debug level only.
-                log.info("response cut: the site's HTTP broke off", error=type(exc).__name__)
-                log.debug("response cut: the site's HTTP broke off", error=str(exc)[:80])
+                log.info("response cut: the I2P stream ended early", error=type(exc).__name__)
+                log.debug("response cut: the I2P stream ended early", error=str(exc)[:80])
                 return False
             if event is h11.NEED_DATA:
                 deadline = asyncio.get_running_loop().time() + self.config.idle_timeout

@@ -102,5 +102,5 @@ def test_datagrams_to_ip_addresses_and_clearnet_names_are_refused(proxy, testnet
     finally:
         client.close()
     log = proxy.log_path.read_text()
-    assert '"IP target refused"' in log and '"127.0.0.1"' in log
-    assert '"not an I2P destination"' in log and '"example.com"' in log
+    assert '"IP target refused"' in log and '"not an I2P destination"' in log
+    assert '"example.com"' not in log  # a name the client tried is no business of the log
