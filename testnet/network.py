@@ -987,12 +987,17 @@ class Network:
                 raise TestnetError(f"router {index} built no tunnels in {timeout} s")
             await asyncio.sleep(0.2)
         if not router.floodfill:  # (never ask a floodfill: see _wait_eepsite_published)
-            await wait_resolvable(
-                router.sam_host_port,
-                status.eepsite.b32,
-                timeout=max(1.0, deadline - time.monotonic()),
-                expected=status.eepsite.destination,
-            )
+            try:
+                await wait_resolvable(
+                    router.sam_host_port,
+                    status.eepsite.b32,
+                    timeout=max(1.0, deadline - time.monotonic()),
+                    expected=status.eepsite.destination,
+                )
+            except TimeoutError as exc:
+                # The state directory is gone after a failed test's teardown: say why here.
+                log = self._specs(config)[index].log_path
+                raise TestnetError(f"{exc}; {log} ends:\n{warnings_tail(log)}") from None
 
     @staticmethod
     def _check_index(config: NetworkConfig, index: int) -> None:
@@ -1019,6 +1024,16 @@ class Network:
         await process.terminate(pids.get("helper"), marker)
         netns.delete(self.netns)
         shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def warnings_tail(log: Path, lines: int = 25) -> str:
+    """The last warning and error lines of an i2pd log (for failure messages)."""
+    try:
+        text = log.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return f"(unreadable: {exc})"
+    flagged = [line for line in text if "/warn - " in line or "/error - " in line]
+    return "\n".join(flagged[-lines:]) or "(no warnings)"
 
 
 async def lookup_from(status: TestnetStatus, router: int, name: str) -> str | None:

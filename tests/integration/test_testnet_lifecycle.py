@@ -102,6 +102,10 @@ async def _fetch_seconds(status: TestnetStatus) -> float:
 async def test_link_delay_can_be_changed_at_runtime_and_adds_latency(second):
     network, status = second
     await Network.wait_http_proxy(status, timeout=60)
+    # Warm up first: the proxy's first fetches include building its tunnels and looking the
+    # eepsite up (a 0.95 s median at 0 ms in one CI run, 0.05 s once warm).
+    for _ in range(2):
+        await _fetch_seconds(status)
     base = statistics.median([await _fetch_seconds(status) for _ in range(3)])
     updated = await network.set_link_delay(200)
     assert updated.link_delay_ms == 200 == network.status().link_delay_ms
@@ -110,7 +114,7 @@ async def test_link_delay_can_be_changed_at_runtime_and_adds_latency(second):
     again = statistics.median([await _fetch_seconds(status) for _ in range(3)])
     print(f"eepsite fetch: {base:.3f} s at 0 ms, {delayed:.3f} s at 200 ms, {again:.3f} s at 0 ms")
     # A request and its response cross at least two router-to-router links each way.
-    assert delayed - base >= 0.4
+    assert delayed - min(base, again) >= 0.4
     assert again < delayed - 0.3
 
 
