@@ -131,6 +131,9 @@ class SessionContext:
     #: Open UDP associations per client address (bounded).
     udp_associations: UdpAssociations = field(default_factory=UdpAssociations)
 
+    #: The destination pool's counters for the health page (empty without a pool).
+    pool_stats: Callable[[], dict[str, int]] = field(default=lambda: {})
+
     def isolation(self, listener: str) -> Isolation:
         """The isolation mode of a listener ("http", "socks", "mixed")."""
         return Isolation(self.config.isolation.get(listener, "none"))

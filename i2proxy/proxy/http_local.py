@@ -62,6 +62,7 @@ class LocalPages:
             stats = dict(vars(self.ctx.stats))
             stats["uptime_s"] = int(time.time() - stats.pop("started"))
             stats["router"] = self.ctx.config.router or "auto-detected"
+            stats.update({f"pool_{k}": v for k, v in self.ctx.pool_stats().items()})
             await self.browser.page(200, pages.health_page(stats))
             return True
         if path == "/add" and method == b"POST":

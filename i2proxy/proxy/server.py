@@ -136,6 +136,7 @@ class ProxyServer:
             addresses=self.addresses,
             closing=lambda: self._closing,
             open_datagram_endpoint=self.open_datagram_endpoint,
+            pool_stats=pool.stats if pool is not None else dict,
         )
 
     @property
