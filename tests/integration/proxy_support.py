@@ -37,13 +37,17 @@ def free_port() -> int:
 class ProxyProcess:
     """``i2proxy run`` as a child process; ``http``/``socks`` are ``host:port`` strings."""
 
-    def __init__(self, router_url: str, data_dir: Path, *extra: str) -> None:
+    def __init__(
+        self, router_url: str, data_dir: Path, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
         self.router_url = router_url
         self.data_dir = data_dir
         self.http = f"127.0.0.1:{free_port()}"
         self.socks = f"127.0.0.1:{free_port()}"
         self.mixed = f"127.0.0.1:{free_port()}"
         self.extra = list(extra)
+        #: Environment on top of the defaults (subscriptions off), e.g. to turn them on.
+        self.env = dict(env or {})
         self.log_path = data_dir / "i2proxy.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -66,7 +70,7 @@ class ProxyProcess:
             str(self.data_dir),
             *self.extra,
         ]
-        env = dict(os.environ, PYTHONPATH=str(ROOT), I2PROXY_SUBSCRIPTIONS="off")
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "I2PROXY_SUBSCRIPTIONS": "off", **self.env}
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=self._log, stderr=self._log, env=env)
         deadline = time.monotonic() + 150
