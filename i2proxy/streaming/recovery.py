@@ -310,6 +310,12 @@ class Recovery:
         self._resend = []
         return out
 
+    def hold_rto(self, until: float) -> None:
+        """Fire the retransmission timer no sooner than ``until`` (the SYN's floor: the
+        connection knows that the first answer costs more than the path's RTT)."""
+        if self.rto_deadline is not None and self.rto_deadline < until:
+            self.rto_deadline = until
+
     def clear(self) -> None:
         """Forget everything (reset, or the linger after close ended)."""
         self.sent.clear()
