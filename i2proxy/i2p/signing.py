@@ -45,7 +45,9 @@ class SigningPrivateKey:
             if not dsa_private_key_valid(self.raw):
                 raise I2PFormatError("DSA private key is out of range")
         else:
-            self._key()  # reject invalid scalars now, not at first use
+            # Load once (rejects invalid scalars now): loading cost more than the signature
+            # itself, and every SYN and CLOSE is signed.
+            object.__setattr__(self, "_loaded", self._load())
 
     @classmethod
     def generate(cls, sig_type: SigType = SigType.EDDSA_SHA512_ED25519) -> SigningPrivateKey:
@@ -68,6 +70,9 @@ class SigningPrivateKey:
         raise UnsupportedTypeError(f"cannot generate {sig_type!r} keys")
 
     def _key(self) -> ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey:
+        return self._loaded  # type: ignore[attr-defined]
+
+    def _load(self) -> ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey:
         if self.sig_type == SigType.EDDSA_SHA512_ED25519:
             return ed25519.Ed25519PrivateKey.from_private_bytes(self.raw)
         curve, _ = _ECDSA[self.sig_type]
