@@ -30,7 +30,7 @@ from i2proxy.proxy.headers import filter_response_headers
 from i2proxy.proxy.http import HttpError
 from i2proxy.proxy.http_browser import Browser
 from i2proxy.proxy.isolation import Key
-from i2proxy.proxy.streams import READ_SIZE, Closed, read_before, relay
+from i2proxy.proxy.streams import RELAY_READ_SIZE, Closed, read_before, relay
 
 if TYPE_CHECKING:
     from i2proxy.i2p.destination import Destination
@@ -242,7 +242,7 @@ class UpstreamRelay:
             if event is h11.NEED_DATA:
                 deadline = asyncio.get_running_loop().time() + self.config.idle_timeout
                 try:
-                    data = await read_before(up.reader, deadline, READ_SIZE)
+                    data = await read_before(up.reader, deadline, RELAY_READ_SIZE)
                 except (ConnectionError, OSError):
                     data = b""
                 except DialError as exc:  # the router went away (restart): the stream is gone

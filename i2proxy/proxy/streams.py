@@ -19,6 +19,11 @@ SYN_PAYLOAD_TARGET = 1730
 #: After the first bytes arrived, how long to wait for a second write before dialling.
 COALESCE_GAP = 0.01
 READ_SIZE = 64 * 1024
+#: Largest read when relaying a stream: it must drain in one turn of the event loop what one
+#: I2CP socket read delivered (asyncio reads up to 256 KiB per turn). With 64 KiB the relay fell
+#: behind a bulk download on every turn until the I2P stream paused (choked the peer) and then
+#: dropped packets, which an i2pd 2.45.1 sender resends only after its timeout — seconds.
+RELAY_READ_SIZE = 1024 * 1024
 
 log = get_logger("i2proxy.proxy")
 
@@ -53,7 +58,7 @@ async def _pipe(
 ) -> None:
     """Copy until EOF, then half-close the other side so the peer sees the end too."""
     try:
-        while data := await reader.read(READ_SIZE):
+        while data := await reader.read(RELAY_READ_SIZE):
             if on_data is not None:
                 on_data()
             writer.write(data)
