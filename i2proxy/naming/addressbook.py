@@ -183,7 +183,9 @@ class AddressBook:
         self._file_sigs[book.name] = storage.file_sig(path)
         self.load_stats[book.name] = stats
         if stats.invalid_total:
-            log.warning("addressbook.invalid_lines", book=book.name, invalid=dict(stats.invalid))
+            # A subscription book's name is its feed URL: at debug level only.
+            log.warning("addressbook.invalid_lines", book=book.kind, invalid=dict(stats.invalid))
+            log.debug("addressbook.invalid_lines", book=book.name)
 
     def _load_all(self) -> None:
         directory = self.directory

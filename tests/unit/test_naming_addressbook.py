@@ -207,3 +207,36 @@ def test_a_change_during_a_background_index_build_is_not_lost(monkeypatch):
     monkeypatch.undo()
     assert ab.reverse(dest_hash(new)) == "b.i2p"
     assert ab.reverse(dest_hash(old)) is None
+
+
+def test_above_debug_the_book_logs_no_feed_url_and_no_host_name(tmp_path):
+    """Merges, conflicts with the user's own book, added names and a damaged feed file are
+    logged with counts and reasons; the names and the feed's URL only at debug level."""
+    import logging
+
+    import structlog
+    from structlog.testing import capture_logs
+
+    url = "http://secretfeed.i2p/hosts.txt"
+    mine, theirs = new_identity()[0].to_base64(), new_identity()[0].to_base64()
+    book = AddressBook.open(tmp_path, subscriptions=[url], default_hosts=b"")
+    old = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with capture_logs() as logs:
+            book.add("visited-site.i2p", mine, book="local")
+            feed = f"visited-site.i2p={theirs}\nfeed-only-name.i2p={theirs}\nnot a line\n"
+            book.merge_text(feed, into=url, source=url)
+            book.save()
+            feed_file = next((tmp_path / "addressbook" / "subscriptions").iterdir())
+            feed_file.write_text(feed_file.read_text() + "bad entry line\n")
+            AddressBook.open(tmp_path, subscriptions=[url], default_hosts=b"")
+    finally:
+        structlog.configure(**old)
+    shown = [e for e in logs if e["log_level"] != "debug"]
+    events = {e["event"] for e in shown}
+    assert {"addressbook.added", "addressbook.merged", "addressbook.invalid_lines"} <= events
+    assert next(e for e in shown if e["event"] == "addressbook.merged")["conflicts"] == 1
+    for secret in ("secretfeed", "visited-site", "feed-only-name"):
+        assert secret not in repr(shown), secret
+    assert "secretfeed" in repr(logs) and "visited-site" in repr(logs)  # at debug level
