@@ -1,8 +1,10 @@
 """A second, small network beside the session's: isolation, link delay, router stop/start, down.
 
-The second network is the other mix, all i2pd 2.58.0 (4 i2pd routers, r0 the floodfill; one
-Java router, j4), so CI proves that mix too. The tests run in file order and share one
-module-scoped network; the last one takes it down.
+The second network is the other mix, all i2pd 2.58.0 (5 i2pd routers, r0 and r1 the floodfills;
+one Java router, j5), so CI proves that mix too. Two floodfills, not one: i2pd 2.58 marks a peer
+unreachable for 8 minutes when two routers connect to each other at the same moment (see
+docs/TESTNET.md), and a network whose only floodfill is marked so cannot look anything up.
+The tests run in file order and share one module-scoped network; the last one takes it down.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def second(testnet: TestnetStatus):
     network = Network(f"second-{os.urandom(3).hex()}")
-    config = NetworkConfig(routers=4, floodfills=1, mix="all-2.58", java=1)
+    config = NetworkConfig(routers=5, floodfills=2, mix="all-2.58", java=1)
     status = asyncio.run(network.up(config))
     try:
         yield network, status
@@ -120,9 +122,9 @@ async def test_link_delay_can_be_changed_at_runtime_and_adds_latency(second):
 
 async def test_a_stopped_router_refuses_on_its_ports_and_works_after_restart(second):
     network, status = second
-    # Router 2 of 4 (i2pd 2.58): neither the floodfill (0), the proxy router (1) nor the
-    # eepsite's (3).
-    router = status.routers[2]
+    # Router 3 of 5 (i2pd 2.58): neither a floodfill (0, 1), the proxy router (2) nor the
+    # eepsite's (4).
+    router = status.routers[3]
     assert not router.floodfill and router.index not in (status.proxy_router, status.eepsite.router)
     assert (router.kind, router.version) == ("i2pd", "2.58.0")
     await network.stop_router(router.index)
@@ -145,7 +147,7 @@ async def test_a_stopped_router_refuses_on_its_ports_and_works_after_restart(sec
 async def test_a_java_router_restarts_with_its_keys_and_is_usable_again(second):
     network, status = second
     java = status.client_router("java")
-    assert java.index == 4 and java.pid is not None
+    assert java.index == 5 and java.pid is not None
     conf = Path(status.state_dir) / java.name / "router.config"
     ntcp2_key = [line for line in conf.read_text().splitlines() if "ntcp2.sp=" in line]
     assert ntcp2_key, "Java wrote no NTCP2 static key"
