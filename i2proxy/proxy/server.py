@@ -48,9 +48,13 @@ __all__ = ["ProxyServer", "Stats"]
 class _Pending:
     task: asyncio.Task[None]
     writer: asyncio.StreamWriter
-    timer: asyncio.TimerHandle
-    #: Loop time it was accepted: it cannot be closed to make room before ``pending_grace``.
-    since: float
+    #: The ``auth_timeout`` eviction, armed when its task first runs.
+    timer: asyncio.TimerHandle | None = None
+    #: Loop time its task first ran (None before): it cannot be closed to make room before
+    #: ``pending_grace`` after that. Counted from the first run, not from the accept: with the
+    #: event loop busy (1000 streams at once) a connection could wait a second to be read at
+    #: all, and was closed with its request unread in the socket.
+    since: float | None = None
 
 
 @dataclass
@@ -190,13 +194,23 @@ class ProxyServer:
         task = asyncio.create_task(self._serve(reader, writer, handler, slot))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(
-            self.config.auth_timeout, self._evict, slot, "did not authenticate in time"
-        )
-        self._pending[slot] = _Pending(task, writer, timer, loop.time())
+        self._pending[slot] = _Pending(task, writer)
         self.stats.pending = len(self._pending)
         self._make_room()
+
+    def _start_pending_clock(self, slot: ClientSlot) -> None:
+        """The connection's task runs: from now on it has ``pending_grace`` before it may be
+        closed to make room, and ``auth_timeout`` to authenticate."""
+        pending = self._pending.get(slot)
+        if pending is None or pending.since is not None:
+            return
+        loop = asyncio.get_running_loop()
+        pending.since = loop.time()
+        pending.timer = loop.call_later(
+            self.config.auth_timeout, self._evict, slot, "did not authenticate in time"
+        )
+        self._make_room()
+        self._wake_listeners()  # their wait for room can now end at since + pending_grace
 
     # -- the pre-auth budget (docs/PROXY.md "Pre-auth budget") ----------------------------------
 
@@ -210,6 +224,8 @@ class ProxyServer:
         if not self._pending:
             return None
         oldest = next(iter(self._pending.values()))
+        if oldest.since is None:
+            return None  # not read yet: its clock starts when its task runs (a wake follows)
         age = asyncio.get_running_loop().time() - oldest.since
         return max(0.0, self.config.pending_grace - age)
 
@@ -225,6 +241,8 @@ class ProxyServer:
             crowded = per_address[slot.address] > self.config.max_pending_per_address
             if not crowded and excess <= 0:
                 continue
+            if pending.since is None:
+                return  # not read yet; every later one neither (tasks run in order)
             wait = self.config.pending_grace - (now - pending.since)
             if wait > 0:  # every later one is younger still: look again then
                 self._arm_room_timer(wait)
@@ -256,7 +274,8 @@ class ProxyServer:
         self.stats.pending = len(self._pending)
         self.stats.pending_evicted += 1
         self._evict_log.event(reason=reason)
-        pending.timer.cancel()
+        if pending.timer is not None:
+            pending.timer.cancel()
         pending.writer.transport.abort()
         pending.task.cancel()
 
@@ -266,7 +285,8 @@ class ProxyServer:
         if pending is None:  # evicted meanwhile
             return False
         self._wake_listeners()
-        pending.timer.cancel()
+        if pending.timer is not None:
+            pending.timer.cancel()
         if self._closing:
             self.stats.refused += 1
             return False
@@ -311,6 +331,7 @@ class ProxyServer:
 
     async def _serve(self, reader, writer, handler, slot: ClientSlot) -> None:
         """Run one client connection; nothing raised by a client ever leaves this function."""
+        self._start_pending_clock(slot)
         self.stats.connections += 1
         self._writers.add(writer)
         peer = writer.get_extra_info("peername")
@@ -344,7 +365,8 @@ class ProxyServer:
                 self._clients.pop(slot, None)
             pending = self._pending.pop(slot, None)
             if pending is not None:
-                pending.timer.cancel()
+                if pending.timer is not None:
+                    pending.timer.cancel()
                 self.stats.pending = len(self._pending)
                 self._wake_listeners()
             self._writers.discard(writer)
