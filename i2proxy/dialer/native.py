@@ -38,6 +38,7 @@ from i2proxy.i2p.keyfile import DEFAULT_KEY_FILE_NAME, load_or_create_key_file
 from i2proxy.i2p.keys import PrivateKeys
 from i2proxy.i2p.names import b32_hash_from_name, b32_name_from_hash
 from i2proxy.log import get_logger
+from i2proxy.streaming.delivery import SYN_LOOKUP_BUDGET
 from i2proxy.streaming.errors import (
     StreamConnectTimeout,
     StreamDestinationOffline,
@@ -426,7 +427,8 @@ class NativeDialer:
         a valid LeaseSet, and otherwise asks the floodfills again.
         """
         self._cache.pop(destination.hash, None)
-        found = await self.client.lookup(hash=destination.hash, timeout=self.lookup_timeout)
+        timeout = min(self.lookup_timeout, SYN_LOOKUP_BUDGET)
+        found = await self.client.lookup(hash=destination.hash, timeout=timeout)
         return found is not None
 
     def _on_payload(self, payload: Payload) -> None:

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from i2proxy.streaming.connection import Connection, PacketRejected, PeerProfile
-from i2proxy.streaming.delivery import SynVerdict, status_name, syn_status_verdict
+from i2proxy.streaming.delivery import (
+    SynVerdict,
+    appears_offline,
+    router_sent,
+    status_name,
+    syn_status_verdict,
+)
 from i2proxy.streaming.errors import (
     StreamConnectTimeout,
     StreamDestinationOffline,
@@ -127,8 +133,11 @@ class _Stream:
         self.writing_paused = False
         self.finished = False
         self.pong: asyncio.Future[float] | None = None
-        #: The second lookup after the router reported "no LeaseSet" for our SYN.
-        self.lookup_again: asyncio.Task[None] | None = None
+        #: Our own lookup of the destination (shared by every stream to it), started with
+        #: the first SYN to a peer we have not heard from lately, or after "no LeaseSet".
+        self.lookup: asyncio.Task[bool] | None = None
+        #: The router reported one of our SYNs as sent (it had the LeaseSet).
+        self.syn_sent_by_router = False
 
     def stats(self) -> StreamStats:
         s = self.conn.stats
@@ -262,7 +271,9 @@ class StreamManager:
         self._pending: dict[int, tuple[float, list[Packet]]] = {}
         self._listeners: dict[int | None, Handler] = {}
         self._profiles: OrderedDict[bytes, PeerProfile] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        #: Lookups in flight by destination hash: a burst of dials to one site asks once.
+        self._lookups: dict[bytes, asyncio.Task[bool]] = {}
         self.invalid_packets = 0
         self.unroutable_packets = 0
         #: Streams refused (outgoing and incoming) because ``options.max_streams`` were open.
@@ -543,6 +554,11 @@ class StreamManager:
                 and peek_flags(data) & Flag.SYNCHRONIZE
             ):
                 on_status = functools.partial(self._on_syn_status, stream)
+                if stream.lookup is None and stream.conn.profile_in.updated is None:
+                    # Nothing heard from this peer lately: ask whether it is on the network
+                    # now, beside the router's own lookup for the SYN, so that "no LeaseSet"
+                    # is decided by the time the router reports it (delivery.py).
+                    self._look_up(stream)
             error = self._transmit(
                 stream.destination, data, stream.local_port, stream.remote_port, on_status
             )
@@ -568,42 +584,54 @@ class StreamManager:
                     f"the router cannot deliver to this destination: {status_name(code)}"
                 ),
             )
-        elif (
-            verdict is SynVerdict.LOOK_UP_AGAIN
-            and self._lookup_again is not None
-            and stream.lookup_again is None
-        ):
-            task = self.loop.create_task(self._look_up_again(stream))
-            stream.lookup_again = task
+        elif verdict is SynVerdict.LOOK_UP_AGAIN and self._lookup_again is not None:
+            if stream.lookup is None:
+                self._look_up(stream)
+        elif router_sent(code):
+            stream.syn_sent_by_router = True
+
+    def _look_up(self, stream: _Stream) -> None:
+        """Join (or start) our lookup of the stream's destination past every cache."""
+        assert self._lookup_again is not None
+        key = stream.destination.hash
+        task = self._lookups.get(key)
+        if task is None:
+            task = self.loop.create_task(self._lookup_again(stream.destination))
+            self._lookups[key] = task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(lambda t, key=key: self._forget_lookup(key, t))
+        stream.lookup = task
+        task.add_done_callback(functools.partial(self._on_lookup_done, stream))
 
-    async def _look_up_again(self, stream: _Stream) -> None:
-        """Fail the dial as offline unless a fresh lookup finds the destination's LeaseSet.
+    def _forget_lookup(self, key: bytes, task: asyncio.Task[bool]) -> None:
+        if self._lookups.get(key) is task:
+            del self._lookups[key]
 
-        When it does, the router now holds the LeaseSet and the next SYN retransmission
-        reaches the peer; if the lookup itself fails (router gone), the connect timeout and
-        ``abort_all`` stay in charge.
-        """
-        assert self._lookup_again is not None
-        try:
-            found = await self._lookup_again(stream.destination)
-        except Exception as exc:
-            log.debug("streaming.lookup_again_failed", error=str(exc))
+    def _on_lookup_done(self, stream: _Stream, task: asyncio.Task[bool]) -> None:
+        """Fail the dial as offline when our lookup found no LeaseSet and the router has not
+        sent any of our SYNs (``delivery.appears_offline``). When the lookup finds it,
+        the router holds the LeaseSet now and the next SYN retransmission reaches the peer;
+        if the lookup itself failed (router gone), the connect timeout and ``abort_all`` stay
+        in charge."""
+        if stream.finished or stream.established.done() or task.cancelled():
             return
-        if stream.finished or stream.established.done():
+        if task.exception() is not None:
+            log.debug("streaming.lookup_again_failed", error=str(task.exception()))
             return
+        found = task.result()
         if found:
-            log.info("streaming.leaseset_found_on_second_lookup")
-            log.debug("streaming.leaseset_found_on_second_lookup", peer=stream.destination.b32)
+            log.debug("streaming.leaseset_found_on_lookup", peer=stream.destination.b32)
             return
-        self._fail_dial(
-            stream,
-            StreamDestinationOffline(
-                f"{stream.destination.b32}: no LeaseSet on the network (the router found none "
-                "for our SYN, nor a second lookup): the destination appears to be offline"
-            ),
-        )
+        if appears_offline(lookup_found=found, syn_sent_by_router=stream.syn_sent_by_router):
+            self._fail_dial(
+                stream,
+                StreamDestinationOffline(
+                    f"{stream.destination.b32}: no LeaseSet on the network (our lookup "
+                    "found none and the router could send none of our SYNs): the destination "
+                    "appears to be offline"
+                ),
+            )
 
     def _fail_dial(self, stream: _Stream, error: StreamOpenError) -> None:
         """End an unanswered outgoing stream with ``error``; no RESET (the peer never heard)."""
@@ -701,8 +729,6 @@ class StreamManager:
         stream.finished = True
         if stream.timer is not None:
             stream.timer.cancel()
-        if stream.lookup_again is not None:
-            stream.lookup_again.cancel()
         self._streams.pop(stream.conn.local_stream_id, None)
         if self._incoming_by_remote.get(stream.conn.remote_stream_id) is stream:
             del self._incoming_by_remote[stream.conn.remote_stream_id]

@@ -52,6 +52,32 @@ async def test_dialing_a_destination_that_was_never_published_fails_as_offline_f
         writer.close()
 
 
+async def test_a_never_published_destination_fails_as_offline_fast_on_java(testnet):
+    """Java 2.7 searched 18.7 s for the SYN's LeaseSet and answered 21, and the second lookup
+    took 15 s more (34 s). Now our lookup runs beside the SYN with SYN_LOOKUP_BUDGET as its
+    timeout, which Java honours, and decides."""
+    from i2proxy.dialer import DestinationOffline
+    from i2proxy.i2p.destination import Destination
+
+    java = testnet.routers_of_kind("java")[0]
+    # Java accepts an inbound gateway only with R + IPv4, which the test routers lack.
+    async with native_dialer(testnet, java.index, options={"inbound.length": "0"}) as dialer:
+        timings = []
+        for _ in range(2):
+            target = Destination.from_base64(never_published())
+            started = time.monotonic()
+            with pytest.raises(DestinationOffline, match="appears to be offline"):
+                await dialer.open_stream(target, 80, b"GET / HTTP/1.1\r\n\r\n", timeout=90)
+            timings.append(time.monotonic() - started)
+        print(f"offline dial times on Java: {[round(t, 3) for t in timings]} s")
+        assert max(timings) < GOAL_SECONDS, timings
+        b32 = testnet.eepsite.b32  # the session is unharmed: a live site still answers
+        request = f"GET / HTTP/1.1\r\nHost: {b32}\r\nConnection: close\r\n\r\n".encode()
+        reader, writer = await dialer.open_stream(b32, 80, request, timeout=60)
+        assert (await asyncio.wait_for(reader.read(), 60)).startswith(b"HTTP/1.1 200")
+        writer.close()
+
+
 def _curl(*args: str, timeout: float = 120):
     import subprocess
 

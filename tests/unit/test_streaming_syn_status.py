@@ -3,9 +3,10 @@
 Clauses:
 - only the SYN of an outgoing stream is sent with a nonce; every other packet without;
 - a hard failure status fails the dial at once (no RESET: the peer never heard of us);
-- "no LeaseSet" starts a second lookup past every cache; nothing found →
-  ``StreamDestinationOffline``;
-  found → the stream keeps waiting for its retransmitted SYN to be answered;
+- our own lookup past every cache runs beside the first SYN to a peer not heard from lately
+  (one per destination), or starts at "no LeaseSet"; nothing found while the router sent none
+  of our SYNs → ``StreamDestinationOffline``; found, or the router sent a SYN (status 2/4/6)
+  → the stream keeps waiting for its (retransmitted) SYN to be answered;
 - soft statuses (one try failed, no tunnels yet, handed to a tunnel) change nothing;
 - a status arriving after the peer answered is ignored.
 """
@@ -18,7 +19,8 @@ from collections.abc import Callable
 import pytest
 
 from i2proxy.i2cp.messages import MessageStatusCode
-from i2proxy.streaming.delivery import SynVerdict, syn_status_verdict
+from i2proxy.streaming.connection import PeerProfile
+from i2proxy.streaming.delivery import SynVerdict, appears_offline, syn_status_verdict
 from i2proxy.streaming.errors import StreamDestinationOffline, StreamUnreachable
 from i2proxy.streaming.manager import StreamManager
 from i2proxy.streaming.options import StreamingOptions
@@ -29,11 +31,13 @@ from tests.unit.streaming_sim import keys
 class Router:
     """Records what the manager hands over; the test plays the router's MessageStatus."""
 
-    def __init__(self, *, found_on_second_lookup: bool = False) -> None:
+    def __init__(self, *, found_on_second_lookup: bool = True) -> None:
         self.plain: list[bytes] = []
         self.tracked: list[tuple[bytes, Callable[[int], None]]] = []
         self.lookups = 0
         self.found = found_on_second_lookup
+        #: When set, lookups wait for it (a slow network lookup).
+        self.gate: asyncio.Event | None = None
 
     def send(self, destination, payload: bytes, src: int, dst: int) -> None:
         self.plain.append(payload)
@@ -44,6 +48,8 @@ class Router:
     async def lookup_again(self, destination) -> bool:
         self.lookups += 1
         await asyncio.sleep(0)
+        if self.gate is not None:
+            await self.gate.wait()
         return self.found
 
     def report(self, code: int) -> None:
@@ -126,8 +132,67 @@ async def test_soft_or_success_statuses_change_nothing(code):
     task = await start_dial(router.manager())
     router.report(code)
     await asyncio.sleep(0.05)
-    assert not task.done() and router.lookups == 0
+    assert not task.done()
     task.cancel()
+
+
+async def test_our_lookup_runs_beside_the_first_syn_and_finding_nothing_is_offline():
+    """Java searched ~15 s for the SYN's LeaseSet before its 21; our lookup (the router's own
+    search, within our budget) answers sooner and decides."""
+    router = Router(found_on_second_lookup=False)
+    router.gate = asyncio.Event()
+    task = await start_dial(router.manager())
+    assert router.lookups == 1 and not task.done()  # before any report from the router
+    router.gate.set()
+    with pytest.raises(StreamDestinationOffline):
+        await asyncio.wait_for(task, 1)
+    assert router.lookups == 1
+
+
+async def test_nothing_found_does_not_fail_a_dial_whose_syn_the_router_sent():
+    router = Router(found_on_second_lookup=False)
+    router.gate = asyncio.Event()
+    task = await start_dial(router.manager())
+    router.report(MessageStatusCode.GUARANTEED_SUCCESS)  # it had the LeaseSet after all
+    router.gate.set()
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    task.cancel()
+
+
+async def test_a_peer_heard_from_lately_gets_no_lookup_beside_its_syn():
+    router = Router(found_on_second_lookup=False)
+    manager = router.manager()
+    learned = PeerProfile(srtt=0.05, syn_reply_empty=True)
+    manager._profile(keys(1).destination).learn(learned, manager._now(), final=True)
+    task = await start_dial(manager)
+    assert router.lookups == 0
+    router.report(MessageStatusCode.NO_LEASESET)
+    with pytest.raises(StreamDestinationOffline):
+        await asyncio.wait_for(task, 1)
+    assert router.lookups == 1  # "no LeaseSet" still starts one
+
+
+async def test_simultaneous_dials_to_one_destination_share_one_lookup():
+    router = Router(found_on_second_lookup=False)
+    router.gate = asyncio.Event()
+    manager = router.manager()
+    tasks = [await start_dial(manager) for _ in range(5)]
+    assert router.lookups == 1
+    for _, report in list(router.tracked):
+        report(MessageStatusCode.NO_LEASESET)
+    router.gate.set()
+    for task in tasks:
+        with pytest.raises(StreamDestinationOffline):
+            await asyncio.wait_for(task, 1)
+    assert router.lookups == 1 and manager.stream_count == 0
+
+
+def test_offline_is_nothing_found_and_no_syn_sent():
+    assert appears_offline(lookup_found=False, syn_sent_by_router=False)
+    assert not appears_offline(lookup_found=True, syn_sent_by_router=False)
+    assert not appears_offline(lookup_found=None, syn_sent_by_router=False)
+    assert not appears_offline(lookup_found=False, syn_sent_by_router=True)
 
 
 def test_the_verdict_table_follows_javas_streaming():
@@ -172,11 +237,11 @@ async def test_a_status_arriving_after_the_peer_answered_is_ignored():
         reports.append(on_status)
         send(destination, payload, src, dst)
 
-    async def never(destination) -> bool:
-        raise AssertionError("no second lookup once the peer answered")
+    async def found(destination) -> bool:
+        return True  # the lookup beside the SYN (a fresh peer) finds it
 
     client = StreamManager(
-        keys(0), send, StreamingOptions(), send_tracked=send_tracked, lookup_again=never
+        keys(0), send, StreamingOptions(), send_tracked=send_tracked, lookup_again=found
     )
     reader, _writer = await client.open_stream(keys(1).destination, 80, b"hi", timeout=5)
     reports[0](MessageStatusCode.NO_LEASESET)
