@@ -47,6 +47,8 @@ ISOLATION_MODES = ("none", "user", "site")
 #: The default mode of every listener (README "Isolation").
 DEFAULT_ISOLATION = "none"
 MAX_DESTINATIONS_LIMIT = 256
+#: Outproxies at most (``--outproxy``, repeatable).
+MAX_OUTPROXIES = 16
 #: Settings that are a number or unset (None = the router's own default).
 _OPTIONAL_INTS = frozenset({"hops", "quantity", "backup_quantity"})
 
@@ -145,6 +147,10 @@ class Config:
     spare_destinations: int = 1
     #: Seconds an isolated destination without open streams lives after its last use.
     destination_idle: float = 600.0
+    #: Outproxies for clearnet hosts, tried in this order (``http://name.i2p``,
+    #: ``socks5://<b32>.b32.i2p:1080``); reached over I2P only, from a destination of their
+    #: own. Empty (the default): clearnet hosts are refused.
+    outproxy: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         for name in ("http_listen", "socks_listen", "mixed_listen"):
@@ -185,6 +191,8 @@ class Config:
             raise ConfigError("spare_destinations: 0 to max_destinations")
         if self.destination_idle <= 0:
             raise ConfigError("destination_idle > 0")
+        if len(self.outproxy) > MAX_OUTPROXIES:
+            raise ConfigError(f"outproxy: at most {MAX_OUTPROXIES}")
         _check_range("hops", self.hops, 0, MAX_HOPS)
         _check_range("quantity", self.quantity, 1, MAX_TUNNEL_QUANTITY)
         _check_range("backup_quantity", self.backup_quantity, 0, MAX_TUNNEL_QUANTITY)

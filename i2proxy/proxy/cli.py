@@ -126,6 +126,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="close an isolated destination unused this long (600)",
     )
+    add(
+        "--outproxy",
+        action="append",
+        metavar="URL",
+        help="reach clearnet hosts through this outproxy, an I2P destination: http://NAME.i2p or"
+        " socks5://B32.b32.i2p:1080 (repeatable: failover in this order; default: none, clearnet"
+        " is refused)",
+    )
     parser.set_defaults(handler=run_command)
 
 
@@ -153,6 +161,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "max_destinations",
         "spare_destinations",
         "destination_idle",
+        "outproxy",
     )
     values: dict[str, Any] = {name: getattr(args, name, None) for name in names}
     if args.users:
@@ -164,6 +173,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         config = load_config(config_file=args.config, overrides=_overrides(args))
         config.check_exposure()
+        check_outproxies(config)
     except ConfigError as exc:
         print(f"i2proxy run: {exc}", file=sys.stderr)
         return 2
@@ -211,10 +221,23 @@ def make_dialer(config: Config) -> Any:
         raise ConfigError(f"router: {exc}") from None
 
 
+def check_outproxies(config: Config) -> None:
+    """Every ``outproxy`` URL names an I2P destination (ConfigError says which does not)."""
+    from i2proxy.proxy.outproxy import parse_outproxy
+
+    for url in config.outproxy:
+        try:
+            parse_outproxy(url)
+        except ValueError as exc:
+            raise ConfigError(f"outproxy: {exc}") from None
+
+
 def make_pool(config: Config, dialer: Any) -> Any:
-    """The destination pool for isolated traffic (None when every listener is ``none``): new
-    destinations on the router ``dialer`` uses, with the same options."""
-    if all(mode == "none" for mode in config.isolation.values()):
+    """The destination pool for isolated traffic and for outproxy traffic (its own key); None
+    when every listener is ``none`` and no outproxy is set. New destinations are made on the
+    router ``dialer`` uses, with the same options; spares only for isolation."""
+    isolating = any(mode != "none" for mode in config.isolation.values())
+    if not isolating and not config.outproxy:
         return None
     from i2proxy.dialer.pool import DestinationPool
     from i2proxy.dialer.select import sibling_factory
@@ -222,9 +245,20 @@ def make_pool(config: Config, dialer: Any) -> Any:
     return DestinationPool(
         sibling_factory(dialer, dialer_options(config)),
         max_destinations=config.max_destinations,
-        spares=config.spare_destinations,
+        spares=config.spare_destinations if isolating else 0,
         idle_timeout=config.destination_idle,
     )
+
+
+async def warm_outproxy_destination(pool: Any) -> None:
+    """Build the outproxy destination's tunnels now, not at the first clearnet request."""
+    from i2proxy.dialer.base import DialError
+    from i2proxy.dialer.pool import OUTPROXY_KEY
+
+    try:
+        await pool.dialer_for(OUTPROXY_KEY)
+    except DialError as exc:  # the first request will try again
+        log.warning("outproxy destination not ready yet", error=type(exc).__name__)
 
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
@@ -274,8 +308,11 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
         log.warning(
             "router not reachable yet", router=config.router, error=repr(starting.exception())
         )
+    warming = None
     if pool is not None:
         await pool.start()  # the spare's tunnels are built while the user starts browsing
+        if config.outproxy:
+            warming = asyncio.ensure_future(warm_outproxy_destination(pool))
     subscriptions = None
     if book is not None:
         from i2proxy.naming.subscriptions import start_subscriptions
@@ -291,6 +328,10 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
     await stop.wait()
     log.info("shutting down")
     await server.close()
+    if warming is not None:
+        warming.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await warming
     if pool is not None:
         with contextlib.suppress(Exception):
             await pool.close()

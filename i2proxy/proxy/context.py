@@ -23,6 +23,7 @@ from i2proxy.proxy.socks_udp import UdpAssociations
 if TYPE_CHECKING:
     from i2proxy.dialer.datagrams import DatagramEndpoint
     from i2proxy.i2p.destination import Destination
+    from i2proxy.proxy.outproxy_dial import OutproxyDialer
 
 StreamPair = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -130,6 +131,8 @@ class SessionContext:
     )
     #: Open UDP associations per client address (bounded).
     udp_associations: UdpAssociations = field(default_factory=UdpAssociations)
+    #: Clearnet hosts go through these (``--outproxy``); None: clearnet is refused.
+    outproxies: OutproxyDialer | None = None
 
     #: The destination pool's counters for the health page (empty without a pool).
     pool_stats: Callable[[], dict[str, int]] = field(default=lambda: {})

@@ -51,7 +51,7 @@ class LocalPages:
         path = urlsplit(target.path).path
         if path == "/proxy.pac" and method in (b"GET", b"HEAD"):
             host, port = self._pac_address()
-            pac = pages.pac_file(host, port)
+            pac = pages.pac_file(host, port, everything=bool(self.ctx.config.outproxy))
             headers = [
                 (b"content-type", b"application/x-ns-proxy-autoconfig"),
                 (b"cache-control", b"no-cache"),

@@ -30,7 +30,8 @@ from i2proxy.proxy.headers import filter_response_headers
 from i2proxy.proxy.http import HttpError
 from i2proxy.proxy.http_browser import Browser
 from i2proxy.proxy.isolation import Key
-from i2proxy.proxy.streams import RELAY_READ_SIZE, Closed, read_before, relay
+from i2proxy.proxy.outproxy import NoOutproxyAnswered, OutproxyTargetFailed
+from i2proxy.proxy.streams import RELAY_READ_SIZE, Closed, Dial, read_before, relay
 
 if TYPE_CHECKING:
     from i2proxy.i2p.destination import Destination
@@ -44,6 +45,12 @@ SMALL_BODY = 16 * 1024
 
 
 def dial_error_to_http(exc: DialError) -> HttpError:
+    if isinstance(exc, NoOutproxyAnswered):
+        status, title = (504, "Gateway Timeout") if exc.timed_out else (502, "Bad Gateway")
+        return HttpError(status, title, f"No outproxy could be reached over I2P ({exc}).")
+    if isinstance(exc, OutproxyTargetFailed):
+        status, title = (504, "Gateway Timeout") if exc.socks_code == 6 else (502, "Bad Gateway")
+        return HttpError(status, title, f"The outproxy could not reach the site ({exc}).")
     if isinstance(exc, InvalidTarget):
         return HttpError(400, "Bad Request", f"not a valid I2P destination: {exc}")
     if isinstance(exc, PeerRefused):
@@ -85,19 +92,23 @@ class UpstreamRelay:
         self.slot = slot
         self.upstream: _Upstream | None = None
         self._sent_events: list[Any] = []
+        self._dial: Dial | None = None
 
     async def forward(
         self,
         upstream_request: h11.Request,
         key: tuple[str, int],
-        destination: Destination | str,
+        destination: Destination | str | None,
         isolation: Key | None = None,
+        dial: Dial | None = None,
     ) -> bool:
         """Send the request (its body read from the browser) and relay the response, from the
         destination of ``isolation``; a kept-alive stream is reused only for the same key.
+        ``dial`` (given the first bytes) replaces the dial to ``destination``: outproxies.
 
         True when both connections may serve another request."""
         key = (*key, isolation)
+        self._dial = dial
         if self.browser.conn.they_are_waiting_for_100_continue:
             await self.browser.write(h11.InformationalResponse(status_code=100, headers=[]))
         client, head_and_body, complete = await self._first_bytes(upstream_request)
@@ -176,7 +187,7 @@ class UpstreamRelay:
     async def _open(
         self,
         key: tuple[Any, ...],
-        destination: Destination | str,
+        destination: Destination | str | None,
         client: h11.Connection,
         first: bytes,
     ) -> tuple[_Upstream, bool]:
@@ -190,7 +201,11 @@ class UpstreamRelay:
                 return reusable, True
             self._release(reusable)
         try:
-            reader, writer = await self.ctx.open_stream(destination, key[1], first, key[2])
+            if self._dial is not None:
+                reader, writer = await self._dial(first)
+            else:
+                assert destination is not None
+                reader, writer = await self.ctx.open_stream(destination, key[1], first, key[2])
         except DialError as exc:
             raise dial_error_to_http(exc) from None
         self.slot.streams.add(writer)

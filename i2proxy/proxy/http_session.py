@@ -12,6 +12,7 @@ import contextlib
 import h11
 
 from i2proxy.dialer.base import DialError
+from i2proxy.dialer.pool import OUTPROXY_KEY
 from i2proxy.log import get_logger
 from i2proxy.proxy import pages
 from i2proxy.proxy.context import ClientSlot, SessionContext
@@ -28,8 +29,9 @@ from i2proxy.proxy.http_browser import Browser
 from i2proxy.proxy.http_local import LocalPages
 from i2proxy.proxy.http_relay import UpstreamRelay, dial_error_to_http
 from i2proxy.proxy.isolation import connect_key, http_key
+from i2proxy.proxy.outproxy import is_clearnet_name, request_target
 from i2proxy.proxy.routing import HostKind, b32_of, classify_host
-from i2proxy.proxy.streams import Closed, tunnel
+from i2proxy.proxy.streams import Closed, Dial, tunnel
 
 log = get_logger("i2proxy.proxy")
 
@@ -162,10 +164,15 @@ class HttpSession:
                 raise HttpError(503, "Service Unavailable", "too many clients; retry later")
             if local:
                 return await self.local.serve(request, target)
-            refusal = _refusal(kind, target.host)
+            outproxied = kind is HostKind.CLEARNET and self.ctx.outproxies is not None
+            if outproxied and not is_clearnet_name(host):
+                raise HttpError(400, "Bad Request", f"{host!r} is not a valid host name")
+            refusal = None if outproxied else _refusal(kind, target.host)
             if refusal is not None:
                 self.ctx.stats.refused += 1
                 raise refusal
+            if outproxied:
+                return await self._through_outproxy(request, method, host, target)
             if method == "CONNECT":
                 await self._connect(host, target, headers)
                 return False
@@ -228,6 +235,38 @@ class HttpSession:
         )
         return await self.relay.forward(upstream_request, (b32, target.port), destination, key)
 
+    async def _through_outproxy(
+        self, request: h11.Request, method: str, host: str, target: RequestTarget
+    ) -> bool:
+        """A clearnet request: CONNECT as a tunnel, anything else as one relayed request, both
+        through the outproxies (``outproxy_dial.py``), with the same header filtering as for
+        eepsites (the site learns the request, never who sent it)."""
+        outproxies = self.ctx.outproxies
+        assert outproxies is not None
+        if method == "CONNECT":
+            self._skip_connect_head()
+            await self._tunnel(lambda first: outproxies.open_tunnel(host, target.port, first))
+            return False
+        kind = outproxies.kind_for(host)
+        user_agent = None if self.config.send_user_agent else self.config.user_agent
+        headers = filter_request_headers(
+            request.headers,
+            origin=Origin(target.scheme, host, target.port),
+            b32_host=host,
+            user_agent=user_agent,
+        )
+        upstream_request = h11.Request(
+            method=request.method,
+            target=request_target(kind, host, target.port, target.path).encode("latin-1"),
+            headers=wire_headers(headers),
+        )
+
+        async def dial(first: bytes):
+            return await outproxies.open_request_stream(host, target.port, first, kind)
+
+        key = (f"{kind.value}:{host}", target.port)
+        return await self.relay.forward(upstream_request, key, None, OUTPROXY_KEY, dial)
+
     # -- CONNECT ---------------------------------------------------------------------------------
 
     async def _connect_failure(self, status: int) -> None:
@@ -235,14 +274,17 @@ class HttpSession:
         headers = [(b"proxy-authenticate", PROXY_CHALLENGE.encode())] if status == 407 else []
         await self.browser.write_raw(pages.response_bytes(status, b"", headers))
 
-    async def _connect(
-        self, host: str, target: RequestTarget, headers: list[tuple[bytes, bytes]]
-    ) -> None:
+    def _skip_connect_head(self) -> None:
         conn = self.browser.conn
         while True:  # CONNECT has no body; h11 then waits for our 2xx to switch protocols
             event = conn.next_event()
             if event is h11.NEED_DATA or event is h11.PAUSED or isinstance(event, h11.EndOfMessage):
                 break
+
+    async def _connect(
+        self, host: str, target: RequestTarget, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        self._skip_connect_head()
         destination = self.ctx.resolver.resolve(host)
         if destination is None:
             self.ctx.stats.refused += 1
@@ -259,6 +301,11 @@ class HttpSession:
         async def dial(first: bytes):
             return await self.ctx.open_stream(destination, target.port, first, key)
 
+        await self._tunnel(dial)
+
+    async def _tunnel(self, dial: Dial) -> None:
+        """The CONNECT tunnel: 200, then bytes both ways (a failed dial: its status, no body)."""
+
         async def accept() -> None:
             await self.browser.write_raw(b"HTTP/1.1 200 Connection established\r\n\r\n")
 
@@ -269,7 +316,7 @@ class HttpSession:
             self.browser.reader,
             self.browser.writer,
             self.slot,
-            first=conn.trailing_data[0],
+            first=self.browser.conn.trailing_data[0],
             window=self.config.syn_window_ms / 1000,
             dial=dial,
             release=self.ctx.release_stream,

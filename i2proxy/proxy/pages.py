@@ -179,9 +179,12 @@ def health_page(stats: dict[str, object]) -> bytes:
     )
 
 
-def pac_file(proxy_host: str, proxy_port: int) -> bytes:
-    """A PAC file sending ``*.i2p`` (and ``*.i2p.alt``) through the proxy, the rest DIRECT."""
+def pac_file(proxy_host: str, proxy_port: int, *, everything: bool = False) -> bytes:
+    """A PAC file sending ``*.i2p`` (and ``*.i2p.alt``) through the proxy, the rest DIRECT;
+    with ``everything`` (outproxies configured) every URL through the proxy."""
     target = json.dumps(f"PROXY {proxy_host}:{proxy_port}")  # a JS string literal, escaped
+    if everything:
+        return f"function FindProxyForURL(url, host) {{\n  return {target};\n}}\n".encode()
     return (
         "function FindProxyForURL(url, host) {\n"
         "  host = host.toLowerCase();\n"

@@ -18,13 +18,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from i2proxy.config import Config, parse_listen
-from i2proxy.dialer.base import DialError, LocalLimitReached
+from i2proxy.dialer.base import DialError, LocalLimitReached, RouterUnavailable
+from i2proxy.dialer.pool import OUTPROXY_KEY
 from i2proxy.log import get_logger
 from i2proxy.proxy import pages, socks
 from i2proxy.proxy.context import ClientSlot, SessionContext, Stats
 from i2proxy.proxy.http import HelperTokens
 from i2proxy.proxy.http_session import HttpSession
 from i2proxy.proxy.listener import Listener, serve
+from i2proxy.proxy.outproxy import OutproxyChooser, parse_outproxy
+from i2proxy.proxy.outproxy_dial import OutproxyDialer
 from i2proxy.proxy.routing import Resolver
 from i2proxy.proxy.socks_session import SocksSession
 from i2proxy.proxy.streams import READ_SIZE, Closed, linger
@@ -142,6 +145,9 @@ class ProxyServer:
             open_datagram_endpoint=self.open_datagram_endpoint,
             pool_stats=pool.stats if pool is not None else dict,
         )
+        if config.outproxy:
+            chooser = OutproxyChooser([parse_outproxy(url) for url in config.outproxy])
+            self.context.outproxies = OutproxyDialer(self.context, chooser, clock)
 
     @property
     def closing(self) -> bool:
@@ -448,6 +454,9 @@ class ProxyServer:
         self, target: Destination | str, port: int, initial_data: bytes, key: IsolationKey | None
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         timeout = self.config.connect_timeout
+        if key == OUTPROXY_KEY and self.pool is None:
+            # Outproxy traffic never leaves from the destination used for .i2p sites.
+            raise RouterUnavailable("outproxy traffic needs its own destination (no pool)")
         if key is not None and self.pool is not None:
             return await self.pool.open_stream(key, target, port, initial_data, timeout=timeout)
         return await self.dialer.open_stream(target, port, initial_data, timeout=timeout)

@@ -16,6 +16,7 @@ from i2proxy.proxy import pages
 from i2proxy.proxy.context import ClientSlot, SessionContext
 from i2proxy.proxy.http import credentials_ok
 from i2proxy.proxy.isolation import Isolation, socks_key
+from i2proxy.proxy.outproxy import NoOutproxyAnswered, OutproxyTargetFailed, is_clearnet_name
 from i2proxy.proxy.routing import HostKind, classify_host
 from i2proxy.proxy.socks import (
     AddressType,
@@ -27,12 +28,16 @@ from i2proxy.proxy.socks import (
     UdpAssociateRequested,
 )
 from i2proxy.proxy.socks_udp import serve_udp_association
-from i2proxy.proxy.streams import read_before, tunnel
+from i2proxy.proxy.streams import Dial, read_before, tunnel
 
 log = get_logger("i2proxy.proxy")
 
 
 def _dial_error_to_socks(exc: DialError) -> Reply:
+    if isinstance(exc, OutproxyTargetFailed):
+        return Reply(exc.socks_code)  # the outproxy's own word about the target
+    if isinstance(exc, NoOutproxyAnswered):
+        return Reply.TTL_EXPIRED if exc.timed_out else Reply.NETWORK_UNREACHABLE
     if isinstance(exc, PeerRefused):
         return Reply.CONNECTION_REFUSED
     if isinstance(exc, RouterUnavailable):
@@ -152,7 +157,13 @@ class SocksSession:
             code = None
         elif kind is HostKind.INVALID:
             code = Reply.HOST_UNREACHABLE
-        else:  # clearnet, IP written as a name, localhost, proxy.i2p: no outproxy, no local
+        elif kind is HostKind.CLEARNET and self.ctx.outproxies is not None:
+            if not is_clearnet_name(host):
+                code = Reply.HOST_UNREACHABLE
+            else:  # the outproxy resolves the name; we never do
+                await self._through_outproxy(handshake, host, request.port)
+                return
+        else:  # clearnet without outproxy, IP written as a name, localhost, proxy.i2p
             code = Reply.NOT_ALLOWED
         target = self.ctx.resolver.resolve(host) if code is None else None
         if code is None and target is None:
@@ -175,6 +186,19 @@ class SocksSession:
         async def dial(first: bytes):
             return await self.ctx.open_stream(target, request.port, first, key)
 
+        await self._tunnel(handshake, dial)
+
+    async def _through_outproxy(self, handshake: SocksHandshake, host: str, port: int) -> None:
+        """A clearnet name: a tunnel through the outproxies (``outproxy_dial.py``)."""
+        outproxies = self.ctx.outproxies
+        assert outproxies is not None
+
+        async def dial(first: bytes):
+            return await outproxies.open_tunnel(host, port, first)
+
+        await self._tunnel(handshake, dial)
+
+    async def _tunnel(self, handshake: SocksHandshake, dial: Dial) -> None:
         async def accept() -> None:
             await self._send(handshake.reply_success())
 
