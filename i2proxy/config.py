@@ -96,6 +96,9 @@ class Config:
     #: connection idle the longest, if it has been idle at least this long (a SOCKS or CONNECT
     #: tunnel that carried no byte, a browser connection between requests); else it is refused.
     evict_idle_after: float = 10.0
+    #: Once the connection count fell to half its peak (by 256 or more), collect garbage and
+    #: return free heap pages to the system (``malloc_trim``), at most once a minute.
+    release_memory: bool = True
     connect_timeout: float = 60.0
     max_header_bytes: int = 32 * 1024
     max_clients: int = 512

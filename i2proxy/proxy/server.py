@@ -21,7 +21,7 @@ from i2proxy.config import Config, parse_listen
 from i2proxy.dialer.base import DialError, LocalLimitReached, RouterUnavailable
 from i2proxy.dialer.pool import OUTPROXY_KEY
 from i2proxy.log import get_logger
-from i2proxy.proxy import pages, socks
+from i2proxy.proxy import memory, pages, socks
 from i2proxy.proxy.context import ClientSlot, SessionContext, Stats
 from i2proxy.proxy.http import HelperTokens
 from i2proxy.proxy.http_session import HttpSession
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 log = get_logger("i2proxy.proxy")
 
 _RETRY_AFTER = (b"retry-after", b"5")
+#: A timer this late (seconds) means the event loop was stalled, not the client slow.
+STALL = 1.0
 
 __all__ = ["ProxyServer", "Stats"]
 
@@ -121,6 +123,7 @@ class ProxyServer:
         self._writers: set[asyncio.StreamWriter] = set()
         self._allow = [ipaddress.ip_network(c, strict=False) for c in config.allow]
         self._closing = False
+        self._memory_task: asyncio.Task[None] | None = None
         #: Connections not yet authenticated, oldest first.
         self._pending: dict[ClientSlot, _Pending] = {}
         #: Admitted connections (one of ``max_clients`` each).
@@ -177,12 +180,26 @@ class ProxyServer:
             sockname = listener.sockets[0].getsockname()
             self.addresses[name] = (sockname[0], sockname[1])
             log.info("listening", listener=name, address=f"{sockname[0]}:{sockname[1]}")
+        if self.config.release_memory:
+            self._memory_task = asyncio.create_task(self._release_memory_after_bursts())
+
+    async def _release_memory_after_bursts(self) -> None:
+        """Give the memory of a burst of connections back once it is over (``memory.py``)."""
+        watch = memory.BurstWatch()
+        while True:
+            await asyncio.sleep(memory.CHECK_EVERY)
+            peak, count = watch.peak, len(self._tasks)
+            if watch.observe(count, self.clock()):
+                released = memory.release_memory()
+                log.info("memory released after a burst", peak=peak, connections=count, **released)
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop accepting, let running exchanges finish for ``grace`` seconds, then close all."""
         self._closing = True
         if self._room_timer is not None:
             self._room_timer.cancel()
+        if self._memory_task is not None:
+            self._memory_task.cancel()
         for listener in self._listeners:
             with contextlib.suppress(Exception):
                 await listener.close()
@@ -212,9 +229,7 @@ class ProxyServer:
             return
         loop = asyncio.get_running_loop()
         pending.since = loop.time()
-        pending.timer = loop.call_later(
-            self.config.auth_timeout, self._evict, slot, "did not authenticate in time"
-        )
+        pending.timer = self._auth_timer(slot)
         self._make_room()
         self._wake_listeners()  # their wait for room can now end at since + pending_grace
 
@@ -271,6 +286,23 @@ class ProxyServer:
     def _wake_listeners(self) -> None:
         for listener in self._listeners:
             listener.wake()
+
+    def _auth_timer(self, slot: ClientSlot) -> asyncio.TimerHandle:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.config.auth_timeout
+        return loop.call_at(due, self._auth_expired, slot, due)
+
+    def _auth_expired(self, slot: ClientSlot, due: float) -> None:
+        """``auth_timeout`` is over, unless the proxy itself was stalled meanwhile (the timer
+        fires late, e.g. while thousands of streams close at once: the client's request may be
+        sitting unread): then it gets the time again, as the pending budget still bounds it."""
+        pending = self._pending.get(slot)
+        if pending is None:
+            return
+        if asyncio.get_running_loop().time() - due > STALL:
+            pending.timer = self._auth_timer(slot)
+            return
+        self._evict(slot, "did not authenticate in time")
 
     def _evict(self, slot: ClientSlot, reason: str) -> None:
         pending = self._pending.pop(slot, None)
