@@ -110,6 +110,9 @@ def test_http_outproxy_after_a_dead_one_serves_get_connect_and_socks_clients(tes
     assert stats(testnet)["http_connects"] >= after_get["http_connects"] + 2
     # ... and the dead one was not tried again for this host.
     assert [e.get("event") for e in http_kind.log_events()].count(FAILOVER) == failovers
+    # The outproxy streams left from a pool destination of their own, not the shared one.
+    new = [e for e in http_kind.log_events() if e.get("event") == "pool.destination_new"]
+    assert [e.get("kind") for e in new] == ["outproxy"]
 
 
 def test_outproxied_requests_are_filtered_like_eepsite_requests(testnet, http_kind):
