@@ -11,6 +11,7 @@ import base64
 import contextlib
 import logging
 import re
+import socket
 
 import aiohttp
 import pytest
@@ -195,6 +196,37 @@ async def test_a_full_budget_closes_its_oldest_connection_only_after_the_grace(p
     assert [await _closed_by_proxy(r) for r, _ in silent] == [True, False, False, False]
     for _, writer in silent:
         writer.close()
+
+
+@pytest.mark.parametrize(
+    "proxy", [{"max_pending_per_address": 2, "pending_grace": 0.2}], indirect=True
+)
+async def test_making_room_spares_an_old_connection_whose_request_waits_unread(proxy):
+    """With the event loop too busy to read a connection within the grace (1000 requests at
+    once on a loaded machine), its request waits in the socket: that is our delay, not a
+    silent client, so only the silent ones over the per-address cap are closed."""
+    from i2proxy.proxy.context import ClientSlot
+    from i2proxy.proxy.server import _Pending
+
+    loop = asyncio.get_running_loop()
+    entries = []
+    for sends_request in (True, False, True, False):  # oldest first, one address, cap 2
+        ours, theirs = socket.socketpair()
+        _reader, writer = await asyncio.open_connection(sock=ours)
+        writer.transport.pause_reading()  # the busy loop has not read it yet
+        if sends_request:
+            theirs.send(b"GET http://site.i2p/ HTTP/1.1\r\n\r\n")
+        slot = ClientSlot("192.0.2.9", proxy._admit)
+        task = asyncio.create_task(asyncio.sleep(30))
+        proxy._pending[slot] = _Pending(task, writer, since=loop.time() - 1.0)
+        entries.append((task, theirs))
+    proxy._make_room()
+    await asyncio.sleep(0.05)
+    closed = [task.cancelled() for task, _ in entries]
+    assert closed == [False, True, False, True]
+    for task, theirs in entries:
+        task.cancel()
+        theirs.close()
 
 
 @pytest.mark.parametrize("proxy", [{"auth_timeout": 0.3}], indirect=True)
