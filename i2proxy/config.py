@@ -45,7 +45,7 @@ MAX_OPTION_VALUE = 256
 LISTENERS = ("http", "socks", "mixed")
 ISOLATION_MODES = ("none", "user", "site")
 #: The default mode of every listener (README "Isolation").
-DEFAULT_ISOLATION = "none"
+DEFAULT_ISOLATION = "site"
 MAX_DESTINATIONS_LIMIT = 256
 #: Outproxies at most (``--outproxy``, repeatable).
 MAX_OUTPROXIES = 16

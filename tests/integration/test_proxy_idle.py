@@ -71,6 +71,10 @@ def idle_proxy(testnet, tmp_path_factory):
         str(IDLE_CLIENTS),
         "--syn-window-ms",
         "0",
+        # One destination: the fresh request must meet the same stream table as the idle
+        # clients (an isolated destination has a table of its own).
+        "--isolation",
+        "none",
     )
     proxy.start()
     try:

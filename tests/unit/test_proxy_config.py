@@ -243,12 +243,13 @@ def test_run_flags_for_tunnels_reach_the_dialer():
 
 def test_isolation_is_set_per_listener_and_merges_across_sources(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('isolation = {http = "site"}\nmax_destinations = 4\n')
+    path.write_text('isolation = {http = "none"}\nmax_destinations = 4\n')
     config = load_config(config_file=path, env={"I2PROXY_ISOLATION": "socks=user"}, overrides={})
-    assert config.isolation == {"http": "site", "socks": "user", "mixed": "none"}
+    assert config.isolation == {"http": "none", "socks": "user", "mixed": "site"}
     assert config.max_destinations == 4
-    every = load_config(env={}, overrides={"isolation": ["site"]})
-    assert set(every.isolation.values()) == {"site"}
+    every = load_config(env={}, overrides={"isolation": ["none"]})
+    assert set(every.isolation.values()) == {"none"}
+    assert set(load_config(env={}).isolation.values()) == {"site"}
     for bad in ("http=private", "ftp=site"):
         with pytest.raises(ConfigError, match="isolation"):
             load_config(env={"I2PROXY_ISOLATION": bad})
