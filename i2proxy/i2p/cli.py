@@ -59,7 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(handler=_export_sam)
 
     p = sub.add_parser("inspect", help="b32 and types of a base64 destination")
-    p.add_argument("destination", help="I2P base64 destination")
+    p.add_argument(
+        "destination",
+        help="I2P base64 destination (I2P's base64 uses '-': one that starts with it goes "
+        "after '--', as in: i2proxy keys inspect -- -abc...)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_inspect)
 
