@@ -64,6 +64,19 @@ def echo_round(client: socks.socksocket, target: tuple[str, int], payload: bytes
     return False
 
 
+def warmed_up_client(proxy: ProxyProcess, echo: tuple[str, int]) -> socks.socksocket:
+    """A client whose association has had one datagram echoed (the first waits for the echo's
+    LeaseSet); a new association after 25 s without one. On SAM a new association is a new
+    destination, and i2pd 2.45.1 drops every later new-session message from a key whose first
+    reply was lost, for 2 minutes (see test_datagrams_native.py)."""
+    for _attempt in range(3):
+        client = udp_client(proxy, timeout=5)
+        if any(echo_round(client, echo, b"warm-up " + os.urandom(4)) for _ in range(5)):
+            return client
+        client.close()
+    raise AssertionError("no echo through three SOCKS5 UDP associations")
+
+
 def echo_target(testnet, backend: str) -> tuple[str, int]:
     echo = testnet.udp_echo
     if backend == "sam":
@@ -74,10 +87,8 @@ def echo_target(testnet, backend: str) -> tuple[str, int]:
 def test_100_datagrams_to_the_udp_echo_come_back_byte_identical(proxy, testnet):
     proxy, backend = proxy
     echo = echo_target(testnet, backend)
-    client = udp_client(proxy, timeout=60)
+    client = warmed_up_client(proxy, echo)
     try:
-        # The first datagram waits for the LeaseSet lookup of the echo service.
-        assert echo_round(client, echo, b"warm-up"), "no echo at all"
         client.settimeout(10)
         payloads = [os.urandom(8) + bytes([i]) * (100 + 10 * i) for i in range(COUNT)]
         started = time.monotonic()
