@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,3 +224,25 @@ class SamSite:
             pass
         finally:
             writer.close()
+
+
+async def save_with_address_helper(
+    session: aiohttp.ClientSession, via: str, name: str, destination: str
+) -> str:
+    """The address helper's confirmation page for ``name``, then "save" (the name goes into
+    the local book); returns the page the save redirected to (the site itself)."""
+    url = f"http://{name}/?i2paddresshelper={destination}"
+    async with session.get(url, proxy=via) as resp:
+        assert resp.status == 200
+        page = await resp.text()
+    form = {
+        "host": name,
+        "dest": re.search(r'name=dest value="([^"]+)"', page).group(1),
+        "url": f"http://{name}/",
+        "token": re.search(r'name=token value="([^"]+)"', page).group(1),
+        "choice": "save",
+    }
+    async with session.post("http://proxy.i2p/add", data=form, proxy=via) as resp:
+        text = await resp.text()
+        assert resp.status == 200, text
+        return text

@@ -13,7 +13,6 @@ client address or a client port.
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import struct
 import subprocess
@@ -26,7 +25,7 @@ import pytest
 
 from i2proxy.i2p.keyfile import save_key_file
 from i2proxy.i2p.keys import PrivateKeys
-from tests.integration.proxy_support import ProxyProcess
+from tests.integration.proxy_support import ProxyProcess, save_with_address_helper
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 pytest.importorskip("testnet.status")
@@ -114,23 +113,10 @@ def _udp_association_echoes(
 
 async def _save_with_address_helper(proxy: ProxyProcess, name: str, destination: str) -> None:
     """The helper's confirmation page, then "save": the name goes into the local book."""
-    via = f"http://{proxy.http}"
     connector = aiohttp.TCPConnector(local_addr=(CLIENT_IP, 0))
     async with aiohttp.ClientSession(connector=connector) as session:
-        url = f"http://{name}/?i2paddresshelper={destination}"
-        async with session.get(url, proxy=via) as resp:
-            assert resp.status == 200
-            page = await resp.text()
-        form = {
-            "host": name,
-            "dest": re.search(r'name=dest value="([^"]+)"', page).group(1),
-            "url": f"http://{name}/",
-            "token": re.search(r'name=token value="([^"]+)"', page).group(1),
-            "choice": "save",
-        }
-        async with session.post("http://proxy.i2p/add", data=form, proxy=via) as resp:
-            assert resp.status == 200, await resp.text()
-            assert "i2proxy demo eepsite" in await resp.text()
+        page = await save_with_address_helper(session, f"http://{proxy.http}", name, destination)
+    assert "i2proxy demo eepsite" in page
 
 
 @pytest.mark.parametrize("backend", ["i2cp", "sam"])

@@ -309,9 +309,9 @@ def test_running_proxy_fetches_its_subscription_and_serves_the_new_names(testnet
 async def test_address_helper_save_goes_to_the_local_book_on_disk(testnet, tmp_path):
     """The HTTP proxy's address-helper "save" writes through AddressBook.add into local.txt: the
     name survives a restart and the CLI sees it in the local book."""
-    import re
-
     import aiohttp
+
+    from tests.integration.proxy_support import save_with_address_helper
 
     eep = testnet.eepsite
     name = f"helped-{uuid.uuid4().hex[:8]}.i2p"
@@ -320,22 +320,11 @@ async def test_address_helper_save_goes_to_the_local_book_on_disk(testnet, tmp_p
     proxy = _RunProcess(f"i2cp://{router.i2cp}", data_dir)
     proxy.start()
     try:
-        via = f"http://{proxy.http}"
         async with aiohttp.ClientSession() as session:
-            url = f"http://{name}/?i2paddresshelper={eep.destination}"
-            async with session.get(url, proxy=via) as resp:
-                assert resp.status == 200
-                page = await resp.text()
-            form = {
-                "host": name,
-                "dest": re.search(r'name=dest value="([^"]+)"', page).group(1),
-                "url": f"http://{name}/",
-                "token": re.search(r'name=token value="([^"]+)"', page).group(1),
-                "choice": "save",
-            }
-            async with session.post("http://proxy.i2p/add", data=form, proxy=via) as resp:
-                assert resp.status == 200
-                assert "i2proxy demo eepsite" in await resp.text()
+            page = await save_with_address_helper(
+                session, f"http://{proxy.http}", name, eep.destination
+            )
+        assert "i2proxy demo eepsite" in page
     finally:
         assert proxy.stop() == 0
     assert AddressBook.open(data_dir).lookup_entry(name) == ("local", eep.destination)
