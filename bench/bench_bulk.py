@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from testnet.eepsite import expected_bytes  # noqa: E402
+from testnet.impair import PROFILES as TESTNET_PROFILES  # noqa: E402
 
 MB = 1 << 20
 DEFAULT_CELLS = ",".join(
@@ -84,6 +85,51 @@ def parse_cell(text: str) -> Cell:
             else:
                 raise ValueError(f"bad condition {part!r} in cell {text!r}")
     return Cell(text, delay, tuple(args))
+
+
+def check_tunnel_length(cells: list[Cell], hops: int) -> None:
+    """A profile that sets the tunnel length (``real``: 3 hops) needs a network started with it:
+    ``impair`` cannot change the tunnels of running routers, so the row would be mislabelled."""
+    for cell in cells:
+        known = TESTNET_PROFILES.get(cell.label)
+        if known and known.tunnel_length is not None and known.tunnel_length != hops:
+            raise ValueError(
+                f"cell {cell.label!r} needs {known.tunnel_length}-hop tunnels; this network has "
+                f"{hops} (start it with --tunnel-length {known.tunnel_length})"
+            )
+
+
+def network_line(status: dict) -> str:  # type: ignore[type-arg]
+    """Which routers the row ran on: ``proxy r2 i2pd 2.58.0, eepsite r4 i2pd 2.58.0; 6 x …``."""
+    routers = status["routers"]
+
+    def name(index: int) -> str:
+        r = routers[index]
+        return f"{r['name']} {r.get('kind', 'i2pd')} {r.get('version', '?')}"
+
+    kinds: dict[str, int] = {}
+    for r in routers:
+        key = f"{r.get('kind', 'i2pd')} {r.get('version', '?')}"
+        kinds[key] = kinds.get(key, 0) + 1
+    every = ", ".join(f"{n}x {k}" for k, n in kinds.items())
+    return (
+        f"proxy {name(status['proxy_router'])}, eepsite {name(status['eepsite']['router'])}; "
+        f"{every}; {status['tunnel_length']}-hop tunnels"
+    )
+
+
+def git_head(path: Path) -> str:
+    proc = subprocess.run(
+        ["git", "-C", str(path), "log", "--oneline", "-1", "--format=%h %s"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip()[:72]
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def testnet(*args: str) -> str:
@@ -247,12 +293,15 @@ class Series:
 
     rates: list[float] = field(default_factory=list)  # MB/s of good transfers
     failures: list[str] = field(default_factory=list)
+    #: every transfer in the order taken: run, seconds, TTFB, MB/s (None if it failed)
+    transfers: list[dict] = field(default_factory=list)  # type: ignore[type-arg]
 
     def summary(self) -> str:
         if not self.rates:
             return "—"
         median = statistics.median(self.rates)
-        return f"{median:.3g} (min {min(self.rates):.3g})"
+        runs = ", ".join(f"{r:.3g}" for r in self.rates)
+        return f"{median:.3g} ({runs})"
 
 
 async def bulk(
@@ -270,14 +319,25 @@ async def bulk(
             got = await asyncio.wait_for(get(proxies[name], url), timeout)
         except (OSError, RuntimeError, TimeoutError, asyncio.IncompleteReadError) as exc:
             results[name].failures.append(f"{type(exc).__name__}: {exc}"[:200])
+            results[name].transfers.append({"run": run, "failed": repr(exc)[:200]})
             print(f"    run {run} {name}: FAILED {exc!r}"[:200], file=sys.stderr)
             continue
         if got.size != size or got.sha256 != digest:
             results[name].failures.append(f"sha256 mismatch ({got.size} bytes)")
+            results[name].transfers.append({"run": run, "failed": f"sha256 ({got.size} B)"})
             print(f"    run {run} {name}: sha256 MISMATCH ({got.size} B)", file=sys.stderr)
             continue
         rate = size / got.seconds / MB
         results[name].rates.append(rate)
+        results[name].transfers.append(
+            {
+                "run": run,
+                "seconds": round(got.seconds, 3),
+                "ttfb_ms": round(got.ttfb * 1000, 1),
+                "mb_per_s": round(rate, 4),
+                "load": load_average(),
+            }
+        )
         print(f"    run {run} {name}: {rate:.3g} MB/s ({got.seconds:.1f} s)", file=sys.stderr)
 
 
@@ -285,6 +345,9 @@ async def ttfb(
     proxies: dict[str, str], socks: dict[str, str], url: str, samples: int
 ) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
+    for name in proxies:  # the SOCKS proxies' first lookup is not a sample (HTTP warmed up)
+        with contextlib.suppress(OSError, RuntimeError, TimeoutError, asyncio.IncompleteReadError):
+            await asyncio.wait_for(get(socks[name], url, socks=True), 60)
     for i in range(samples):
         names = list(proxies) if i % 2 == 0 else list(reversed(proxies))
         for name in names:
@@ -292,11 +355,12 @@ async def ttfb(
                 ("HTTP", proxies[name], False),
                 ("SOCKS", socks[name], True),
             ):
-                with contextlib.suppress(
-                    OSError, RuntimeError, TimeoutError, asyncio.IncompleteReadError
-                ):
+                try:
                     got = await asyncio.wait_for(get(proxy, url, socks=via_socks), 60)
-                    out.setdefault(f"{name} {kind}", []).append(got.ttfb * 1000)
+                except (OSError, RuntimeError, TimeoutError, asyncio.IncompleteReadError):
+                    out.setdefault(f"{name} {kind} failed", []).append(1.0)
+                    continue
+                out.setdefault(f"{name} {kind}", []).append(got.ttfb * 1000)
     return out
 
 
@@ -338,7 +402,18 @@ def main() -> int:
     router = status["routers"][status["proxy_router"]]
     b32 = status["eepsite"]["b32"]
     hops = int(status["tunnel_length"])
+    check_tunnel_length(cells, hops)
     before_delay = float(status.get("link_delay_ms") or 0)
+    command = "python bench/bench_bulk.py " + " ".join(sys.argv[1:])
+    header = {
+        "command": command,
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "network": f"{args.testnet}: {network_line(status)}",
+        "commit": git_head(ROOT),
+        "hops": hops,
+        "load_start": load_average(),
+    }
+    print(f"{header['network']}; commit {header['commit']}", file=sys.stderr)
     data_dir = tempfile.mkdtemp(prefix="bench-bulk-")
     proc, http, socks = start_i2proxy(router["i2cp"], hops, data_dir)
     proxies = {"i2proxy": http, "i2pd": status["http_proxy"]}
@@ -346,10 +421,35 @@ def main() -> int:
     digests = {size: hashlib.sha256(expected_bytes(size)).hexdigest() for size in sizes}
     table: list[tuple[Cell, int, dict[str, Series]]] = []
     ttfbs: list[tuple[Cell, dict[str, list[float]]]] = []
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    loads: dict[str, list[str]] = {}
+
+    def save() -> None:
+        """Everything so far (after every cell, so an interrupted matrix keeps its cells)."""
+        if not args.json:
+            return
+        document = {
+            **header,
+            "load_end": load_average(),
+            "cell_load": loads,
+            "bulk": [
+                {
+                    "cell": c.label,
+                    "size": s,
+                    **{
+                        n: {"mb_per_s": r.rates, "failures": r.failures, "transfers": r.transfers}
+                        for n, r in res.items()
+                    },
+                }
+                for c, s, res in table
+            ],
+            "ttfb_ms": [{"cell": c.label, **v} for c, v in ttfbs],
+        }
+        args.json.write_text(json.dumps(document, indent=2))
+
     try:
         for cell in cells:
-            print(f"cell {cell.label}", file=sys.stderr)
+            print(f"cell {cell.label} (load {load_average()})", file=sys.stderr)
+            loads[cell.label] = [load_average()]
             apply(args.testnet, cell)
             for proxy in proxies.values():
                 asyncio.run(warm_up(proxy, f"http://{b32}/headers"))
@@ -362,8 +462,10 @@ def main() -> int:
                         ),
                     )
                 )
+                print(f"    TTFB {ttfb_row(cell, ttfbs[-1][1])}", file=sys.stderr)
             for size in sizes:
                 results = {name: Series() for name in proxies}
+                table.append((cell, size, results))
                 for run in range(args.runs):
                     asyncio.run(
                         bulk(
@@ -376,7 +478,10 @@ def main() -> int:
                             results,
                         )
                     )
-                table.append((cell, size, results))
+                    save()
+                print(f"    {bulk_row(cell, size, results)}", file=sys.stderr)
+            loads[cell.label].append(load_average())
+            save()
     finally:
         with contextlib.suppress(RuntimeError):
             testnet("impair", "--name", args.testnet)
@@ -384,23 +489,17 @@ def main() -> int:
         proc.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=30)
+        save()
 
-    command = "python bench/bench_bulk.py " + " ".join(sys.argv[1:])
     print(
-        f"`{command}` — {started}, network {args.testnet!r}, {hops}-hop tunnels (both), "
-        f"{args.runs} runs per proxy, MB/s median (min), every body sha256-checked\n"
+        f"`{command}` — {header['started']}, network {header['network']} (both proxies), "
+        f"commit {header['commit']}, load {header['load_start']} → {load_average()}, "
+        f"{args.runs} runs per proxy, MB/s median (runs in order), every body sha256-checked\n"
     )
     print("| cell | size | i2proxy MB/s | i2pd MB/s | i2proxy / i2pd | notes |")
     print("|---|---|---|---|---|---|")
     for cell, size, results in table:
-        notes = "; ".join(
-            f"{name}: {note}" for name, series in results.items() if (note := flags(series))
-        )
-        print(
-            f"| {cell.label} | {size // MB} MB | {results['i2proxy'].summary()} | "
-            f"{results['i2pd'].summary()} | {ratio(results['i2proxy'], results['i2pd'])} | "
-            f"{notes} |"
-        )
+        print(bulk_row(cell, size, results))
     if ttfbs:
         print(
             "\n| cell | TTFB median ms: i2proxy HTTP | i2pd HTTP | ratio | "
@@ -408,40 +507,32 @@ def main() -> int:
         )
         print("|---|---|---|---|---|---|---|")
         for cell, values in ttfbs:
-            med = {k: statistics.median(v) for k, v in values.items() if v}
-            cols = []
-            for kind in ("HTTP", "SOCKS"):
-                a, b = med.get(f"i2proxy {kind}"), med.get(f"i2pd {kind}")
-                cols += [
-                    f"{a:.0f}" if a else "—",
-                    f"{b:.0f}" if b else "—",
-                    f"{a / b:.2f}x" if a and b else "—",
-                ]
-            print(f"| {cell.label} | " + " | ".join(cols) + " |")
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "command": command,
-                    "started": started,
-                    "hops": hops,
-                    "bulk": [
-                        {
-                            "cell": c.label,
-                            "size": s,
-                            **{
-                                n: {"mb_per_s": r.rates, "failures": r.failures}
-                                for n, r in res.items()
-                            },
-                        }
-                        for c, s, res in table
-                    ],
-                    "ttfb_ms": [{"cell": c.label, **v} for c, v in ttfbs],
-                },
-                indent=2,
-            )
-        )
+            print(ttfb_row(cell, values))
     return 0
+
+
+def bulk_row(cell: Cell, size: int, results: dict[str, Series]) -> str:
+    notes = "; ".join(
+        f"{name}: {note}" for name, series in results.items() if (note := flags(series))
+    )
+    return (
+        f"| {cell.label} | {size / MB:g} MB | {results['i2proxy'].summary()} | "
+        f"{results['i2pd'].summary()} | {ratio(results['i2proxy'], results['i2pd'])} | {notes} |"
+    )
+
+
+def ttfb_row(cell: Cell, values: dict[str, list[float]]) -> str:
+    med = {k: statistics.median(v) for k, v in values.items() if v}
+    cols = []
+    for kind in ("HTTP", "SOCKS"):
+        a, b = med.get(f"i2proxy {kind}"), med.get(f"i2pd {kind}")
+        cols += [
+            f"{a:.0f} ({len(values[f'i2proxy {kind}'])})" if a else "—",
+            f"{b:.0f} ({len(values[f'i2pd {kind}'])})" if b else "—",
+            f"{a / b:.2f}x" if a and b else "—",
+        ]
+    failed = sum(len(v) for k, v in values.items() if k.endswith("failed"))
+    return f"| {cell.label} | " + " | ".join(cols) + f" |{f' {failed} failed' if failed else ''}"
 
 
 if __name__ == "__main__":

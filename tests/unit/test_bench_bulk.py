@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from bench_bulk import DEFAULT_CELLS, Cell, parse_cell
+from bench_bulk import DEFAULT_CELLS, Cell, check_tunnel_length, network_line, parse_cell
 
 
 def test_cells_become_the_testnet_impair_command_line():
@@ -34,3 +34,20 @@ def test_the_default_matrix_is_the_issues():
     cells = DEFAULT_CELLS.split(",")
     assert len(cells) == 12
     assert {"0ms:none", "50ms:1loss", "200ms:5loss", "200ms:5reorder"} <= set(cells)
+
+
+def test_the_real_profile_refuses_a_network_without_its_tunnels():
+    check_tunnel_length([parse_cell("real")], 3)
+    check_tunnel_length([parse_cell("50ms:1loss")], 0)
+    with pytest.raises(ValueError, match="--tunnel-length 3"):
+        check_tunnel_length([parse_cell("0ms:none"), parse_cell("real")], 0)
+
+
+def test_the_network_line_names_the_routers_both_proxies_used():
+    routers = [{"name": f"r{i}", "kind": "i2pd", "version": "2.58.0"} for i in range(5)] + [
+        {"name": "j5", "kind": "java", "version": "2.7.0"}
+    ]
+    status = {"routers": routers, "proxy_router": 2, "eepsite": {"router": 4}, "tunnel_length": 0}
+    assert network_line(status) == (
+        "proxy r2 i2pd 2.58.0, eepsite r4 i2pd 2.58.0; 5x i2pd 2.58.0, 1x java 2.7.0; 0-hop tunnels"
+    )
