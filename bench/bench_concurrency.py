@@ -5,7 +5,11 @@ stream), and fetch ``/bytes/SIZE`` from the test network's eepsite. i2proxy runs
 network's proxy router with the same tunnels as i2pd's proxy (``--hops`` = the network's tunnel
 length, ``--quantity 2``); the rounds alternate which proxy goes first. Every body is checked
 by sha256. Reports per round p50/p90/p99/max, errors by kind and a latency histogram, so a
-timer step (a bump of requests at one retransmission timeout) shows.
+timer step (a bump of requests at one retransmission timeout) shows; the completion rate, the
+longest time without any completion (a stall, which piles completions into the next second and
+looks like a step in the histogram), and the CPU seconds the proxy process and the routers spent
+on the burst (all clients start together, so the median is about half the burst: throughput,
+that is CPU per request on a shared machine, decides it).
 
     python -m testnet up --name cc --tunnel-length 0 --mix all-2.45 --java 0
     python bench/bench_concurrency.py --testnet cc --count 1000 --size 10240 --rounds 2
@@ -18,13 +22,16 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import itertools
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +53,8 @@ class Round:
     latencies: list[float] = field(default_factory=list)  # seconds, good answers only
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     wall: float = 0.0
+    #: CPU seconds (user + system) spent during the burst, by process name.
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def quantile(self, q: float) -> float:
         """Nearest-rank quantile of the good answers (nan when there are none)."""
@@ -59,6 +68,12 @@ class Round:
             int(t // BUCKET) for t in self.latencies
         )
         return dict(sorted(counts.items()))
+
+    def longest_gap(self) -> tuple[float, float]:
+        """(seconds, start): the longest time without a completed fetch, from the start."""
+        times = [0.0, *sorted(self.latencies)]
+        gaps = [(b - a, a) for a, b in itertools.pairwise(times)]
+        return max(gaps, default=(math.nan, math.nan))
 
     def share_between(self, low: float, high: float) -> float:
         total = len(self.latencies) + sum(self.errors.values())
@@ -129,6 +144,26 @@ async def warm_up(proxy: str, url: str, digest: str, size: int) -> None:
             await asyncio.sleep(1)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (None when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured_burst(pids: dict[str, int], run: Callable[[], Round]) -> Round:
+    """``run()`` with the CPU seconds each of ``pids`` spent meanwhile."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    result = run()
+    for name, pid in pids.items():
+        start, end = before[name], cpu_seconds(pid)
+        if start is not None and end is not None:
+            result.cpu[name] = end - start
+    return result
+
+
 def load_average() -> str:
     with contextlib.suppress(OSError):
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -138,11 +173,14 @@ def load_average() -> str:
 def describe(r: Round) -> str:
     answered = len(r.latencies)
     errors = ", ".join(f"{k}: {v}" for k, v in r.errors.most_common()) or "none"
+    gap, gap_at = r.longest_gap()
+    cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in r.cpu.items()) or "?"
     return (
         f"| {r.proxy} | {answered} | {r.quantile(0.5):.2f} | {r.quantile(0.9):.2f} | "
         f"{r.quantile(0.99):.2f} | {max(r.latencies, default=math.nan):.2f} | "
         f"{r.quantile(0.99) / r.quantile(0.5):.1f} | {100 * r.share_between(9, 11):.1f} % | "
-        f"{r.wall:.1f} | {errors} |"
+        f"{r.wall:.1f} | {answered / r.wall if r.wall else math.nan:.0f} | "
+        f"{gap:.2f} at {gap_at:.1f} | {cpu} | {errors} |"
     )
 
 
@@ -176,6 +214,11 @@ def main() -> int:
     hops = int(status["tunnel_length"])
     digest = hashlib.sha256(expected_bytes(args.size)).hexdigest()
     proxies = {"i2pd": status["http_proxy"]}
+    # CPU per burst: the proxy process, the router both proxies use, the eepsite's router.
+    pids = {"router": int(router["pid"])}
+    site_router = status["routers"][status["eepsite"]["router"]]
+    if site_router.get("pid"):
+        pids["site router"] = int(site_router["pid"])
     proc = None
     if args.i2proxy_http:
         proxies["i2proxy"] = args.i2proxy_http
@@ -183,6 +226,7 @@ def main() -> int:
         data_dir = tempfile.mkdtemp(prefix="bench-concurrency-")
         proc, http, _ = start_i2proxy(router["i2cp"], hops, data_dir, extra=args.i2proxy_arg)
         proxies["i2proxy"] = http
+        pids["i2proxy"] = proc.pid
         print(f"i2proxy log: {data_dir}/i2proxy.log", file=sys.stderr)
     if args.only == "i2proxy":
         del proxies["i2pd"]
@@ -198,8 +242,12 @@ def main() -> int:
                 if rounds:
                     time.sleep(args.pause)  # let the last burst's streams close
                 loads.append(load_average())
-                r = asyncio.run(
-                    burst(proxies[name], name, url, args.count, args.size, args.timeout)
+                watched = {k: v for k, v in pids.items() if k != "i2proxy" or name == "i2proxy"}
+                r = measured_burst(
+                    watched,
+                    lambda name=name: asyncio.run(
+                        burst(proxies[name], name, url, args.count, args.size, args.timeout)
+                    ),
                 )
                 rounds.append(r)
                 print(f"round {n} {name}: {describe(r)}", file=sys.stderr)
@@ -218,9 +266,9 @@ def main() -> int:
     )
     print(
         "| proxy | answered | p50 s | p90 s | p99 s | max s | p99/p50 | at 9-11 s | "
-        "burst s | errors |"
+        "burst s | answers/s | longest gap s | CPU s | errors |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rounds:
         print(describe(r))
     print()
@@ -234,7 +282,13 @@ def main() -> int:
                     "started": started,
                     "loads": loads,
                     "rounds": [
-                        {"proxy": r.proxy, "latencies": r.latencies, "errors": dict(r.errors)}
+                        {
+                            "proxy": r.proxy,
+                            "latencies": r.latencies,
+                            "errors": dict(r.errors),
+                            "wall": r.wall,
+                            "cpu": r.cpu,
+                        }
                         for r in rounds
                     ],
                 },
