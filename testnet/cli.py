@@ -33,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     up = named("up", "start a network and wait until it is ready")
-    up.add_argument("--routers", type=int, default=6, help="number of i2pd routers (default 6)")
-    up.add_argument("--floodfills", type=int, default=2, help="how many are floodfills (default 2)")
+    add_shape_options(up)
     up.add_argument(
         "--tunnel-length", type=int, default=None,
         help="hops per tunnel (default 1, or the profile's)",
@@ -44,15 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="one-way delay added to every router-to-router link, in ms (default 0)",
     )  # fmt: skip
     add_impairment_options(up)
-    up.add_argument(
-        "--mix", choices=MIXES, default="mixed",
-        help="i2pd versions: mixed (default: floodfills and one client router on 2.58.0, the "
-        "others on 2.45.1), all-2.45 or all-2.58",
-    )  # fmt: skip
-    up.add_argument(
-        "--java", type=int, default=1, metavar="N",
-        help="Java I2P 2.7.0 routers on top of the i2pd routers (default 1)",
-    )  # fmt: skip
     up.add_argument("--json", action="store_true", help="print the status as JSON when ready")
     up.set_defaults(handler=_up)
 
@@ -88,9 +78,28 @@ def build_parser() -> argparse.ArgumentParser:
         "./scripts/demo also installs what is missing",
         default="demo",
     )
+    add_shape_options(demo)
     demo.add_argument("--link-delay", type=float, default=0.0, metavar="MS")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def add_shape_options(parser: argparse.ArgumentParser) -> None:
+    """Which routers a network has (``up`` and ``demo``; the lifecycle tests run their second
+    network as a demo of another shape)."""
+    parser.add_argument("--routers", type=int, default=6, help="number of i2pd routers (default 6)")
+    parser.add_argument(
+        "--floodfills", type=int, default=2, help="how many are floodfills (default 2)"
+    )
+    parser.add_argument(
+        "--mix", choices=MIXES, default="mixed",
+        help="i2pd versions: mixed (default: floodfills and one client router on 2.58.0, the "
+        "others on 2.45.1), all-2.45 or all-2.58",
+    )  # fmt: skip
+    parser.add_argument(
+        "--java", type=int, default=1, metavar="N",
+        help="Java I2P 2.7.0 routers on top of the i2pd routers (default 1)",
+    )  # fmt: skip
 
 
 def add_impairment_options(parser: argparse.ArgumentParser) -> None:
@@ -312,7 +321,13 @@ def _demo(args: argparse.Namespace) -> int:
     from testnet.demo import run_demo
 
     try:
-        config = NetworkConfig(link_delay_ms=args.link_delay)
+        config = NetworkConfig(
+            routers=args.routers,
+            floodfills=args.floodfills,
+            mix=args.mix,
+            java=args.java,
+            link_delay_ms=args.link_delay,
+        )
         config.validate()
     except TestnetError as exc:
         return _fail(str(exc))

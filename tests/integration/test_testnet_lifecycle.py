@@ -1,10 +1,18 @@
-"""A second, small network beside the session's: isolation, link delay, router stop/start, down.
+"""A second, small network beside the session's, run as the demo: isolation, link delay,
+router stop/start, and the demo's clean-up of everything it started.
 
 The second network is the other mix, all i2pd 2.58.0 (5 i2pd routers, r0 and r1 the floodfills;
 one Java router, j5), so CI proves that mix too. Two floodfills, not one: i2pd 2.58 marks a peer
 unreachable for 8 minutes when two routers connect to each other at the same moment (see
 docs/TESTNET.md), and a network whose only floodfill is marked so cannot look anything up.
-The tests run in file order and share one module-scoped network; the last one takes it down.
+
+It is started by ``python -m testnet demo`` (what ``./scripts/demo`` runs) in a process group of
+its own, as in a terminal, so one network start serves both jobs (issue 13 item 13 for the
+demo): the tests run in file order and share it, every change they make is undone (the delay
+back to 0, the stopped routers started again), and the last one closes the demo's output pipes
+(``./scripts/demo | tee demo.log``, then Ctrl-C kills ``tee`` too), sends the group SIGINT and
+checks that the network, and only it, is gone. Before, the demo's print then raised
+BrokenPipeError, which skipped ``network.down()`` and left routers and the namespace behind.
 """
 
 from __future__ import annotations
@@ -12,31 +20,99 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
+import signal
 import statistics
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from testnet import netns, process
-from testnet.network import Network, NetworkConfig, lookup_from
+from testnet.network import Network, lookup_from
 from testnet.samprobe import sam_alive
 from testnet.status import TestnetStatus
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+REPO = Path(__file__).resolve().parents[2]
+#: The second network's shape (``testnet demo`` takes ``up``'s options).
+SHAPE = ["--routers", "5", "--floodfills", "2", "--mix", "all-2.58", "--java", "1"]
+
+
+class Demo:
+    """``python -m testnet demo`` as a terminal's foreground job; its pipes are read (so a
+    chatty demo never blocks on a full pipe) until :meth:`close_output` closes them."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "testnet", "demo", "--name", name, *SHAPE],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # like a terminal's foreground job: Ctrl-C goes to the group
+        )
+        self.output = b""
+        self._stop = threading.Event()
+        self._drains: list[threading.Thread] = []
+
+    def wait_ready(self, seconds: float) -> None:
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        deadline = time.monotonic() + seconds
+        self._drain(self.proc.stderr)
+        while b"Press Ctrl-C" not in self.output:
+            line = self.proc.stdout.readline()
+            assert line, f"demo ended before it was ready: {self.output.decode(errors='replace')}"
+            self.output += line
+            assert time.monotonic() < deadline, f"demo not ready within {seconds:.0f} s"
+        self._drain(self.proc.stdout)
+
+    def _drain(self, pipe) -> None:  # type: ignore[no-untyped-def]
+        def run() -> None:
+            fd = pipe.fileno()
+            while not self._stop.is_set():
+                if select.select([fd], [], [], 0.2)[0] and not os.read(fd, 65536):
+                    return
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self._drains.append(thread)
+
+    def close_output(self) -> None:
+        """The reader of both pipes goes away (``tee`` killed by the same Ctrl-C)."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        for thread in self._drains:
+            thread.join(timeout=5)
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
 
 @pytest.fixture(scope="module")
 def second(testnet: TestnetStatus):
-    network = Network(f"second-{os.urandom(3).hex()}")
-    config = NetworkConfig(routers=5, floodfills=2, mix="all-2.58", java=1)
-    status = asyncio.run(network.up(config))
+    name = f"second-{os.urandom(3).hex()}"
+    network = Network(name)
+    demo = Demo(name)
     try:
-        yield network, status
+        demo.wait_ready(400)
+        yield network, network.status(), demo
     finally:
+        demo.close_output()
+        demo.kill()
         if network.exists():
-            asyncio.run(network.down())
+            subprocess.run(
+                [sys.executable, "-m", "testnet", "down", "--name", name], cwd=REPO, check=False
+            )
 
 
 def curl_eepsite(status: TestnetStatus, path: str = "/") -> subprocess.CompletedProcess[str]:
@@ -70,7 +146,7 @@ def processes_mentioning(marker: str) -> list[str]:
 
 
 def test_two_networks_run_side_by_side_without_sharing_anything(testnet, second):
-    _, status = second
+    _, status, _ = second
     assert status.netns != testnet.netns and netns.exists(status.netns)
     assert status.state_dir != testnet.state_dir
     assert not ports(status) & ports(testnet)
@@ -102,17 +178,19 @@ async def _fetch_seconds(status: TestnetStatus) -> float:
 
 
 async def test_link_delay_can_be_changed_at_runtime_and_adds_latency(second):
-    network, status = second
+    network, status, _ = second
     await Network.wait_http_proxy(status, timeout=60)
     # Warm up first: the proxy's first fetches include building its tunnels and looking the
     # eepsite up (a 0.95 s median at 0 ms in one CI run, 0.05 s once warm).
     for _ in range(2):
         await _fetch_seconds(status)
     base = statistics.median([await _fetch_seconds(status) for _ in range(3)])
-    updated = await network.set_link_delay(200)
-    assert updated.link_delay_ms == 200 == network.status().link_delay_ms
-    delayed = statistics.median([await _fetch_seconds(status) for _ in range(3)])
-    await network.set_link_delay(0)
+    try:
+        updated = await network.set_link_delay(200)
+        assert updated.link_delay_ms == 200 == network.status().link_delay_ms
+        delayed = statistics.median([await _fetch_seconds(status) for _ in range(3)])
+    finally:
+        await network.set_link_delay(0)  # the later tests of this network expect none
     again = statistics.median([await _fetch_seconds(status) for _ in range(3)])
     print(f"eepsite fetch: {base:.3f} s at 0 ms, {delayed:.3f} s at 200 ms, {again:.3f} s at 0 ms")
     # A request and its response cross at least two router-to-router links each way.
@@ -121,7 +199,7 @@ async def test_link_delay_can_be_changed_at_runtime_and_adds_latency(second):
 
 
 async def test_a_stopped_router_refuses_on_its_ports_and_works_after_restart(second):
-    network, status = second
+    network, status, _ = second
     # Router 3 of 5 (i2pd 2.58): neither a floodfill (0, 1), the proxy router (2) nor the
     # eepsite's (4).
     router = status.routers[3]
@@ -145,7 +223,7 @@ async def test_a_stopped_router_refuses_on_its_ports_and_works_after_restart(sec
 
 
 async def test_a_java_router_restarts_with_its_keys_and_is_usable_again(second):
-    network, status = second
+    network, status, _ = second
     java = status.client_router("java")
     assert java.index == 5 and java.pid is not None
     conf = Path(status.state_dir) / java.name / "router.config"
@@ -173,19 +251,21 @@ async def test_a_java_router_restarts_with_its_keys_and_is_usable_again(second):
     assert proc.returncode == 0 and "Hello from the private I2P network" in proc.stdout
 
 
-def test_down_stops_only_its_processes_and_leaves_nothing_behind(testnet, second):
-    network, status = second
+def test_demo_ctrl_c_with_its_output_gone_takes_down_its_network_and_only_it(testnet, second):
+    network, status, demo = second
     recorded = network._load_pids()
     pids = [r.pid for r in network.status().routers if r.pid]
     pids += [recorded["helper"], recorded["eepsite"]]
     assert all(process.is_running(pid) for pid in pids)
     java = [p for p in processes_mentioning(status.state_dir) if "RouterLaunch" in p]
     assert len(java) == 1, java
-    asyncio.run(network.down())
+    demo.close_output()
+    os.killpg(demo.proc.pid, signal.SIGINT)  # the terminal's SIGINT reaches the whole group
+    demo.proc.wait(timeout=180)
     assert not any(process.is_running(pid) for pid in pids)
     assert processes_mentioning(status.state_dir) == []  # Java included
-    assert not netns.exists(status.netns)
-    assert not Path(status.state_dir).exists()
+    assert not netns.exists(status.netns), "the namespace was left behind"
+    assert not Path(status.state_dir).exists(), f"{status.state_dir} was left behind"
     # The session's network is untouched.
     session = TestnetStatus.load(testnet.name)
     assert all(process.is_running(r.pid) for r in session.routers if r.pid)

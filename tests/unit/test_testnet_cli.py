@@ -25,6 +25,8 @@ def empty_state(tmp_path, monkeypatch):
         (["up", "--floodfills", "6"], "--floodfills must be at least 1"),
         (["up", "--tunnel-length", "7"], "--tunnel-length must be between 0 and 3"),
         (["up", "--java", "9"], "--java must be between 0 and 4"),
+        (["demo", "--routers", "1"], "--routers must be between 2 and 16"),
+        (["demo", "--floodfills", "5", "--routers", "5"], "--floodfills must be at least 1"),
     ],
 )
 def test_errors_are_one_clear_line_and_exit_1(argv, message, capsys):
