@@ -158,16 +158,21 @@ def free_port() -> int:
 
 
 def start_i2proxy(
-    i2cp: str, hops: int, data_dir: str, extra: list[str] | None = None
+    i2cp: str,
+    hops: int,
+    data_dir: str,
+    extra: list[str] | None = None,
+    *,
+    python: list[str] | None = None,
 ) -> tuple[subprocess.Popen, str, str]:
-    """i2proxy on ``i2cp`` with i2pd's proxy tunnels (``extra``: more ``run`` arguments);
-    returns (process, http, socks)."""
+    """i2proxy on ``i2cp`` with i2pd's proxy tunnels (``extra``: more ``run`` arguments;
+    ``python``: the interpreter command, e.g. under cProfile); returns (process, http, socks)."""
     http, socks = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     log_path = Path(data_dir) / "i2proxy.log"
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(
         [
-            sys.executable,
+            *(python or [sys.executable]),
             "-m",
             "i2proxy",
             "--log-json",
