@@ -603,6 +603,11 @@ class SendMessage(_SendBase):
         return cls(*fields)
 
 
+#: The frame header and session id of a SendMessageExpires; its nonce, flags and 6-byte date.
+_SEND_HEAD = struct.Struct(">IBH")
+_SEND_TAIL = struct.Struct(">IHHI")
+_U32 = struct.Struct(">I")
+
 #: SendMessageExpires flag: do not bundle our LeaseSet with this message.
 FLAG_NO_LEASESET_BUNDLE = 0x0100
 
@@ -625,6 +630,33 @@ class SendMessageExpires(_SendBase):
             + self.expiration_ms.to_bytes(6, "big")
         )
 
+    @staticmethod
+    def encode_message(
+        session_id: int,
+        destination: bytes,
+        payload: bytes,
+        nonce: int = 0,
+        flags: int = 0,
+        expiration_ms: int = 0,
+    ) -> bytes:
+        """``encode_message(SendMessageExpires(...))`` without building the message object:
+        the same bytes, for the data path (every packet and ACK we send is one)."""
+        size = 2 + len(destination) + 4 + len(payload) + 4 + 8
+        if size > MAX_BODY_LENGTH or not 0 <= expiration_ms < 1 << 48:
+            message = SendMessageExpires(
+                session_id, destination, payload, nonce, flags=flags, expiration_ms=expiration_ms
+            )
+            return encode_message(message)  # raises the same errors as the general path
+        return b"".join(
+            (
+                _SEND_HEAD.pack(size, MessageType.SEND_MESSAGE_EXPIRES, session_id),
+                destination,
+                _U32.pack(len(payload)),
+                payload,
+                _SEND_TAIL.pack(nonce, flags, expiration_ms >> 32, expiration_ms & 0xFFFFFFFF),
+            )
+        )
+
     @classmethod
     def decode_body(cls, body: bytes) -> SendMessageExpires:
         reader = _Reader(body, "SendMessageExpires")
@@ -633,6 +665,10 @@ class SendMessageExpires(_SendBase):
         expiration = int.from_bytes(reader.take(6, "expiration"), "big")
         reader.expect_end()
         return cls(*fields, flags=flags, expiration_ms=expiration)
+
+
+#: MessagePayload's fixed fields: session id, message id, payload length.
+_MESSAGE_PAYLOAD_HEAD = struct.Struct(">HII")
 
 
 @_register
@@ -657,6 +693,11 @@ class MessagePayload(Message):
 
     @classmethod
     def decode_body(cls, body: bytes) -> MessagePayload:
+        if len(body) >= _MESSAGE_PAYLOAD_HEAD.size:
+            # Fast path (every incoming message takes it): one struct read, one slice.
+            session_id, message_id, length = _MESSAGE_PAYLOAD_HEAD.unpack_from(body)
+            if length == len(body) - _MESSAGE_PAYLOAD_HEAD.size:
+                return cls(session_id, message_id, body[_MESSAGE_PAYLOAD_HEAD.size :])
         reader = _Reader(body, "MessagePayload")
         session_id = reader.u16("session id")
         message_id = reader.u32("message id")
@@ -944,20 +985,32 @@ class FrameDecoder:
         self._max = max_body_length
 
     def feed(self, data: bytes) -> list[Frame]:
-        """Add ``data`` and return every frame now complete, in order."""
-        self._buffer += data
+        """Add ``data`` and return every frame now complete, in order.
+
+        One read from the router holds up to ~140 messages: they are cut out by offset and
+        the consumed bytes dropped once at the end, not after each frame.
+        """
+        buffer = self._buffer
+        buffer += data
         frames: list[Frame] = []
-        while len(self._buffer) >= HEADER.size:
-            length, kind = HEADER.unpack_from(self._buffer)
+        size = len(buffer)
+        offset = 0
+        header = HEADER.size
+        unpack = HEADER.unpack_from
+        while size - offset >= header:
+            length, kind = unpack(buffer, offset)
             if length > self._max:
+                del buffer[:offset]
                 raise MessageTooLong(
                     f"message type {kind} announces {length} bytes, limit {self._max}"
                 )
-            end = HEADER.size + length
-            if len(self._buffer) < end:
+            end = offset + header + length
+            if end > size:
                 break
-            frames.append(Frame(kind, bytes(self._buffer[HEADER.size : end])))
-            del self._buffer[:end]
+            frames.append(Frame(kind, bytes(buffer[offset + header : end])))
+            offset = end
+        if offset:
+            del buffer[:offset]
         return frames
 
     @property

@@ -22,6 +22,13 @@ MAX_PAYLOAD_SIZE = 65536
 #: Largest data one stored block (and therefore one frame we build) can hold.
 MAX_STORED_SIZE = 0xFFFF
 _TRAILER = struct.Struct("<II")
+#: A frame without optional header fields whose body is one final stored block: the gzip
+#: header (10), the block header (5), the data, CRC32 and ISIZE (8).
+_STORED_PREFIX = GZIP_MAGIC + b"\x00"
+_STORED_OVERHEAD = 10 + 5 + 8
+#: MTIME as the ports (big-endian), XFL, OS as the protocol; a stored block's LEN and NLEN.
+_PORTS = struct.Struct(">HHBB")
+_STORED_LENGTHS = struct.Struct("<HH")
 _FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 0x02, 0x04, 0x08, 0x10
 
 
@@ -63,10 +70,28 @@ def encode_payload(
 
 def decode_payload(frame: bytes, *, max_size: int = MAX_PAYLOAD_SIZE) -> Payload:
     """Unframe a MessagePayload's payload; raises ``PayloadFormatError`` on anything wrong."""
+    size = len(frame)
+    if size >= _STORED_OVERHEAD and frame[:4] == _STORED_PREFIX and frame[10] == 0x01:
+        # Fast path: no optional header fields and one final stored block spanning the body
+        # (what i2pd and we send): one struct read, one copy, one CRC. Anything else, and
+        # every error, takes the general parse.
+        length, nlength = _STORED_LENGTHS.unpack_from(frame, 11)
+        if length ^ 0xFFFF == nlength and size == _STORED_OVERHEAD + length and length <= max_size:
+            end = size - 8
+            data = bytes(frame[15:end])
+            crc, isize = _TRAILER.unpack_from(frame, end)
+            if isize == length and crc == zlib.crc32(data):
+                src_port, dst_port, _xfl, protocol = _PORTS.unpack_from(frame, 4)
+                return Payload(protocol, src_port, dst_port, data)
+    return _decode_payload_general(frame, max_size)
+
+
+def _decode_payload_general(frame: bytes, max_size: int) -> Payload:
+    """:func:`decode_payload` for every frame: optional header fields, deflate, all checks."""
     if len(frame) < 18 or frame[:3] != GZIP_MAGIC:
         raise PayloadFormatError("payload is not a gzip frame")
     flags = frame[3]
-    src_port, dst_port, _xfl, protocol = struct.unpack_from(">HHBB", frame, 4)
+    src_port, dst_port, _xfl, protocol = _PORTS.unpack_from(frame, 4)
     offset = 10
     if flags:
         offset = _skip_optional_header_fields(frame, flags)

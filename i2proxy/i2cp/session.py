@@ -217,11 +217,9 @@ class I2CPSession:
             self._pending_nonces[nonce] = None
             if len(self._pending_nonces) > MAX_PENDING_NONCES:
                 del self._pending_nonces[next(iter(self._pending_nonces))]
-        expires_ms = self.router_time_ms(now) + int(expiration * 1000)
-        self._queue(
-            m.SendMessageExpires(
-                self.session_id, destination, frame, nonce, flags=0, expiration_ms=expires_ms
-            )
+        expires_ms = int(now * 1000) + self._clock_offset_ms + int(expiration * 1000)
+        self._out += m.SendMessageExpires.encode_message(
+            self.session_id, destination, frame, nonce, flags=0, expiration_ms=expires_ms
         )
         return nonce
 

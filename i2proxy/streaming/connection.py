@@ -853,6 +853,20 @@ class Connection:
 
     def packets_to_send(self, now: float) -> list[bytes]:
         """Every packet that should leave now, already encoded (and signed where required)."""
+        if (
+            self.state is State.ESTABLISHED
+            and not self._ack_now
+            and not self._send_buf
+            and not self._pending_control
+            and not self._close_requested
+            and not self._keepalive
+            and not self._pre_ack_pending
+            and not self._ended
+            and not self.recovery.resends_pending
+        ):
+            # Nothing to send and no state to move: the common case on a bulk receive, where
+            # the manager asks after every packet and an ACK is due only every second one.
+            return []
         out: list[bytes] = self._pending_control
         self._pending_control = []
         if self.state is State.RESET:

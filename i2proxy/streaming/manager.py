@@ -685,14 +685,25 @@ class StreamManager:
         self._arm_timer(stream)
 
     def _arm_timer(self, stream: _Stream) -> None:
+        """Make the loop wake the core no later than its next deadline.
+
+        The asyncio timer is re-armed only when the deadline moves *earlier*: on the data path
+        the core's deadline moves with nearly every packet (the ACK delay is set and cleared,
+        the inactivity deadline follows the last packet heard), and a ``call_at`` plus a
+        ``cancel`` per packet was a tenth of the receive path's CPU. A timer left armed for an
+        earlier moment wakes up early; ``handle_timer`` then finds nothing due (every deadline
+        is checked against ``now``) and the pump arms the timer for the real deadline.
+        """
         when = stream.conn.get_timer()
-        if when == stream.timer_at and stream.timer is not None:
-            return
-        if stream.timer is not None:
-            stream.timer.cancel()
+        timer = stream.timer
+        if timer is not None:
+            if when is not None and stream.timer_at <= when:  # type: ignore[operator]
+                return  # fires early, then re-arms
+            timer.cancel()
             stream.timer = None
-        stream.timer_at = when
+            stream.timer_at = None
         if when is not None:
+            stream.timer_at = when
             stream.timer = self.loop.call_at(when, self._on_timer, stream)
 
     def _on_timer(self, stream: _Stream) -> None:

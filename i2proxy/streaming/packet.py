@@ -46,6 +46,9 @@ CHOKE_SEND_DELAY_MS = 60001
 REPLAY_NACK_COUNT = 8
 
 _HEADER = struct.Struct("!IIII")
+#: The whole header of a packet without NACKs: ids, sequence, ack through, NACK count (0),
+#: resend delay, flags, option size.
+_PLAIN_HEADER = struct.Struct("!IIIIBBHH")
 _REPLAY_NACKS = struct.Struct("!8I")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
@@ -205,6 +208,17 @@ class Packet:
         )
 
 
+#: Flag values seen so far (at most 2^16): ``Flag(int)`` runs the enum machinery each time.
+_FLAG_CACHE: dict[int, Flag] = {}
+
+
+def _flag(bits: int) -> Flag:
+    flag = _FLAG_CACHE.get(bits)
+    if flag is None:
+        flag = _FLAG_CACHE[bits] = Flag(bits)
+    return flag
+
+
 def _default_destination_parser() -> Callable[[bytes, int], tuple[Any, int]]:
     from i2proxy.i2p.destination import Destination
 
@@ -218,6 +232,40 @@ def encode(packet: Packet, signer: Signer | None = None) -> bytes:
     not carry. SYNCHRONIZE requires FROM and a signature; CLOSE and RESET require a signature
     (spec); building such a packet without a signer raises :class:`PacketError`.
     """
+    flags = int(packet.flags) & ~_OPTION_BITS & _KNOWN_BITS
+    if (
+        signer is None
+        and not packet.nacks
+        and packet.delay_requested is None
+        and packet.from_destination is None
+        and packet.max_packet_size is None
+        and packet.offline_signature is None
+        and not flags & _SIGNED_BITS
+        and len(packet.payload) <= MAX_PACKET_BYTES - MIN_HEADER_SIZE
+    ):
+        # Fast path: no NACKs, no options, unsigned (data packets and plain ACKs). The same
+        # bytes as :func:`_encode_general`; a field out of range gets its checks there.
+        try:
+            return (
+                _PLAIN_HEADER.pack(
+                    packet.send_stream_id,
+                    packet.receive_stream_id,
+                    packet.sequence_num,
+                    packet.ack_through,
+                    0,
+                    packet.resend_delay,
+                    flags,
+                    0,
+                )
+                + packet.payload
+            )
+        except struct.error:
+            pass
+    return _encode_general(packet, signer)
+
+
+def _encode_general(packet: Packet, signer: Signer | None) -> bytes:
+    """:func:`encode` for every packet shape, with every range check."""
     flags = int(packet.flags) & ~_OPTION_BITS & _KNOWN_BITS
     needs_signature = bool(flags & _SIGNED_BITS)
     if flags & _ECHO and packet.from_destination is not None:
@@ -302,6 +350,39 @@ def decode(
     the signature is taken to be the rest of the options, as the spec allows for stray packets.
     """
     size = len(data)
+    if MIN_HEADER_SIZE <= size <= MAX_PACKET_BYTES and type(data) is bytes:
+        send_id, receive_id, seq, ack, nack_count, resend_delay, flags, option_size = (
+            _PLAIN_HEADER.unpack_from(data)
+        )
+        if not nack_count and not option_size and not flags & _OPTION_BITS:
+            # Fast path: no NACKs, no options (i2pd's and our data packets and plain ACKs).
+            # The same Packet as :func:`_decode_general`, without its per-field work.
+            return Packet(
+                send_id,
+                receive_id,
+                seq,
+                ack,
+                (),
+                resend_delay,
+                _flag(flags),
+                None,
+                None,
+                None,
+                None,
+                None,
+                data[MIN_HEADER_SIZE:],
+                data,
+            )
+    return _decode_general(data, signature_length, parse_destination)
+
+
+def _decode_general(
+    data: bytes,
+    signature_length: int | None,
+    parse_destination: Callable[[bytes, int], tuple[Any, int]] | None,
+) -> Packet:
+    """:func:`decode` for every packet shape, with every bound checked."""
+    size = len(data)
     if size > MAX_PACKET_BYTES:
         raise PacketError(f"packet of {size} bytes exceeds {MAX_PACKET_BYTES}")
     if size < MIN_HEADER_SIZE:
@@ -332,7 +413,7 @@ def decode(
         ack_through=ack,
         nacks=nacks,
         resend_delay=resend_delay,
-        flags=Flag(flags),
+        flags=_flag(flags),
         payload=bytes(data[options_end:]),
         raw=bytes(data),
     )

@@ -157,6 +157,11 @@ class Recovery:
 
     # ------------------------------------------------------------------ queries
     @property
+    def resends_pending(self) -> bool:
+        """True when :meth:`take_resends` has packets to hand out."""
+        return bool(self._resend)
+
+    @property
     def in_flight(self) -> int:
         return len(self.sent)
 
