@@ -12,7 +12,7 @@ import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from i2proxy.i2cp.errors import I2CPProtocolError, MessageTooLong
 
@@ -691,13 +691,22 @@ class MessagePayload(Message):
             )
         )
 
-    @classmethod
-    def decode_body(cls, body: bytes) -> MessagePayload:
+    @staticmethod
+    def fields(body: bytes) -> tuple[int, int, bytes] | None:
+        """(session id, message id, payload) of a well-formed body, else None (then
+        :meth:`decode_body` says what is wrong). One struct read and one slice: every
+        incoming message is one of these."""
         if len(body) >= _MESSAGE_PAYLOAD_HEAD.size:
-            # Fast path (every incoming message takes it): one struct read, one slice.
             session_id, message_id, length = _MESSAGE_PAYLOAD_HEAD.unpack_from(body)
             if length == len(body) - _MESSAGE_PAYLOAD_HEAD.size:
-                return cls(session_id, message_id, body[_MESSAGE_PAYLOAD_HEAD.size :])
+                return session_id, message_id, body[_MESSAGE_PAYLOAD_HEAD.size :]
+        return None
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> MessagePayload:
+        fields = cls.fields(body)
+        if fields is not None:
+            return cls(*fields)
         reader = _Reader(body, "MessagePayload")
         session_id = reader.u16("session id")
         message_id = reader.u32("message id")
@@ -961,9 +970,10 @@ def decode_message(kind: int, body: bytes) -> Message:
     return cls.decode_body(body)
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One complete message off the wire, not yet decoded (decoding errors stay per-message)."""
+class Frame(NamedTuple):
+    """One complete message off the wire, not yet decoded (decoding errors stay per-message).
+
+    A named tuple, not a frozen dataclass: one is made per incoming message."""
 
     type: int
     body: bytes

@@ -27,6 +27,7 @@ from i2proxy.i2cp.payload import decode_payload, encode_payload
 DEFAULT_MESSAGE_EXPIRATION = 60.0
 #: Our own deadline for a HostLookup; also sent to the router as its timeout.
 DEFAULT_LOOKUP_TIMEOUT = 10.0
+_MESSAGE_PAYLOAD = m.MessageType.MESSAGE_PAYLOAD.value
 #: Incoming messages announced with MessageStatus(AVAILABLE) whose payload we still await.
 MAX_REQUESTED_MESSAGES = 1024
 #: Tracked messages awaiting their final MessageStatus; the oldest are forgotten beyond this
@@ -118,6 +119,11 @@ class I2CPSession:
             self._terminate(f"framing broken: {exc}")
             return
         for frame in frames:
+            if frame.type == _MESSAGE_PAYLOAD:
+                fields = m.MessagePayload.fields(frame.body)
+                if fields is not None:  # the data path: no message object, no dispatch
+                    self._payload_received(fields[1], fields[2])
+                    continue
             try:
                 message = frame.decode()
             except I2CPProtocolError as exc:
@@ -379,16 +385,19 @@ class I2CPSession:
         self._queue(m.ReceiveMessageBegin(self.session_id, message.message_id))
 
     def _on_message_payload(self, message: m.MessagePayload, now: float) -> None:
-        if message.message_id in self._requested and self.session_id is not None:
-            del self._requested[message.message_id]
-            self._queue(m.ReceiveMessageEnd(self.session_id, message.message_id))
+        self._payload_received(message.message_id, message.payload)
+
+    def _payload_received(self, message_id: int, frame: bytes) -> None:
+        if message_id in self._requested and self.session_id is not None:
+            del self._requested[message_id]
+            self._queue(m.ReceiveMessageEnd(self.session_id, message_id))
         try:
-            payload = decode_payload(message.payload)
+            payload = decode_payload(frame)
         except I2CPProtocolError as exc:
             self.dropped_messages += 1
             self._events.append(ev.MessageDropped(m.MessageType.MESSAGE_PAYLOAD, exc))
             return
-        self._events.append(ev.PayloadReceived(payload, message.message_id))
+        self._events.append(ev.PayloadReceived(payload, message_id))
 
     def _on_bandwidth_limits(self, message: m.BandwidthLimits, now: float) -> None:
         self._events.append(ev.BandwidthLimitsReceived(message.limits))

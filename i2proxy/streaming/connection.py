@@ -666,22 +666,30 @@ class Connection:
         if self.state is State.CLOSED:
             closing = [d for d in (self._linger_deadline, self.recovery.rto_deadline) if d]
             return min(closing) if closing else None
-        candidates = [
+        # The manager asks after every packet: no list, no min() over a list.
+        when = self.recovery.get_timer()
+        for deadline in (
             self._connect_deadline,
-            self.recovery.get_timer(),
             self._ack_deadline,
             self._unchoke_deadline,
             self._guard_deadline,
             self._linger_deadline,
-        ]
-        if self.state in (State.NEW, State.SYN_RECEIVED) and not self._ready_for_first():
-            candidates.append(self._first_deadline)
+        ):
+            if deadline is not None and (when is None or deadline < when):
+                when = deadline
+        extra: float | None = None
+        if self.state is State.ESTABLISHED:
+            if self.options.inactivity_action != "noop":
+                extra = self._last_heard + self.options.inactivity_timeout
+        elif self.state in (State.NEW, State.SYN_RECEIVED) and not self._ready_for_first():
+            extra = self._first_deadline
+        if extra is not None and (when is None or extra < when):
+            when = extra
         if self._peer_choked and not self.recovery.in_flight:
-            candidates.append(self._probe_deadline)
-        if self.options.inactivity_action != "noop" and self.state is State.ESTABLISHED:
-            candidates.append(self._last_heard + self.options.inactivity_timeout)
-        deadlines = [c for c in candidates if c is not None]
-        return min(deadlines) if deadlines else None
+            probe = self._probe_deadline
+            if probe is not None and (when is None or probe < when):
+                when = probe
+        return when
 
     def handle_timer(self, now: float) -> None:
         """Run every deadline that has passed."""

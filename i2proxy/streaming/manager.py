@@ -487,8 +487,9 @@ class StreamManager:
         if packet.send_stream_id:
             stream = self._streams.get(packet.send_stream_id)
             if stream is not None:
-                stream.conn.receive_packet(packet, self._now())
-                self._pump(stream)
+                now = self._now()
+                stream.conn.receive_packet(packet, now)
+                self._pump(stream, now)
             elif packet.has(Flag.ECHO):
                 self._answer_ping(packet, src_port, dst_port)
             else:
@@ -646,12 +647,13 @@ class StreamManager:
             stream.pump_scheduled = True
             self.loop.call_soon(self._pump, stream)
 
-    def _pump(self, stream: _Stream) -> None:
+    def _pump(self, stream: _Stream, now: float | None = None) -> None:
         stream.pump_scheduled = False
         if stream.finished:
             return
         conn = stream.conn
-        now = self._now()
+        if now is None:
+            now = self._now()
         self._send_packets(stream, now)
         if stream.finished:
             return

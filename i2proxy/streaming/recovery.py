@@ -189,12 +189,11 @@ class Recovery:
         return True
 
     def get_timer(self) -> float | None:
-        deadlines = [
-            d
-            for d in (self.rto_deadline, self.loss_deadline, self.pacing_deadline)
-            if d is not None
-        ]
-        return min(deadlines) if deadlines else None
+        when = self.rto_deadline
+        for deadline in (self.loss_deadline, self.pacing_deadline):
+            if deadline is not None and (when is None or deadline < when):
+                when = deadline
+        return when
 
     def _loss_delay(self) -> float:
         rtt = max(self.rtt.srtt or 0.0, self.rtt.latest or 0.0) or self.rtt.rto

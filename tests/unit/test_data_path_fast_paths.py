@@ -208,3 +208,19 @@ def test_send_message_expires_bytes_equal_the_message_encoding(
 def test_send_message_expires_too_long_raises_like_the_message():
     with pytest.raises(m.MessageTooLong):
         m.SendMessageExpires.encode_message(1, b"d" * 387, b"x" * 65535, 0, 0, 0)
+
+
+def test_session_drops_and_counts_a_malformed_message_payload_and_goes_on():
+    from i2proxy.i2cp import events as ev
+    from i2proxy.i2cp.session import I2CPSession
+
+    session = I2CPSession(identity=None)  # type: ignore[arg-type]  # no handshake needed
+    good = encode_payload(b"packet", protocol=6, src_port=9, dst_port=80)
+    body_lies = struct.pack(">HII", 1, 5, len(good) + 3) + good  # announces 3 bytes too many
+    wire = struct.pack(">IB", len(body_lies), m.MessageType.MESSAGE_PAYLOAD) + body_lies
+    wire += m.encode_message(m.MessagePayload(1, 6, good))
+    session.receive_data(wire, 0.0)
+    dropped, received = session.next_event(), session.next_event()
+    assert isinstance(dropped, ev.MessageDropped) and "MessagePayload" in str(dropped.error)
+    assert received == ev.PayloadReceived(decode_payload(good), 6)
+    assert session.dropped_messages == 1 and session.next_event() is None
