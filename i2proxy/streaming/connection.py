@@ -580,6 +580,13 @@ class Connection:
         if packet.payload and not self._paused:
             self._unchoke_repeats = 0  # data flows: the unchoke arrived
             self._unchoke_deadline = None
+        if self._peer_ended_with_our_close():
+            # Nobody is left to read an ACK (see the method); a resent CLOSE is acknowledged
+            # on the duplicate path above.
+            self._received_since_ack = 0
+            self._ack_now = False
+            self._ack_deadline = None
+            return
         self._received_since_ack += 1
         if (
             self._received_since_ack >= ACK_EVERY
@@ -590,6 +597,21 @@ class Connection:
             self._ack_now = True
         else:
             self._ack_later(now)
+
+    def _peer_ended_with_our_close(self) -> bool:
+        """The peer's CLOSE answered ours (our CLOSE is acknowledged) and the peer is i2pd (its
+        SYN replies are always empty): i2pd answers a CLOSE with its own and forgets the stream
+        at once (``Stream::ProcessPacket``, 2.45.1 and 2.58), so an ACK of that CLOSE reaches a
+        stream that no longer exists — i2pd logs "Unknown stream" for it, once per request
+        through the HTTP proxy, which closes as soon as the body is complete. Skipping it
+        saves one of about eight garlic messages per short request. A peer that does wait for
+        the ACK resends its CLOSE, and that duplicate is acknowledged."""
+        return (
+            self.is_client
+            and self._peer_close_seq is not None
+            and self._close_acked
+            and self.profile_in.syn_reply_empty is True
+        )
 
     def _ack_delay(self) -> float:
         """How long an ACK may wait for more packets: a tenth of the RTT (as i2pd), so the
