@@ -18,6 +18,8 @@ import struct
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -119,8 +121,21 @@ async def _save_with_address_helper(proxy: ProxyProcess, name: str, destination:
     assert "i2proxy demo eepsite" in page
 
 
-@pytest.mark.parametrize("backend", ["i2cp", "sam"])
-async def test_the_default_log_names_no_site_and_no_client(testnet, tmp_path, backend):
+BACKENDS = ["i2cp", "sam"]
+
+
+@dataclass
+class Run:
+    """One backend's run: its proxy (stopped, with its log), the client ports it saw, and what
+    must not appear in that log."""
+
+    proxy: ProxyProcess
+    ports: list[int]
+    secrets: dict[str, str]
+    exit_status: int
+
+
+def _run_traffic(testnet, tmp_path: Path, backend: str) -> Run:
     eep, echo = testnet.eepsite, testnet.udp_echo
     assert echo is not None
     tag = uuid.uuid4().hex[:8]
@@ -151,12 +166,12 @@ async def test_the_default_log_names_no_site_and_no_client(testnet, tmp_path, ba
         deadline = time.monotonic() + 300
         while not [e for e in proxy.log_events() if e.get("event") == "subscription.done"]:
             assert time.monotonic() < deadline, proxy.log_path.read_text()[-3000:]
-            await asyncio.sleep(0.5)
+            time.sleep(0.5)
         http, socks = ["-x", f"http://{proxy.http}"], ["--socks5-hostname", proxy.socks]
         for via in (http, socks):
             for host in (eep.b32, feed_name):
                 assert "i2proxy demo eepsite" in _page(ports, *via, f"http://{host}/")
-        await _save_with_address_helper(proxy, helper_name, eep.destination)
+        asyncio.run(_save_with_address_helper(proxy, helper_name, eep.destination))
         assert "i2proxy demo eepsite" in _page(ports, *socks, f"http://{helper_name}/")
         for host in (clearnet_name, unknown_name):
             refused = _curl(ports, *http, f"http://{host}/")
@@ -166,19 +181,6 @@ async def test_the_default_log_names_no_site_and_no_client(testnet, tmp_path, ba
     finally:
         status = proxy.stop()
         feed.unlink(missing_ok=True)
-    assert status == 0
-
-    text = proxy.log_path.read_text()
-    events = proxy.log_events()
-    kinds = {e.get("event") for e in events}
-    # The run did log, at info level, what happened (else an empty log would pass).
-    assert {
-        "i2proxy ready",
-        "subscription.done",
-        "addressbook.added",
-        "socks udp association",
-    } <= kinds
-    assert all(e.get("level") != "debug" for e in events)
     secrets = {
         "eepsite b32": eep.b32.removesuffix(".b32.i2p"),
         "eepsite destination": eep.destination[:44],
@@ -192,6 +194,43 @@ async def test_the_default_log_names_no_site_and_no_client(testnet, tmp_path, ba
         "our own destination": ours.destination.to_base64()[:44],
         "client address": CLIENT_IP,
     }
+    return Run(proxy, ports, secrets, status)
+
+
+@pytest.fixture(scope="module")
+def runs(testnet, tmp_path_factory) -> dict[str, Run | BaseException]:
+    """Both backends' traffic at the same time, each with its own proxy, names, keys and client
+    ports (nothing shared but the network): the module takes the time of one run, not two
+    (each is about two minutes of waiting on I2P: the feed, first contacts, the UDP echo)."""
+    with ThreadPoolExecutor(len(BACKENDS)) as pool:
+        futures = {
+            backend: pool.submit(
+                _run_traffic, testnet, tmp_path_factory.mktemp(f"logpriv-{backend}"), backend
+            )
+            for backend in BACKENDS
+        }
+    return {backend: future.exception() or future.result() for backend, future in futures.items()}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_default_log_names_no_site_and_no_client(runs, backend):
+    run = runs[backend]
+    if isinstance(run, BaseException):
+        raise run  # the traffic itself failed on this backend
+    assert run.exit_status == 0
+    proxy, ports, secrets = run.proxy, run.ports, run.secrets
+
+    text = proxy.log_path.read_text()
+    events = proxy.log_events()
+    kinds = {e.get("event") for e in events}
+    # The run did log, at info level, what happened (else an empty log would pass).
+    assert {
+        "i2proxy ready",
+        "subscription.done",
+        "addressbook.added",
+        "socks udp association",
+    } <= kinds
+    assert all(e.get("level") != "debug" for e in events)
     leaked = {what: value for what, value in secrets.items() if value.lower() in text.lower()}
     assert not leaked, f"in the default log: {leaked}"
     port_fields = [
