@@ -16,6 +16,7 @@ safety argument.
 from __future__ import annotations
 
 import enum
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -64,13 +65,14 @@ MIN_PEER_MPS = 512
 MAX_PAYLOAD = 4096
 #: Out-of-order packets kept beyond the next expected one, in packets.
 REORDER_SLACK = 2
-#: Packets received before an ACK goes at once instead of after the ACK delay (RFC 5681 4.2:
-#: at least every second full-sized segment). All packets handled in one pass of the event
-#: loop share one ACK, so under load one ACK covers a whole batch. Fewer ACKs were tried
-#: (every 8th, as Java's sender asks): i2pd 2.45.1's sender resends everything older than
-#: 1.5 x its *mean* RTT, and ACKs held back for more packets made half the packets of a 4 MB
-#: transfer at 0 ms arrive twice (measured on the test network, docs/STREAMING.md).
+#: Packets received before an ACK goes at once instead of after the ACK delay, at least (RFC
+#: 5681 4.2: every second full-sized segment), while the sender's window is small.
 ACK_EVERY = 2
+#: At most this many (an eighth of the 128-packet window of i2pd 2.45 and Java) once the
+#: sender's window has grown: each ACK is a garlic message through both routers and the links
+#: (one per two packets was ~9 500 messages per 32 MB GET, and with 2 % loss on the links each
+#: lone ACK risks a 200 ms head-of-line stall). See :meth:`Connection._ack_every`.
+BULK_ACK_EVERY = 16
 #: The ACK delay: this fraction of the smoothed RTT (i2pd: RTT/10), in [2 ms, initialAckDelay].
 ACK_DELAY_RTT_FRACTION = 0.1
 MIN_ACK_DELAY = 0.002
@@ -232,6 +234,8 @@ class Connection:
         self._ack_now = False
         self._ack_deadline: float | None = None
         self._received_since_ack = 0
+        #: ``_recv_next`` when the sender last retransmitted (see ``_ack_every``).
+        self._ack_ramp_start = 0
         self._paused = False
         self._paused_bytes = 0
         self._choke_announced = False
@@ -527,6 +531,7 @@ class Connection:
             # The peer resent: our ACK may have been lost. Answer soon, but not once per
             # duplicate (an RTO on the peer's side resends a whole window at once).
             self.stats.duplicates += 1
+            self._ack_ramp_start = self._recv_next  # the sender retransmitted: its window shrank
             self._ack_soon(now)
             if self.state is State.SYN_RECEIVED and packet.is_syn:
                 self._flush = True  # the peer is waiting for our SYN reply: send it now
@@ -552,7 +557,7 @@ class Connection:
             self._ooo[seq] = packet
             self._ooo_bytes += len(packet.payload)
             self._received_since_ack += 1
-            if new_gap or self._received_since_ack >= ACK_EVERY:
+            if new_gap or self._received_since_ack >= self._ack_every():
                 self._ack_now = True  # NACK a new hole at once (RFC 5681 4.2)
             else:
                 self._ack_later(now)  # the hole is already reported; ACK on the usual clock
@@ -574,6 +579,8 @@ class Connection:
                 self._guard_deadline = now + guard
             return
         filled_hole = bool(self._ooo)
+        if filled_hole:
+            self._ack_ramp_start = self._recv_next  # a resend (or a late packet) filled it
         self._deliver(packet)
         while self._recv_next in self._ooo:
             self._deliver(self._pop_ooo(self._recv_next))
@@ -589,7 +596,7 @@ class Connection:
             return
         self._received_since_ack += 1
         if (
-            self._received_since_ack >= ACK_EVERY
+            self._received_since_ack >= self._ack_every()
             or self._peer_close_seq is not None
             or packet.delay_requested == 0  # the sender asks for an immediate ACK (Java)
             or filled_hole  # tell the sender at once that its retransmission arrived
@@ -612,6 +619,18 @@ class Connection:
             and self._close_acked
             and self.profile_in.syn_reply_empty is True
         )
+
+    def _ack_every(self) -> int:
+        """Packets that make an ACK leave at once: an eighth of the sender's window, which we
+        estimate as ``sqrt(2 P)`` for P packets received in order since the stream began or
+        the sender last retransmitted — how far a window that grows by one per round trip has
+        come (i2pd 2.45.1: one per RTT after six; Reno: one per window). An ACK that covers all
+        the sender has in flight empties it: i2pd 2.45.1 then re-arms its retransmission
+        timer at 1.5 x its frozen mean RTT, and a window smaller than the ACK ratio stalls
+        waiting for the ACK delay — so the ratio must stay well below the window (Linux's
+        quick-ACK mode after the start and after loss has the same shape)."""
+        received = self._recv_next - self._ack_ramp_start
+        return max(ACK_EVERY, min(BULK_ACK_EVERY, math.isqrt(2 * max(0, received)) >> 3))
 
     def _ack_delay(self) -> float:
         """How long an ACK may wait for more packets: a tenth of the RTT (as i2pd), so the
