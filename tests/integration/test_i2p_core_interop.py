@@ -129,10 +129,10 @@ async def test_our_generated_destination_is_accepted_and_hashed_alike_by_i2pd(te
     await prove_session(testnet, keys, host=1, lookup_from=testnet.eepsite.router)
 
 
-@pytest.mark.parametrize(
-    "sig_type", [SigType.DSA_SHA1, SigType.ECDSA_P256, SigType.ED25519, SigType.ECDSA_P521]
-)
-async def test_keys_generated_by_i2pd_sam_parse_reserialise_and_hash_alike(testnet, sig_type):
+SIG_TYPES = [SigType.DSA_SHA1, SigType.ECDSA_P256, SigType.ED25519, SigType.ECDSA_P521]
+
+
+async def _generate_parse_and_prove(testnet, sig_type: SigType) -> None:
     sam = await Sam.connect(testnet.routers[0].sam)
     try:
         reply = await sam.command(f"DEST GENERATE SIGNATURE_TYPE={int(sig_type)}")
@@ -146,6 +146,27 @@ async def test_keys_generated_by_i2pd_sam_parse_reserialise_and_hash_alike(testn
     assert keys.to_sam_base64() == priv  # byte-identical, incl. i2pd's random key slot
     assert keys.destination.verify(b"proof", keys.sign(b"proof"))
     await prove_session(testnet, keys, host=2, lookup_from=0)
+
+
+@pytest.fixture(scope="module")
+def i2pd_generated(testnet) -> dict[SigType, BaseException | None]:
+    """Every signature type's keys generated, checked and proven at the same time, each with its
+    own session and lookups: the proofs (a published LeaseSet each, ~20 s of waiting) overlap
+    instead of adding up. Each type's outcome (None or what it raised) for its own test."""
+
+    async def all_types() -> list[BaseException | None]:
+        return await asyncio.gather(
+            *(_generate_parse_and_prove(testnet, t) for t in SIG_TYPES), return_exceptions=True
+        )
+
+    return dict(zip(SIG_TYPES, asyncio.run(all_types()), strict=True))
+
+
+@pytest.mark.parametrize("sig_type", SIG_TYPES)
+def test_keys_generated_by_i2pd_sam_parse_reserialise_and_hash_alike(i2pd_generated, sig_type):
+    failure = i2pd_generated[sig_type]
+    if failure is not None:
+        raise failure
 
 
 def test_the_eepsite_key_file_written_by_i2pd_gives_the_b32_i2pd_logged(testnet):
