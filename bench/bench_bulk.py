@@ -400,6 +400,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=900, help="seconds per transfer")
     parser.add_argument("--json", type=Path, help="write every measurement here")
     args = parser.parse_args()
+    # `kill PID` (a background job ignores SIGINT) still clears the links, stops i2proxy and
+    # saves the JSON: SystemExit unwinds through the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cells = [parse_cell(c) for c in args.cells.split(",")]
     sizes = [int(float(s) * MB) for s in args.sizes.split(",")]
 
