@@ -168,6 +168,8 @@ class ConnectionStats:
     pre_ack_sent: bool = False
     #: Data packets dropped because the receive buffer was full.
     dropped_receive_full: int = 0
+    #: Times we choked the peer (the application stopped reading).
+    chokes: int = 0
 
 
 class Connection:
@@ -375,6 +377,7 @@ class Connection:
     def pause_receiving(self) -> None:
         """The application's buffer is full: choke the peer (DELAY_REQUESTED > 60000)."""
         if not self._paused:
+            self.stats.chokes += 1
             self._paused = True
             self._paused_bytes = 0
             self._choke_announced = False

@@ -734,6 +734,7 @@ class StreamManager:
             duplicates=conn.stats.duplicates,
             retransmissions=conn.stats.retransmissions,
             dropped_receive_full=conn.stats.dropped_receive_full,
+            chokes=conn.stats.chokes,
             srtt=conn.rtt.srtt,
             window=conn.congestion.window,
         )

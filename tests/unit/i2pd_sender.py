@@ -142,7 +142,7 @@ class I2pd245Sender:
 
 
 def established_client(options: StreamingOptions | None = None) -> Connection:
-    """Our client stream after an i2pd server's (empty) SYN reply, nothing to send."""
+    """Our client stream after an i2pd server's (empty) SYN reply and our ACK of it."""
     client, server = keys(0), keys(1)
     conn = Connection.outgoing(
         keys=client,
@@ -154,7 +154,8 @@ def established_client(options: StreamingOptions | None = None) -> Connection:
     conn.send(b"GET / HTTP/1.1\r\n\r\n")
     conn.packets_to_send(0.0)
     conn.receive_packet(syn_reply(conn), 0.001)
-    conn.packets_to_send(0.001)
+    conn.handle_timer(0.5)  # the SYN reply's delayed ACK
+    conn.packets_to_send(0.5)
     return conn
 
 
