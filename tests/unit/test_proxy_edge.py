@@ -229,6 +229,41 @@ async def test_making_room_spares_an_old_connection_whose_request_waits_unread(p
         theirs.close()
 
 
+@pytest.mark.parametrize(
+    "proxy", [{"max_pending_per_address": 2, "pending_grace": 0.2}], indirect=True
+)
+async def test_making_room_spares_an_old_connection_whose_request_asyncio_read_but_its_task_did_not(
+    proxy,
+):
+    """The socket is empty but the request sits in the connection's StreamReader: asyncio read
+    it while the task waited for its turn on a busy loop. Not a silent client either."""
+    from i2proxy.proxy.context import ClientSlot
+    from i2proxy.proxy.server import _Pending
+
+    loop = asyncio.get_running_loop()
+    entries = []
+    for sends_request in (True, False, True, False):  # oldest first, one address, cap 2
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=ours)
+        if sends_request:
+            theirs.send(b"GET http://site.i2p/ HTTP/1.1\r\n\r\n")
+        slot = ClientSlot("192.0.2.9", proxy._admit)
+        task = asyncio.create_task(asyncio.sleep(30))  # its turn has not come
+        proxy._pending[slot] = _Pending(task, writer, since=loop.time() - 1.0, reader=reader)
+        entries.append((task, theirs, reader, sends_request))
+    for _ in range(100):  # until asyncio has moved both requests out of their sockets
+        await asyncio.sleep(0.01)
+        if all(len(r._buffer) for _, _, r, sends in entries if sends):
+            break
+    proxy._make_room()
+    await asyncio.sleep(0.05)
+    closed = [task.cancelled() for task, *_ in entries]
+    assert closed == [False, True, False, True]
+    for task, theirs, *_ in entries:
+        task.cancel()
+        theirs.close()
+
+
 @pytest.mark.parametrize("proxy", [{"auth_timeout": 0.3}], indirect=True)
 async def test_a_connection_that_does_not_authenticate_in_time_is_closed(proxy):
     [(reader, writer)] = await _silent(proxy, 1, ["127.0.0.1"], "socks")
