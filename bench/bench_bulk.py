@@ -164,9 +164,11 @@ def start_i2proxy(
     extra: list[str] | None = None,
     *,
     python: list[str] | None = None,
+    root: Path = ROOT,
 ) -> tuple[subprocess.Popen, str, str]:
     """i2proxy on ``i2cp`` with i2pd's proxy tunnels (``extra``: more ``run`` arguments;
-    ``python``: the interpreter command, e.g. under cProfile); returns (process, http, socks)."""
+    ``python``: the interpreter command, e.g. under cProfile; ``root``: the checkout to run);
+    returns (process, http, socks)."""
     http, socks = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     log_path = Path(data_dir) / "i2proxy.log"
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
@@ -193,10 +195,10 @@ def start_i2proxy(
             data_dir,
             *(extra or []),
         ],
-        cwd=ROOT,
+        cwd=root,
         stdout=log,
         stderr=log,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), I2PROXY_SUBSCRIPTIONS="off"),
+        env=dict(os.environ, PYTHONPATH=str(root), I2PROXY_SUBSCRIPTIONS="off"),
     )
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
