@@ -8,11 +8,11 @@ Two measurements, both in one process with no network:
   ``asyncio.StreamWriter.write``/``drain`` on one side and ``StreamReader.read`` on the other:
   the whole path an application byte takes above I2CP.
 - ``receive``: the receiving end alone, from the router's bytes up: MessagePayload frames (as
-  i2pd writes them on the I2CP socket, up to 256 KiB per read) into an ``I2CPSession``, its
+  i2pd writes them on the I2CP socket, 12 packets per read) into an ``I2CPSession``, its
   payloads into a ``StreamManager`` (as ``NativeDialer`` dispatches them), the data read from
-  the ``StreamReader``, every ACK built and queued as a SendMessageExpires. The sending core
-  (a sans-IO ``Connection`` standing for the eepsite) is timed apart and left out: this is the
-  per-MB cost of i2proxy's side of a bulk GET, less the relay's socket writes.
+  the ``StreamReader``, every ACK built and queued as a SendMessageExpires. The peer's packets
+  are built beforehand (not timed): this is the per-MB cost of i2proxy's side of a bulk GET,
+  less the sockets and the relay.
 - ``floor``: the same bytes sliced into 1812-byte chunks and concatenated again: what any
   implementation must at least spend in Python.
 
@@ -39,7 +39,7 @@ from i2proxy.i2p.keys import PrivateKeys
 from i2proxy.streaming.connection import Connection
 from i2proxy.streaming.events import DataReceived
 from i2proxy.streaming.manager import StreamManager
-from i2proxy.streaming.packet import decode
+from i2proxy.streaming.packet import Packet, decode, encode
 
 
 def bench_core(data: bytes, a: PrivateKeys, b: PrivateKeys) -> tuple[float, float, int]:
@@ -112,12 +112,20 @@ async def bench_manager(data: bytes, a: PrivateKeys, b: PrivateKeys) -> tuple[fl
     return elapsed
 
 
-#: Bytes per socket read on the I2CP connection (what asyncio reads at most).
-I2CP_READ = 256 * 1024
+#: Packets per socket read on the I2CP connection: a 32 MB GET through the HTTP proxy on the
+#: test network saw ~19 000 packets in 1 300-1 800 reads (cProfile of i2proxy, 0-hop).
+PACKETS_PER_READ = 12
+#: Payload per data packet: what i2pd sends at its default MTU.
+PAYLOAD = 1730
 
 
 async def bench_receive(data: bytes, a: PrivateKeys, b: PrivateKeys) -> tuple[float, float]:
-    """(wall, CPU) seconds of the receiving side only; see the module docstring."""
+    """(wall, CPU) seconds of the receiving side only; see the module docstring.
+
+    Deterministic: the peer's SYN reply comes from a real core, its data packets are built
+    beforehand (as i2pd sends them: no options, in order) and handed over
+    ``PACKETS_PER_READ`` per read, so every run does the same work whatever the machine's load.
+    """
     loop = asyncio.get_running_loop()
     session = I2CPSession(identity=None)  # type: ignore[arg-type]  # no handshake here
     session.state, session.session_id = SessionState.READY, 1
@@ -132,73 +140,48 @@ async def bench_receive(data: bytes, a: PrivateKeys, b: PrivateKeys) -> tuple[fl
             dst_port=dst_port,
         )
 
+    def frame(message_id: int, packet: bytes) -> bytes:
+        body = encode_payload(packet, protocol=6, src_port=80)
+        return i2cp_messages.encode_message(i2cp_messages.MessagePayload(1, message_id, body))
+
     manager = StreamManager(b, send)
-    sender_cpu = 0.0
-    message_ids = iter(range(1, 1 << 31))
-    server: Connection | None = None
-    acks = i2cp_messages.FrameDecoder()
-
-    def to_sender() -> None:
-        """The receiver's queued messages (SYN, ACKs) into the sending core (timed apart)."""
-        nonlocal server, sender_cpu
-        started = time.process_time()
-        for frame in acks.feed(session.data_to_send()):
-            message = frame.decode()
-            assert isinstance(message, i2cp_messages.SendMessageExpires)
-            raw = decode_payload(message.payload).data
-            if server is None:
-                syn = decode(raw)
-                server = Connection.incoming(syn, keys=a, local_stream_id=7, now=loop.time())
-                server.send(data)
-                server.close()
-            else:
-                server.receive_packet(raw, loop.time())
-        sender_cpu += time.process_time() - started
-
-    def from_sender() -> bytes:
-        nonlocal sender_cpu
-        started = time.process_time()
-        out = bytearray()
-        if server is not None:
-            now = loop.time()
-            timer = server.get_timer()
-            if timer is not None and timer <= now:
-                server.handle_timer(now)
-            for raw in server.packets_to_send(now):
-                frame = encode_payload(raw, protocol=6, src_port=80)
-                out += i2cp_messages.encode_message(
-                    i2cp_messages.MessagePayload(1, next(message_ids), frame)
-                )
-        sender_cpu += time.process_time() - started
-        return bytes(out)
-
-    wall, cpu = time.perf_counter(), time.process_time()
     opening = asyncio.ensure_future(manager.open_stream(a.destination, 80, b"GET /", timeout=10))
     await asyncio.sleep(0)
-    to_sender()
+    syn_frame = i2cp_messages.FrameDecoder().feed(session.data_to_send())[0]  # then the pre-ACK
+    message = syn_frame.decode()
+    assert isinstance(message, i2cp_messages.SendMessageExpires)
+    syn = decode(decode_payload(message.payload).data)
+    server = Connection.incoming(syn, keys=a, local_stream_id=7, now=loop.time())
+    server.flush()
+    (syn_reply,) = server.packets_to_send(loop.time())
+    reads = []
+    for first in range(0, len(data), PAYLOAD * PACKETS_PER_READ):
+        wire = bytearray()
+        for offset in range(first, min(len(data), first + PAYLOAD * PACKETS_PER_READ), PAYLOAD):
+            seq = offset // PAYLOAD + 1
+            packet = Packet(
+                syn.receive_stream_id, 7, seq, 0, payload=data[offset : offset + PAYLOAD]
+            )
+            wire += frame(seq, encode(packet))
+        reads.append(bytes(wire))
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    session.receive_data(frame(0, syn_reply), time.time())
     digest = hashlib.sha256()
-    received = 0
     reader = None
-    while received < len(data):
-        wire = from_sender()
-        for offset in range(0, len(wire), I2CP_READ):
-            session.receive_data(wire[offset : offset + I2CP_READ], time.time())
-            while (event := session.next_event()) is not None:
-                if isinstance(event, i2cp_events.PayloadReceived):
-                    p = event.payload
-                    manager.handle_payload(p.data, src_port=p.src_port, dst_port=p.dst_port)
-        if reader is None and opening.done():
-            reader, _writer = opening.result()
+    for wire in [b"", *reads]:
+        session.receive_data(wire, time.time())
+        while (event := session.next_event()) is not None:
+            if isinstance(event, i2cp_events.PayloadReceived):
+                p = event.payload
+                manager.handle_payload(p.data, src_port=p.src_port, dst_port=p.dst_port)
+        session.data_to_send()  # the ACKs: gone to the router
         await asyncio.sleep(0)
-        if reader is not None:
-            while len(reader._buffer):  # what a relay's read(1 MiB) takes per turn
-                chunk = await reader.read(1 << 20)
-                digest.update(chunk)
-                received += len(chunk)
-        to_sender()
-        if not wire:
-            await asyncio.sleep(0.001)  # the sender's window is full: let timers run
-    elapsed = time.perf_counter() - wall, time.process_time() - cpu - sender_cpu
+        if reader is None:
+            reader, _writer = await opening
+        while len(reader._buffer):  # what a relay's read(1 MiB) takes per turn
+            digest.update(await reader.read(1 << 20))
+    elapsed = time.perf_counter() - wall, time.process_time() - cpu
     assert digest.hexdigest() == hashlib.sha256(data).hexdigest(), "corrupted transfer"
     await manager.close()
     return elapsed

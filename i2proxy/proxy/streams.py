@@ -37,10 +37,12 @@ async def read_before(
 ) -> bytes:
     """Read what is there (``b""`` at EOF), or raise ``TimeoutError`` once the loop's clock
     passes ``deadline``."""
-    remaining = deadline - asyncio.get_running_loop().time()
-    if remaining <= 0:
+    if deadline - asyncio.get_running_loop().time() <= 0:
         raise TimeoutError
-    return await asyncio.wait_for(reader.read(size), remaining)
+    # asyncio.timeout_at arms one timer; wait_for wrapped each read in a new Task (a relay
+    # reads once per batch of packets from the router).
+    async with asyncio.timeout_at(deadline):
+        return await reader.read(size)
 
 
 async def linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -33,6 +33,7 @@ from i2proxy.streaming.events import (
 )
 from i2proxy.streaming.options import MTU_DEFAULT, StreamingOptions
 from i2proxy.streaming.packet import (
+    CHOKE_DELAY_MS,
     CHOKE_SEND_DELAY_MS,
     MAX_NACKS,
     NO_FLAGS,
@@ -59,6 +60,13 @@ if TYPE_CHECKING:
 
 #: Packets we sign; the spec requires a signature on these and we verify it on receipt.
 SIGNED_FLAGS = Flag.SYNCHRONIZE | Flag.CLOSE | Flag.RESET
+# Flag bits as plain ints for the per-packet tests (IntFlag arithmetic builds enum members).
+_SYN = int(Flag.SYNCHRONIZE)
+_CLOSE = int(Flag.CLOSE)
+_RESET = int(Flag.RESET)
+_ECHO = int(Flag.ECHO)
+_NO_ACK = int(Flag.NO_ACK)
+_SIGNED = int(SIGNED_FLAGS)
 #: Smallest max-packet-size we accept from a peer (anything lower would be absurd overhead).
 MIN_PEER_MPS = 512
 #: Largest payload we accept in one packet (i2pd's MAX_PACKET_SIZE; we advertise less).
@@ -442,7 +450,7 @@ class Connection:
             except PacketError:
                 self.stats.invalid_packets += 1
                 return
-        if self.is_terminated and self.state is not State.CLOSED:
+        if self.state is State.RESET:
             return
         if not self._authentic(packet):
             self.stats.invalid_packets += 1
@@ -467,9 +475,10 @@ class Connection:
 
     def _authentic(self, packet: Packet) -> bool:
         """Signature and id checks; False means drop and count."""
-        if packet.has(Flag.ECHO):
+        bits = int(packet.flags)  # plain int tests: see packet._SIGNED_BITS
+        if bits & _ECHO:
             return True  # pongs are matched by stream id; pings are the manager's business
-        if packet.receive_stream_id == 0 and not packet.has(Flag.RESET):
+        if packet.receive_stream_id == 0 and not bits & _RESET:
             return False
         if self.remote_stream_id and packet.receive_stream_id not in (0, self.remote_stream_id):
             return False
@@ -479,7 +488,7 @@ class Connection:
             packet.from_destination, self.remote_destination
         ):
             return False
-        if packet.has(SIGNED_FLAGS):
+        if bits & _SIGNED:
             if packet.signature is None or self.remote_destination is None:
                 return False
             if packet.offline_signature is None and self._peer_offline is not None:
@@ -491,12 +500,13 @@ class Connection:
         return True
 
     def _accept_packet(self, packet: Packet, now: float) -> None:
-        if packet.has(Flag.ECHO):
+        bits = int(packet.flags)
+        if bits & _ECHO:
             if packet.send_stream_id == 0 and self._ping_sent_at is not None:
                 self._events.append(PongReceived(now - self._ping_sent_at, packet.payload))
                 self._ping_sent_at = None
             return
-        if packet.has(Flag.RESET):
+        if bits & _RESET:
             self._die(ResetReason.PEER_RESET, "peer sent RESET")
             return
         if not self.remote_stream_id and packet.receive_stream_id:
@@ -504,16 +514,15 @@ class Connection:
         if packet.max_packet_size is not None:
             self._peer_mps = max(MIN_PEER_MPS, packet.max_packet_size)
         was_choked = self._peer_choked
-        self._peer_choked = packet.choke
+        delay = packet.delay_requested
+        self._peer_choked = delay is not None and delay >= CHOKE_DELAY_MS  # packet.choke
         if self._peer_choked and not was_choked:
             self._probe_deadline = now + self.rtt.rto
-        if not packet.has(Flag.NO_ACK) and (
-            packet.send_stream_id != 0 or self.trust_speculative_acks
-        ):
+        if not bits & _NO_ACK and (packet.send_stream_id != 0 or self.trust_speculative_acks):
             self._process_ack(packet.ack_through, packet.nacks, now)
         if self.state is State.RESET:
             return
-        if packet.is_plain_ack:
+        if packet.sequence_num == 0 and not bits & _SYN:  # packet.is_plain_ack
             self._maybe_finish(now)
             return
         self._process_sequenced(packet, now)
@@ -523,7 +532,9 @@ class Connection:
         if ack_through >= self._next_seq:
             return  # acknowledges something we never sent: ignore (i2pd does the same)
         result = self.recovery.on_ack_received(ack_through, nacks, now)
-        if any(sent.seq == self._close_seq for sent in result.acked):
+        if self._close_seq is not None and any(
+            sent.seq == self._close_seq for sent in result.acked
+        ):
             self._close_acked = True
 
     def _process_sequenced(self, packet: Packet, now: float) -> None:
@@ -697,7 +708,7 @@ class Connection:
         if packet.payload:
             self.stats.bytes_received += len(packet.payload)
             self._events.append(DataReceived(packet.payload))
-        if packet.has(Flag.CLOSE):
+        if int(packet.flags) & _CLOSE:
             self._peer_close_seq = packet.sequence_num
             self._ended = True
             self._events.append(StreamEnded())

@@ -211,6 +211,11 @@ class Recovery:
     def on_ack_received(self, ack_through: int, nacks: tuple[int, ...], now: float) -> AckResult:
         """Process the ACK fields of a packet from the peer (``ack_through`` already checked
         against what we sent)."""
+        if not self.sent:
+            # Nothing in flight (a bulk receiver's every packet): nothing to acknowledge or
+            # declare lost; what the general walk below would leave behind.
+            self.loss_deadline = None
+            return AckResult([])
         nacked = set(nacks)
         acked: list[SentPacket] = []
         for seq in list(self.sent):  # insertion order is sequence order
