@@ -53,6 +53,9 @@ class Round:
     latencies: list[float] = field(default_factory=list)  # seconds, good answers only
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     wall: float = 0.0
+    #: Seconds from each client's start to its request written: the benchmark's own delay
+    #: (one Python process opening every connection competes for the same CPU).
+    written: list[float] = field(default_factory=list)
     #: CPU seconds (user + system) spent during the burst, by process name.
     cpu: dict[str, float] = field(default_factory=dict)
 
@@ -80,8 +83,16 @@ class Round:
         return sum(low <= t < high for t in self.latencies) / total if total else 0.0
 
 
-async def fetch(proxy: str, url: str, digest: str, size: int, timeout: float) -> float:
-    """One GET on a fresh connection; returns seconds to the whole verified body."""
+async def fetch(
+    proxy: str,
+    url: str,
+    digest: str,
+    size: int,
+    timeout: float,
+    written: list[float] | None = None,
+) -> float:
+    """One GET on a fresh connection; returns seconds to the whole verified body. Appends to
+    ``written`` when the request was handed to the kernel (this client's own delay)."""
     start = time.perf_counter()
     reader, writer = await asyncio.open_connection(*_split(proxy))
     try:
@@ -90,6 +101,8 @@ async def fetch(proxy: str, url: str, digest: str, size: int, timeout: float) ->
             f"GET {url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
             "User-Agent: bench\r\n\r\n".encode()
         )
+        if written is not None:
+            written.append(time.perf_counter() - start)
         data = await asyncio.wait_for(reader.read(-1), timeout)
     finally:
         writer.close()
@@ -114,7 +127,9 @@ async def burst(proxy: str, name: str, url: str, count: int, size: int, timeout:
         await gate.wait()
         try:
             result.latencies.append(
-                await asyncio.wait_for(fetch(proxy, url, digest, size, timeout), timeout + 5)
+                await asyncio.wait_for(
+                    fetch(proxy, url, digest, size, timeout, result.written), timeout + 5
+                )
             )
         except TimeoutError:
             result.errors["timeout"] += 1
@@ -252,6 +267,13 @@ def main() -> int:
                 rounds.append(r)
                 print(f"round {n} {name}: {describe(r)}", file=sys.stderr)
                 print(f"  histogram (s: count): {r.histogram()}", file=sys.stderr)
+                lags = sorted(r.written)
+                if lags:
+                    print(
+                        f"  requests written after (s): p50 {lags[len(lags) // 2]:.2f}, "
+                        f"max {lags[-1]:.2f}",
+                        file=sys.stderr,
+                    )
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
@@ -287,6 +309,7 @@ def main() -> int:
                             "latencies": r.latencies,
                             "errors": dict(r.errors),
                             "wall": r.wall,
+                            "written": r.written,
                             "cpu": r.cpu,
                         }
                         for r in rounds
