@@ -282,11 +282,11 @@ async def get(proxy: str, url: str, *, socks: bool = False) -> Fetch:
         writer.close()
 
 
-async def warm_up(proxy: str, url: str, timeout: float = 180) -> None:
+async def warm_up(proxy: str, url: str, timeout: float = 180, *, socks: bool = False) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            await asyncio.wait_for(get(proxy, url), 60)
+            await asyncio.wait_for(get(proxy, url, socks=socks), 60)
             return
         except (OSError, RuntimeError, TimeoutError, asyncio.IncompleteReadError):
             if time.monotonic() > deadline:
@@ -352,9 +352,8 @@ async def ttfb(
     proxies: dict[str, str], socks: dict[str, str], url: str, samples: int
 ) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
-    for name in proxies:  # the SOCKS proxies' first lookup is not a sample (HTTP warmed up)
-        with contextlib.suppress(OSError, RuntimeError, TimeoutError, asyncio.IncompleteReadError):
-            await asyncio.wait_for(get(socks[name], url, socks=True), 60)
+    for name in proxies:  # until a SOCKS GET works (HTTP warmed up): a fresh SOCKS-side
+        await warm_up(socks[name], url, socks=True)  # destination may fail its first streams
     for i in range(samples):
         names = list(proxies) if i % 2 == 0 else list(reversed(proxies))
         for name in names:
@@ -364,8 +363,8 @@ async def ttfb(
             ):
                 try:
                     got = await asyncio.wait_for(get(proxy, url, socks=via_socks), 60)
-                except (OSError, RuntimeError, TimeoutError, asyncio.IncompleteReadError):
-                    out.setdefault(f"{name} {kind} failed", []).append(1.0)
+                except (OSError, RuntimeError, TimeoutError, asyncio.IncompleteReadError) as exc:
+                    out.setdefault(f"{name} {kind} failed", []).append(repr(exc)[:200])  # type: ignore[arg-type]
                     continue
                 out.setdefault(f"{name} {kind}", []).append(got.ttfb * 1000)
     return out
@@ -532,7 +531,7 @@ def bulk_row(cell: Cell, size: int, results: dict[str, Series]) -> str:
 
 
 def ttfb_row(cell: Cell, values: dict[str, list[float]]) -> str:
-    med = {k: statistics.median(v) for k, v in values.items() if v}
+    med = {k: statistics.median(v) for k, v in values.items() if v and not k.endswith("failed")}
     cols = []
     for kind in ("HTTP", "SOCKS"):
         a, b = med.get(f"i2proxy {kind}"), med.get(f"i2pd {kind}")
