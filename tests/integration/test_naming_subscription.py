@@ -267,6 +267,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _wait_for_subscription_outcome(proxy: _RunProcess, *, deadline: float) -> dict:
+    """The first subscription.done or subscription.failed event of ``proxy``, or {} at deadline."""
+    while time.monotonic() < deadline:
+        for event in proxy.log_events():
+            if event.get("event") in ("subscription.done", "subscription.failed"):
+                return event
+        time.sleep(0.5)
+    return {}
+
+
+@pytest.mark.timeout(720)  # two attempts of up to 240 s each, see below
 def test_running_proxy_fetches_its_subscription_and_serves_the_new_names(testnet, tmp_path):
     """`i2proxy run` fetches the feed in the background through its own dialer; the new names
     then work through its SOCKS5 and HTTP proxies (curl as the client)."""
@@ -274,24 +285,26 @@ def test_running_proxy_fetches_its_subscription_and_serves_the_new_names(testnet
     site_name = f"runsite-{uuid.uuid4().hex[:8]}.i2p"
     feed_path, _names = _write_feed(Path(eep.www_dir), site_name, eep.destination)
     url = f"http://{eep.b32}/files/{feed_path.name}"
-    data_dir = tmp_path / "data"
-    (data_dir / "addressbook").mkdir(parents=True)
-    (data_dir / "addressbook" / "subscriptions.txt").write_text(f"# test\n{url}\n")
     router = _router_for_client(testnet)
-    proxy = _RunProcess(f"i2cp://{router.i2cp}", data_dir)
-    proxy.start()
+    # A second try from a fresh install (new destination) if the first fetch fails: i2pd 2.45.1
+    # drops every new-session message from a key whose first reply was lost, for 2 minutes
+    # (docs/TESTNET.md), and the failed feed is next polled only after the 5 min backoff.
+    for attempt in range(2):
+        data_dir = tmp_path / f"data{attempt}"
+        (data_dir / "addressbook").mkdir(parents=True)
+        (data_dir / "addressbook" / "subscriptions.txt").write_text(f"# test\n{url}\n")
+        proxy = _RunProcess(f"i2cp://{router.i2cp}", data_dir)
+        proxy.start()
+        outcome = _wait_for_subscription_outcome(proxy, deadline=time.monotonic() + 240)
+        if outcome.get("event") == "subscription.done" or attempt == 1:
+            break
+        print(f"first fetch failed ({outcome}); trying again from a fresh install")
+        proxy.stop()
     try:
-        deadline = time.monotonic() + 240
-        done = []
-        while not done:
-            done = [e for e in proxy.log_events() if e.get("event") == "subscription.done"]
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"no subscription fetch:\n{proxy.log_path.read_text()[-3000:]}"
-                )
-            time.sleep(0.5)
-        assert done[0]["feed"] == 1 and done[0]["status"] == 200
-        assert done[0]["added"] == 1 + SIGNED and done[0]["invalid"] == 2
+        if outcome.get("event") != "subscription.done":
+            raise AssertionError(f"no subscription fetch:\n{proxy.log_path.read_text()[-3000:]}")
+        assert outcome["feed"] == 1 and outcome["status"] == 200
+        assert outcome["added"] == 1 + SIGNED and outcome["invalid"] == 2
 
         via_http = _curl("-x", f"http://{proxy.http}", f"http://{site_name}/")
         assert via_http.returncode == 0, via_http.stderr

@@ -35,6 +35,13 @@ async def test_dialing_a_destination_that_was_never_published_fails_as_offline_f
 
     b32 = testnet.eepsite.b32
     async with native_dialer(testnet, CLIENT_ROUTER) as dialer:
+        # First the live site: a fast "offline" only means something once this router's lookups
+        # reach a floodfill (in one CI run none did yet, and every lookup failed in 0.01 s).
+        await _fetch_live_site(dialer, b32, deadline=time.monotonic() + 180)
+        deadline = time.monotonic() + 60
+        while dialer.manager.stream_count and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)  # that stream's closing handshake
+        assert dialer.manager.stream_count == 0
         timings = []
         for _ in range(3):
             target = Destination.from_base64(never_published())
@@ -45,11 +52,30 @@ async def test_dialing_a_destination_that_was_never_published_fails_as_offline_f
         print(f"offline dial times: {[round(t, 3) for t in timings]} s")
         assert max(timings) < GOAL_SECONDS, timings
         assert dialer.manager.stream_count == 0
-        # the session is unharmed: a live site still answers at once
-        request = f"GET / HTTP/1.1\r\nHost: {b32}\r\nConnection: close\r\n\r\n".encode()
-        reader, writer = await dialer.open_stream(b32, 80, request, timeout=60)
-        assert (await asyncio.wait_for(reader.read(), 60)).startswith(b"HTTP/1.1 200")
-        writer.close()
+        # the session is unharmed: the live site still answers
+        await _fetch_live_site(dialer, b32, deadline=time.monotonic() + 60, retry=False)
+
+
+async def _fetch_live_site(dialer, b32: str, *, deadline: float, retry: bool = True) -> None:
+    """GET / from the eepsite through ``dialer``; with ``retry``, until it works or ``deadline``
+    (the router may not know a usable floodfill yet: i2pd 2.58 marks one unreachable for 8 min
+    after a simultaneous connect, see docs/TESTNET.md)."""
+    from i2proxy.dialer import DialError
+
+    request = f"GET / HTTP/1.1\r\nHost: {b32}\r\nConnection: close\r\n\r\n".encode()
+    while True:
+        try:
+            reader, writer = await dialer.open_stream(b32, 80, request, timeout=60)
+        except (DialError, TimeoutError):
+            if not retry or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(5)
+            continue
+        try:
+            assert (await asyncio.wait_for(reader.read(), 60)).startswith(b"HTTP/1.1 200")
+        finally:
+            writer.close()
+        return
 
 
 async def test_a_never_published_destination_fails_as_offline_fast_on_java(testnet):

@@ -34,6 +34,8 @@ HANDSHAKES = 32
 #: CONNECTs awaiting their reply at once: the ramp is bounded by the proxy's CPU anyway, and
 #: thousands of SYNs in flight on a loaded machine only make dials time out.
 DIALS = 512
+#: SOCKS5 reply 6, "TTL expired": what the proxy answers when the I2P dial timed out.
+SOCKS_TTL_EXPIRED = 6
 #: The idle clients leave in batches: closing all 5 000 streams in one go keeps the proxy's
 #: event loop busy for 10-20 s (one signed CLOSE each, and the site's to verify), and a request
 #: arriving then waits that long (docs/PROXY.md, *Idle connections*).
@@ -130,9 +132,18 @@ def test_an_idle_kept_alive_browser_connection_gives_its_stream_back(idle_proxy)
 async def _idle_socks_client(
     port: int, index: int, handshakes: asyncio.Semaphore, dials: asyncio.Semaphore
 ) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, int | str]:
-    """SOCKS5 CONNECT eepsite.i2p:80, then silence; the open connection and the reply code."""
+    """SOCKS5 CONNECT eepsite.i2p:80, then silence; the open connection and the reply code.
+
+    A CONNECT answered 6 (the I2P dial timed out) is tried once more on a new connection: under
+    load a SYN or its reply can be lost, and i2pd 2.45.1 then drops further new-session messages
+    from that key for 2 minutes (docs/TESTNET.md; 1 of 5 000 in one CI run). What this test
+    proves is that idle clients cost no more than their connections, not that no dial is lost.
+    """
     async with dials:
-        return await _connect_and_fall_silent(port, index, handshakes)
+        result = await _connect_and_fall_silent(port, index, handshakes)
+        if result[1] == SOCKS_TTL_EXPIRED:
+            result = await _connect_and_fall_silent(port, index, handshakes)
+        return result
 
 
 async def _connect_and_fall_silent(
