@@ -53,7 +53,7 @@ async def test_a_get_is_dialled_without_waiting_for_a_second_write():
 
 
 async def test_a_post_still_waits_for_its_body_written_separately():
-    first, took = await _collect([(0.0, POST_HEAD), (COALESCE_GAP / 4, b"hello")])
+    first, _ = await _collect([(0.0, POST_HEAD), (COALESCE_GAP / 4, b"hello")])
     assert first == POST_HEAD + b"hello"
 
 
