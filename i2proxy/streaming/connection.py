@@ -33,11 +33,15 @@ from i2proxy.streaming.events import (
 )
 from i2proxy.streaming.options import MTU_DEFAULT, StreamingOptions
 from i2proxy.streaming.packet import (
-    CHOKE_DELAY_MS,
     CHOKE_SEND_DELAY_MS,
+    CLOSE_BIT,
+    ECHO_BIT,
     MAX_NACKS,
+    NO_ACK_BIT,
     NO_FLAGS,
+    RESET_BIT,
     SIG_TYPE_LENGTHS,
+    SIGNED_BITS,
     Flag,
     OfflineSignature,
     Packet,
@@ -58,15 +62,6 @@ if TYPE_CHECKING:
     from i2proxy.streaming.congestion import CongestionControl
     from i2proxy.streaming.rtt import RttEstimator
 
-#: Packets we sign; the spec requires a signature on these and we verify it on receipt.
-SIGNED_FLAGS = Flag.SYNCHRONIZE | Flag.CLOSE | Flag.RESET
-# Flag bits as plain ints for the per-packet tests (IntFlag arithmetic builds enum members).
-_SYN = int(Flag.SYNCHRONIZE)
-_CLOSE = int(Flag.CLOSE)
-_RESET = int(Flag.RESET)
-_ECHO = int(Flag.ECHO)
-_NO_ACK = int(Flag.NO_ACK)
-_SIGNED = int(SIGNED_FLAGS)
 #: Smallest max-packet-size we accept from a peer (anything lower would be absurd overhead).
 MIN_PEER_MPS = 512
 #: Largest payload we accept in one packet (i2pd's MAX_PACKET_SIZE; we advertise less).
@@ -475,10 +470,10 @@ class Connection:
 
     def _authentic(self, packet: Packet) -> bool:
         """Signature and id checks; False means drop and count."""
-        bits = int(packet.flags)  # plain int tests: see packet._SIGNED_BITS
-        if bits & _ECHO:
+        bits = int(packet.flags)  # plain int tests: see packet.SYN_BIT
+        if bits & ECHO_BIT:
             return True  # pongs are matched by stream id; pings are the manager's business
-        if packet.receive_stream_id == 0 and not bits & _RESET:
+        if packet.receive_stream_id == 0 and not bits & RESET_BIT:
             return False
         if self.remote_stream_id and packet.receive_stream_id not in (0, self.remote_stream_id):
             return False
@@ -488,7 +483,7 @@ class Connection:
             packet.from_destination, self.remote_destination
         ):
             return False
-        if bits & _SIGNED:
+        if bits & SIGNED_BITS:
             if packet.signature is None or self.remote_destination is None:
                 return False
             if packet.offline_signature is None and self._peer_offline is not None:
@@ -501,12 +496,12 @@ class Connection:
 
     def _accept_packet(self, packet: Packet, now: float) -> None:
         bits = int(packet.flags)
-        if bits & _ECHO:
+        if bits & ECHO_BIT:
             if packet.send_stream_id == 0 and self._ping_sent_at is not None:
                 self._events.append(PongReceived(now - self._ping_sent_at, packet.payload))
                 self._ping_sent_at = None
             return
-        if bits & _RESET:
+        if bits & RESET_BIT:
             self._die(ResetReason.PEER_RESET, "peer sent RESET")
             return
         if not self.remote_stream_id and packet.receive_stream_id:
@@ -514,15 +509,14 @@ class Connection:
         if packet.max_packet_size is not None:
             self._peer_mps = max(MIN_PEER_MPS, packet.max_packet_size)
         was_choked = self._peer_choked
-        delay = packet.delay_requested
-        self._peer_choked = delay is not None and delay >= CHOKE_DELAY_MS  # packet.choke
+        self._peer_choked = packet.choke
         if self._peer_choked and not was_choked:
             self._probe_deadline = now + self.rtt.rto
-        if not bits & _NO_ACK and (packet.send_stream_id != 0 or self.trust_speculative_acks):
+        if not bits & NO_ACK_BIT and (packet.send_stream_id != 0 or self.trust_speculative_acks):
             self._process_ack(packet.ack_through, packet.nacks, now)
         if self.state is State.RESET:
             return
-        if packet.sequence_num == 0 and not bits & _SYN:  # packet.is_plain_ack
+        if packet.is_plain_ack:
             self._maybe_finish(now)
             return
         self._process_sequenced(packet, now)
@@ -708,7 +702,7 @@ class Connection:
         if packet.payload:
             self.stats.bytes_received += len(packet.payload)
             self._events.append(DataReceived(packet.payload))
-        if int(packet.flags) & _CLOSE:
+        if int(packet.flags) & CLOSE_BIT:
             self._peer_close_seq = packet.sequence_num
             self._ended = True
             self._events.append(StreamEnded())
@@ -855,7 +849,7 @@ class Connection:
         ack_through, nacks, no_ack = self._ack_fields()
         # Data packets carry no control flag: skip the (slow) IntFlag arithmetic for them.
         syn = bool(control) and bool(control & Flag.SYNCHRONIZE)
-        signed = bool(control) and bool(control & SIGNED_FLAGS)
+        signed = bool(int(control) & SIGNED_BITS)  # we sign these and verify them on receipt
         if syn and self.is_client and no_ack:
             nacks = self._replay_nacks()
         flags = control

@@ -83,10 +83,16 @@ OPTION_FLAGS = (
 )
 KNOWN_FLAGS = Flag(0x0FFF)
 
-# The codec tests and sets bits as plain ints: every ``&``/``|`` on an IntFlag builds a new
-# enum member in Python code (~1 µs each), a third of the CPU of a bulk transfer's packets.
-_SIGNED_BITS = int(Flag.SYNCHRONIZE | Flag.CLOSE | Flag.RESET)
-_ECHO = int(Flag.ECHO)
+# Flag bits as plain ints, for the codec and the connection's per-packet tests: every ``&``/``|``
+# on an IntFlag builds a new enum member in Python code (~1 µs each), a third of the CPU of a
+# bulk transfer's packets.
+SYN_BIT = int(Flag.SYNCHRONIZE)
+CLOSE_BIT = int(Flag.CLOSE)
+RESET_BIT = int(Flag.RESET)
+ECHO_BIT = int(Flag.ECHO)
+NO_ACK_BIT = int(Flag.NO_ACK)
+#: The packets the spec requires signed.
+SIGNED_BITS = SYN_BIT | CLOSE_BIT | RESET_BIT
 _DELAY_REQUESTED = int(Flag.DELAY_REQUESTED)
 _FROM_INCLUDED = int(Flag.FROM_INCLUDED)
 _MAX_PACKET_SIZE_INCLUDED = int(Flag.MAX_PACKET_SIZE_INCLUDED)
@@ -183,16 +189,16 @@ class Packet:
     signature_offset: int = field(default=-1, repr=False, compare=False)
 
     def has(self, flag: Flag) -> bool:
-        return bool(int.__and__(self.flags, flag))  # int arithmetic: see _SIGNED_BITS
+        return bool(int.__and__(self.flags, flag))  # int arithmetic: see SYN_BIT
 
     @property
     def is_syn(self) -> bool:
-        return self.has(Flag.SYNCHRONIZE)
+        return bool(int.__and__(self.flags, SYN_BIT))
 
     @property
     def is_plain_ack(self) -> bool:
         """Sequence 0 without SYN: an ACK that is itself never acknowledged (spec)."""
-        return self.sequence_num == 0 and not self.is_syn
+        return self.sequence_num == 0 and not int.__and__(self.flags, SYN_BIT)
 
     @property
     def choke(self) -> bool:
@@ -240,7 +246,7 @@ def encode(packet: Packet, signer: Signer | None = None) -> bytes:
         and packet.from_destination is None
         and packet.max_packet_size is None
         and packet.offline_signature is None
-        and not flags & _SIGNED_BITS
+        and not flags & SIGNED_BITS
         and len(packet.payload) <= MAX_PACKET_BYTES - MIN_HEADER_SIZE
     ):
         # Fast path: no NACKs, no options, unsigned (data packets and plain ACKs). The same
@@ -267,8 +273,8 @@ def encode(packet: Packet, signer: Signer | None = None) -> bytes:
 def _encode_general(packet: Packet, signer: Signer | None) -> bytes:
     """:func:`encode` for every packet shape, with every range check."""
     flags = int(packet.flags) & ~_OPTION_BITS & _KNOWN_BITS
-    needs_signature = bool(flags & _SIGNED_BITS)
-    if flags & _ECHO and packet.from_destination is not None:
+    needs_signature = bool(flags & SIGNED_BITS)
+    if flags & ECHO_BIT and packet.from_destination is not None:
         needs_signature = True  # a ping must be signed
     if needs_signature and signer is None:
         raise PacketError(f"a packet with flags {Flag(flags)!r} must be signed")
@@ -563,11 +569,17 @@ def same_destination(a: Destination | None, b: Destination | None) -> bool:
 __all__ = [
     "CHOKE_DELAY_MS",
     "CHOKE_SEND_DELAY_MS",
+    "CLOSE_BIT",
+    "ECHO_BIT",
     "MAX_NACKS",
     "MAX_PACKET_BYTES",
     "MIN_HEADER_SIZE",
+    "NO_ACK_BIT",
     "REPLAY_NACK_COUNT",
+    "RESET_BIT",
+    "SIGNED_BITS",
     "SIG_TYPE_LENGTHS",
+    "SYN_BIT",
     "Flag",
     "OfflineSignature",
     "Packet",
