@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_bulk import _split, start_i2proxy, testnet
+from bench_bulk import _split, load_average, start_i2proxy, testnet
 
 from testnet.eepsite import expected_bytes
 
@@ -177,12 +177,6 @@ def measured_burst(pids: dict[str, int], run: Callable[[], Round]) -> Round:
         if start is not None and end is not None:
             result.cpu[name] = end - start
     return result
-
-
-def load_average() -> str:
-    with contextlib.suppress(OSError):
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return "?"
 
 
 def describe(r: Round) -> str:
