@@ -26,17 +26,27 @@ def test_a_key_keeps_its_destination_and_two_keys_never_share_one():
 
 
 def test_a_new_key_takes_the_ready_spare_without_creating():
-    t = table()
-    assert t.spares_to_make() == 1
-    spare = t.add_spare(0.0)
+    t = table(max_destinations=4, spares=2)
+    building = t.add_spare(0.0)
+    ready = t.add_spare(1.0)
     assert t.spares_to_make() == 0
-    claim = t.claim("a", 1.0)
-    assert claim.create  # the spare is not ready yet: no waiting on its tunnels either way
-    t.mark_ready(spare)
+    t.mark_ready(ready)
     claim = t.claim("b", 2.0)
-    assert claim.slot is spare and not claim.create and spare.key == "b"
-    assert t.spares_taken == 1
+    assert claim.slot is ready and not claim.create and ready.key == "b"
+    assert t.spares_taken == 1 and t.spare_slots == [building]
     assert t.spares_to_make() == 1  # refill
+
+
+def test_with_no_spare_ready_a_new_key_takes_the_oldest_building_one():
+    """It is ready sooner than a destination started now, and no second build competes."""
+    t = table(max_destinations=4, spares=2)
+    oldest = t.add_spare(0.0)
+    younger = t.add_spare(1.0)
+    claim = t.claim("a", 2.0)
+    assert claim.slot is oldest and not claim.create and not oldest.ready
+    assert t.spare_slots == [younger] and t.created == 2
+    t.mark_ready(oldest)
+    assert t.by_key["a"].ready
 
 
 def test_spares_stay_within_the_bound():
