@@ -101,7 +101,9 @@ class Config:
     release_memory: bool = True
     connect_timeout: float = 60.0
     max_header_bytes: int = 32 * 1024
-    max_clients: int = 512
+    #: Authenticated clients at once (~18 KB each when idle, one open file each; the process
+    #: raises its open-files limit to fit). 1000 simultaneous requests must all be answered.
+    max_clients: int = 2048
     #: Connections that have not authenticated yet (no SOCKS request or HTTP head accepted)
     #: have their own budget, in total and per client address; when it is full the oldest
     #: pending connection is closed to make room. They must authenticate within

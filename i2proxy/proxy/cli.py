@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="keep the client destination across runs (DATA_DIR/client-destination.keys)",
     )
-    add("--max-clients", type=int, metavar="N", help="concurrent client connections (512)")
+    add("--max-clients", type=int, metavar="N", help="concurrent client connections (2048)")
     add(
         "--max-streams",
         type=int,

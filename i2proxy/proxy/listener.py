@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import socket
 from collections.abc import Callable
 
@@ -116,6 +117,27 @@ class Listener:
             sock.close()
 
 
+def raise_open_files_limit(needed: int) -> int:
+    """Raise this process's soft limit on open files to ``needed`` (never above the hard
+    limit, never lowering it), as nginx, HAProxy and Tor do: a desktop session's soft limit
+    is often 1024, below ``max_clients`` plus the pending budget. Returns the soft limit now
+    in force; beyond it accepting fails ("accept failed", retried after a pause)."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return -1
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return soft
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target <= soft:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError):
+        return soft
+    return target
+
+
 async def serve(
     host: str,
     port: int,
@@ -129,4 +151,4 @@ async def serve(
     return Listener(await bind(host, port), on_accept, has_room, retry_in, limit=limit)
 
 
-__all__ = ["BACKLOG", "Listener", "serve"]
+__all__ = ["BACKLOG", "Listener", "raise_open_files_limit", "serve"]

@@ -28,7 +28,7 @@ from i2proxy.proxy import memory, pages, socks
 from i2proxy.proxy.context import ClientSlot, SessionContext, Stats
 from i2proxy.proxy.http import HelperTokens
 from i2proxy.proxy.http_session import HttpSession
-from i2proxy.proxy.listener import Listener, serve
+from i2proxy.proxy.listener import Listener, raise_open_files_limit, serve
 from i2proxy.proxy.outproxy import OutproxyChooser, parse_outproxy
 from i2proxy.proxy.outproxy_dial import OutproxyDialer
 from i2proxy.proxy.routing import Resolver
@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 log = get_logger("i2proxy.proxy")
 
 _RETRY_AFTER = (b"retry-after", b"5")
+#: Open files besides the clients and the pending budget: the router connection, listeners,
+#: log, address book, outproxy and site connections of the loopback pages.
+SPARE_FILES = 256
 #: A timer this late (seconds) means the event loop was stalled, not the client slow.
 STALL = 1.0
 #: How soon to look again at a full pre-auth budget whose old connections have unread requests.
@@ -67,6 +70,8 @@ class _Pending:
     since: float | None = None
     #: Its StreamReader: bytes asyncio already read from the socket wait here for the task.
     reader: asyncio.StreamReader | None = None
+    #: The client runs on this machine (:func:`_same_host`): never closed to make room.
+    same_host: bool = False
 
 
 @dataclass
@@ -115,6 +120,16 @@ def _address_of(peer: Any) -> str:
         return str(peer[0])
     except (TypeError, IndexError):
         return ""
+
+
+def _same_host(writer: asyncio.StreamWriter) -> bool:
+    """The client connected from the address it connected to: it runs on this machine (a
+    local app on 127.0.0.1 or ::1, or one using this host's LAN address). Such clients all
+    share one address, so a per-address cap cannot tell them apart, and a slow one is this
+    machine being busy, not a LAN host holding connections open (docs/PROXY.md "Pre-auth
+    budget")."""
+    peer = _address_of(writer.get_extra_info("peername"))
+    return bool(peer) and peer == _address_of(writer.get_extra_info("sockname"))
 
 
 class ProxyServer:
@@ -185,6 +200,15 @@ class ProxyServer:
 
     async def start(self) -> None:
         self.config.check_exposure()
+        needed = self.config.max_clients + self.config.max_pending + SPARE_FILES
+        limit = raise_open_files_limit(needed)
+        if 0 <= limit < needed:
+            log.warning(
+                "open files limit below max_clients",
+                limit=limit,
+                needed=needed,
+                fix="raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower max_clients",
+            )
         for name, value, handler in (
             ("http", self.config.http_listen, self._handle_http),
             ("socks", self.config.socks_listen, self._handle_socks),
@@ -241,7 +265,7 @@ class ProxyServer:
         task = asyncio.create_task(self._serve(reader, writer, handler, slot))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        self._pending[slot] = _Pending(task, writer, reader=reader)
+        self._pending[slot] = _Pending(task, writer, reader=reader, same_host=_same_host(writer))
         self.stats.pending = len(self._pending)
         self._make_room()
 
@@ -269,35 +293,44 @@ class ProxyServer:
 
     def _room_in(self) -> float | None:
         """Seconds until the listeners should look for room again."""
-        started = [p.since for p in self._pending.values() if p.since is not None]
+        started = [
+            p.since for p in self._pending.values() if p.since is not None and not p.same_host
+        ]
         if not started:
-            return None  # nothing read yet: a wake follows when a task runs
+            return None  # none may be closed by age: a wake follows when one runs or leaves
         wait = self.config.pending_grace - (asyncio.get_running_loop().time() - min(started))
         return wait if wait > 0 else UNREAD_RECHECK
 
     def _evictable(self, pending: _Pending, now: float) -> bool:
-        """Pending for ``pending_grace`` since its task first ran, and silent: a request that
+        """From another host, pending for ``pending_grace`` since its task first ran, and
+        silent. A client on this machine is never closed to make room (only ``auth_timeout``
+        closes it): a burst of local clients in one slow process (1000 at once, requests
+        written up to 2.5 s after connecting on a loaded machine) lost 64-128 so. A request that
         waits unread in the socket, or read by asyncio into the connection's StreamReader but
         not yet taken by its task, means we were slow, not the client (1000 simultaneous
         requests on a loaded machine: 6-9 % were closed so, their request unread; 64 of 1000
         later, with only the socket checked). The sessions take whatever is buffered at once,
         so a client sending a partial head is not spared past its task's next turn."""
         return (
-            pending.since is not None
+            not pending.same_host
+            and pending.since is not None
             and now - pending.since >= self.config.pending_grace
             and not _unread_bytes(pending.writer)
             and not _buffered_bytes(pending.reader)
         )
 
     def _make_room(self) -> None:
-        """Keep the budget: close the oldest pending connections of an address over
+        """Keep the budget: close the oldest pending connections of another host over
         ``max_pending_per_address``, and the oldest of all while over ``max_pending`` — only
         evictable ones (:meth:`_evictable`): a connection of a burst gets ``pending_grace`` to
-        send its request (until then the kernel's accept queue holds the rest)."""
+        send its request (until then the kernel's accept queue holds the rest), one from this
+        machine ``auth_timeout``."""
         now = asyncio.get_running_loop().time()
-        per_address = Counter(slot.address for slot in self._pending)
+        per_address = Counter(slot.address for slot, p in self._pending.items() if not p.same_host)
         excess = len(self._pending) - self.config.max_pending
         for slot, pending in list(self._pending.items()):  # oldest first
+            if pending.same_host:
+                continue
             crowded = per_address[slot.address] > self.config.max_pending_per_address
             if not crowded and excess <= 0:
                 continue

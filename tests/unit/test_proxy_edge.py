@@ -118,17 +118,80 @@ async def _authenticated_get(server) -> bytes:
 
 
 @pytest.mark.parametrize("proxy", [{**USERS, "max_clients": 64}], indirect=True)
-@pytest.mark.parametrize("spread", [["127.0.0.1"], [f"127.0.0.{n}" for n in range(2, 7)]])
-async def test_80_silent_connections_do_not_starve_an_authenticated_request(proxy, spread):
+@pytest.mark.parametrize("spread", [["127.0.0.2"], [f"127.0.0.{n}" for n in range(2, 7)]])
+async def test_80_silent_connections_from_other_hosts_do_not_starve_an_authenticated_request(
+    proxy, spread
+):
+    """127.0.0.2-6 stand for LAN hosts (the proxy listens on 127.0.0.1; a client on this
+    machine connects from the address it reaches, as ``raw`` does)."""
     silent = await _silent(proxy, 80, spread)
     await asyncio.sleep(0.2)
+    started = asyncio.get_running_loop().time()
     reply = await _authenticated_get(proxy)
     assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"xxxxx")
+    # Served once the oldest silent ones had their grace (1 s), long before their auth timeout.
+    assert asyncio.get_running_loop().time() - started < proxy.config.auth_timeout - 1
     # Nothing of the silent ones got a client slot; the pending budget stayed bounded.
     assert proxy.stats.pending <= proxy.config.max_pending
     assert proxy.stats.pending_evicted >= 80 - proxy.config.max_pending
     for _, writer in silent:
         writer.close()
+
+
+@pytest.mark.parametrize(
+    "proxy",
+    [{**USERS, "max_clients": 64, "auth_timeout": 1.0, "pending_grace": 0.1}],
+    indirect=True,
+)
+async def test_80_silent_connections_from_this_machine_are_bounded_by_the_auth_timeout(proxy):
+    """Clients on this machine are never closed to make room (their requests may come late
+    from a busy process), so a local flood holds the budget until ``auth_timeout``: no more
+    than ``max_pending`` at once, each closed after the timeout, the request behind them
+    served then."""
+    silent = await _silent(proxy, 80, ["127.0.0.1"])
+    await asyncio.sleep(0.2)
+    assert proxy.stats.pending == proxy.config.max_pending  # the rest wait in the kernel
+    started = asyncio.get_running_loop().time()
+    reply = await _authenticated_get(proxy)
+    waited = asyncio.get_running_loop().time() - started
+    assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"xxxxx")
+    assert 0.5 < waited < 2 * proxy.config.auth_timeout + 1
+    assert proxy.stats.pending <= proxy.config.max_pending
+    closed = [await _closed_by_proxy(r) for r, _ in silent[: proxy.config.max_pending]]
+    assert all(closed)  # by their auth timeout, not to make room before it
+    for _, writer in silent:
+        writer.close()
+
+
+@pytest.mark.parametrize("proxy", [{"pending_grace": 0.1}], indirect=True)
+@pytest.mark.parametrize(("client", "all_answered"), [("127.0.0.1", True), ("127.0.0.2", False)])
+async def test_a_burst_whose_requests_come_late_is_answered_in_full_from_this_machine(
+    proxy, client, all_answered
+):
+    """300 clients of one slow process connect at once and write their requests 0.5 s later
+    (5 x ``pending_grace``): from this machine every one is answered; from another host
+    (127.0.0.2 standing for a LAN host) the budget closes the silent ones over its
+    per-address cap, as it must against a slow-loris host."""
+    host, port = proxy.addresses["http"]
+
+    async def get() -> bytes:
+        reader, writer = await asyncio.open_connection(host, port, local_addr=(client, 0))
+        await asyncio.sleep(0.5)
+        try:
+            writer.write(b"GET http://site.i2p/bytes/4 HTTP/1.1\r\nHost: site.i2p\r\n")
+            writer.write(b"Connection: close\r\n\r\n")
+            return await asyncio.wait_for(reader.read(), 30)
+        except ConnectionError:
+            return b""
+        finally:
+            writer.close()
+
+    replies = await asyncio.gather(*(get() for _ in range(300)))
+    answered = sum(r.startswith(b"HTTP/1.1 200 ") and r.endswith(b"xxxx") for r in replies)
+    if all_answered:
+        assert answered == 300 and proxy.stats.pending_evicted == 0
+    else:
+        assert answered < 300 and proxy.stats.pending_evicted == 300 - answered
 
 
 @pytest.mark.parametrize("proxy", [{**USERS, "max_clients": 64}], indirect=True)
@@ -586,3 +649,32 @@ async def test_refused_names_are_not_logged_at_info(proxy):
     at_info = [e for e in logs if e["log_level"] != "debug"]
     assert at_info, "the refusal itself is still logged"
     assert not [e for e in at_info if "firefox" in repr(e) or "secret-name" in repr(e)]
+
+
+# -- open files: the default max_clients fits ------------------------------------------------------
+
+
+def test_the_open_files_limit_is_raised_to_fit_the_clients_up_to_the_hard_limit():
+    """A process started with a desktop's soft limit (1024 here, 256 below) gets room for
+    ``max_clients`` plus the pending budget, never above its hard limit."""
+    import resource
+    import subprocess
+    import sys
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    first = 3000 if hard == resource.RLIM_INFINITY else min(3000, hard)
+    code = (
+        "import resource\n"
+        "from i2proxy.proxy.listener import raise_open_files_limit as r\n"
+        "print(r(3000), resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 2000))\n"
+        "print(r(3000), resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard)),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == [str(first), str(first), "2000", "2000"]
