@@ -161,6 +161,8 @@ class DestinationPool:
             entry = self._launch(claim.slot)
             log.info("pool.destination_new", kind=_kind(key), size=len(self.table))
         self._wake.set()  # a spare may have been taken: make the next one
+        if entry.ready.done() and not entry.ready.exception():
+            return entry.dialer  # every request after the first: no shield, no timeout task
         try:
             await asyncio.wait_for(asyncio.shield(entry.ready), timeout)
         except TimeoutError:

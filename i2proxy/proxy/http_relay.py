@@ -242,19 +242,34 @@ class UpstreamRelay:
     # -- receiving ---------------------------------------------------------------------------------
 
     async def _relay_response(self, up: _Upstream) -> bool:
-        """Pass the site's response to the browser; False if the connection cannot go on."""
+        """Pass the site's response to the browser; False if the connection cannot go on.
+
+        What one read of the stream yields (the head and the first body bytes, the last bytes
+        and the end) goes to the browser in one write: a write per h11 event was a send
+        syscall each, ~5 per 10 KB response where ~3 do."""
         started = False
+        out = bytearray()
+        browser = self.browser
+
+        async def flush() -> None:
+            if out:
+                browser.writer.write(bytes(out))
+                out.clear()
+                await browser.writer.drain()
+
         while True:
             try:
                 event = up.conn.next_event()
             except h11.RemoteProtocolError as exc:
                 if not started:
                     raise HttpError(502, "Bad Gateway", f"the site sent bad HTTP: {exc}") from None
+                await flush()
                 # h11 quotes the offending bytes of the site's response: debug level only.
                 log.info("response cut: the I2P stream ended early", error=type(exc).__name__)
                 log.debug("response cut: the I2P stream ended early", error=str(exc)[:80])
                 return False
             if event is h11.NEED_DATA:
+                await flush()
                 deadline = asyncio.get_running_loop().time() + self.config.idle_timeout
                 try:
                     data = await read_before(up.reader, deadline, RELAY_READ_SIZE)
@@ -272,10 +287,11 @@ class UpstreamRelay:
                 up.conn.receive_data(data)
                 continue
             if isinstance(event, h11.InformationalResponse):
+                await flush()
                 if event.status_code == 101:
                     await self._switch_protocols(up, event)
                     return False
-                await self.browser.write(
+                await browser.write(
                     h11.InformationalResponse(
                         status_code=event.status_code,
                         headers=filter_response_headers(event.headers),
@@ -296,20 +312,22 @@ class UpstreamRelay:
                     # a response (the site's framing cannot be trusted).
                     headers = [(n, v) for n, v in headers if n != b"content-length"]
                     up.reusable = False
-                await self.browser.write(
+                out += browser.conn.send(
                     h11.Response(
                         status_code=event.status_code, headers=headers, reason=event.reason
                     )
                 )
             elif isinstance(event, h11.Data):
-                await self.browser.write(event)
+                out += browser.conn.send(event)
             elif isinstance(event, h11.EndOfMessage):
-                await self.browser.write(h11.EndOfMessage())
+                out += browser.conn.send(h11.EndOfMessage())
+                await flush()
                 return True
             elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 # PAUSED: the site switched protocols although we never offered an Upgrade.
                 if not started:
                     raise HttpError(502, "Bad Gateway", "the site closed without an answer")
+                await flush()
                 return False
 
     async def _switch_protocols(self, up: _Upstream, event: h11.InformationalResponse) -> None:

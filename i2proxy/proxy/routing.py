@@ -8,6 +8,7 @@ before any resolver or socket is involved: the proxy never does DNS and never co
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -44,7 +45,21 @@ def normalize_host(host: str) -> str:
 
 
 def classify_host(host: str) -> tuple[HostKind, str]:
-    """Return the kind of ``host`` and its normalised spelling (lower case, no trailing dot)."""
+    """Return the kind of ``host`` and its normalised spelling (lower case, no trailing dot).
+
+    Memoized for host names of a plausible length (every request classifies its host twice,
+    and a b32 name costs a base32 decode and a failed ``ip_address`` parse, an exception, each
+    time); a longer string is classified afresh, so the cache stays small (1024 x 300 bytes).
+    """
+    if len(host) <= _CACHED_HOST_LENGTH:
+        return _classify_cached(host)
+    return _classify(host)
+
+
+_CACHED_HOST_LENGTH = 300
+
+
+def _classify(host: str) -> tuple[HostKind, str]:
     name = normalize_host(host)
     try:
         ipaddress.ip_address(name)
@@ -66,6 +81,9 @@ def classify_host(host: str) -> tuple[HostKind, str]:
         # Shorthand IPv4 forms (127.1, 0x7f.1) and stray colons are not names either.
         return HostKind.IP, name
     return HostKind.CLEARNET, name
+
+
+_classify_cached = functools.lru_cache(maxsize=1024)(_classify)
 
 
 class NameBook(Protocol):
