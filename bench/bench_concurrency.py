@@ -90,12 +90,16 @@ async def fetch(
     size: int,
     timeout: float,
     written: list[float] | None = None,
+    write_after: float = 0.0,
 ) -> float:
     """One GET on a fresh connection; returns seconds to the whole verified body. Appends to
-    ``written`` when the request was handed to the kernel (this client's own delay)."""
+    ``written`` when the request was handed to the kernel (this client's own delay);
+    ``write_after``: seconds to wait between connecting and writing (a slow client)."""
     start = time.perf_counter()
     reader, writer = await asyncio.open_connection(*_split(proxy))
     try:
+        if write_after:
+            await asyncio.sleep(write_after)
         host = url.split("/")[2]
         writer.write(
             f"GET {url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
@@ -117,7 +121,15 @@ async def fetch(
     return time.perf_counter() - start
 
 
-async def burst(proxy: str, name: str, url: str, count: int, size: int, timeout: float) -> Round:
+async def burst(
+    proxy: str,
+    name: str,
+    url: str,
+    count: int,
+    size: int,
+    timeout: float,
+    write_after: float = 0.0,
+) -> Round:
     """``count`` fetches started together; each outcome lands in the round."""
     digest = hashlib.sha256(expected_bytes(size)).hexdigest()
     result = Round(name)
@@ -128,7 +140,8 @@ async def burst(proxy: str, name: str, url: str, count: int, size: int, timeout:
         try:
             result.latencies.append(
                 await asyncio.wait_for(
-                    fetch(proxy, url, digest, size, timeout, result.written), timeout + 5
+                    fetch(proxy, url, digest, size, timeout, result.written, write_after),
+                    timeout + write_after + 5,
                 )
             )
         except TimeoutError:
@@ -203,6 +216,14 @@ def main() -> int:
     parser.add_argument("--pause", type=float, default=20, help="seconds between bursts")
     parser.add_argument("--only", choices=("i2proxy", "i2pd"), help="measure one proxy only")
     parser.add_argument(
+        "--write-after",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="each client waits S seconds between connecting and writing its request (a slow "
+        "client process, as the benchmark itself is on a loaded machine)",
+    )
+    parser.add_argument(
         "--i2proxy-arg",
         action="append",
         default=[],
@@ -255,7 +276,15 @@ def main() -> int:
                 r = measured_burst(
                     watched,
                     lambda name=name: asyncio.run(
-                        burst(proxies[name], name, url, args.count, args.size, args.timeout)
+                        burst(
+                            proxies[name],
+                            name,
+                            url,
+                            args.count,
+                            args.size,
+                            args.timeout,
+                            args.write_after,
+                        )
                     ),
                 )
                 rounds.append(r)
