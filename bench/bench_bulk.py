@@ -165,6 +165,7 @@ def start_i2proxy(
     *,
     python: list[str] | None = None,
     root: Path = ROOT,
+    log_level: str = "warning",
 ) -> tuple[subprocess.Popen, str, str]:
     """i2proxy on ``i2cp`` with i2pd's proxy tunnels (``extra``: more ``run`` arguments;
     ``python``: the interpreter command, e.g. under cProfile; ``root``: the checkout to run);
@@ -179,7 +180,7 @@ def start_i2proxy(
             "i2proxy",
             "--log-json",
             "--log-level",
-            "warning",
+            log_level,
             "run",
             "--router",
             f"i2cp://{i2cp}",

@@ -31,6 +31,7 @@ from i2proxy.streaming.events import (
     ResetReason,
     StreamEnded,
 )
+from i2proxy.streaming.i2pd245 import ResendStormHold
 from i2proxy.streaming.options import MTU_DEFAULT, StreamingOptions
 from i2proxy.streaming.packet import (
     CHOKE_SEND_DELAY_MS,
@@ -173,6 +174,8 @@ class ConnectionStats:
     dropped_receive_full: int = 0
     #: Times we choked the peer (the application stopped reading).
     chokes: int = 0
+    #: Times ACKs were held across an i2pd 2.45 sender's resend storm (``i2pd245``).
+    ack_holds: int = 0
 
 
 class Connection:
@@ -241,6 +244,7 @@ class Connection:
         self._received_since_ack = 0
         #: ``_recv_next`` when the sender last retransmitted (see ``_ack_every``).
         self._ack_ramp_start = 0
+        self._storm_hold = ResendStormHold()
         self._paused = False
         self._paused_bytes = 0
         self._choke_announced = False
@@ -540,10 +544,15 @@ class Connection:
             # duplicate (an RTO on the peer's side resends a whole window at once).
             self.stats.duplicates += 1
             self._ack_ramp_start = self._recv_next  # the sender retransmitted: its window shrank
+            if self._storm_hold.on_duplicate(seq, now, self._highest_received()):
+                self.stats.ack_holds = self._storm_hold.holds
+                return  # an i2pd 2.45 sender's timer fired: ACK after its next expiry
             self._ack_soon(now)
             if self.state is State.SYN_RECEIVED and packet.is_syn:
                 self._flush = True  # the peer is waiting for our SYN reply: send it now
             return
+        if seq == 3 and self.is_client:
+            self._storm_hold.on_third_packet(now, i2pd=self.profile_in.syn_reply_empty is True)
         if seq - self._recv_next > self.options.max_window_size * REORDER_SLACK:
             self.stats.invalid_packets += 1  # far outside any window we could have offered
             return
@@ -723,6 +732,7 @@ class Connection:
             self._unchoke_deadline,
             self._guard_deadline,
             self._linger_deadline,
+            self._storm_hold.until,
         ):
             if deadline is not None and (when is None or deadline < when):
                 when = deadline
@@ -772,6 +782,9 @@ class Connection:
         if self._ack_deadline is not None and now >= self._ack_deadline:
             self._ack_deadline = None
             self._ack_now = True
+        if self._storm_hold.until is not None and now >= self._storm_hold.until:
+            self._storm_hold.release(self._highest_received())
+            self._ack_now = True  # the sender's second expiry did not come: ACK anyway
         if self._unchoke_deadline is not None and now >= self._unchoke_deadline:
             self._unchoke_deadline = None
             if self._unchoke_repeats and not self._paused:
@@ -961,7 +974,12 @@ class Connection:
         out.extend(self._resends(now))
 
         out.extend(self._send_new_data(now))
-        if self._ack_now and self._ack_fields()[2] is False and self.remote_stream_id:
+        if (
+            self._ack_now
+            and self._ack_fields()[2] is False
+            and self.remote_stream_id
+            and not self._storm_hold.holding(now, self._highest_received())
+        ):
             out.append(self._plain_ack(now))
         self._maybe_finish(now)  # our CLOSE may just have answered the peer's
         self._count(out)
@@ -1023,6 +1041,10 @@ class Connection:
 
     def _plain_ack(self, now: float) -> bytes:
         ack_through, nacks, _ = self._ack_fields()
+        leave_last = self._storm_hold.take_leave_last() and not nacks and ack_through > 1
+        if leave_last:
+            ack_through -= 1  # see ResendStormHold.release
+        self._storm_hold.on_ack_sent(ack_through, now)
         packet = Packet(
             send_stream_id=self.remote_stream_id,
             receive_stream_id=self.local_stream_id,
@@ -1032,6 +1054,8 @@ class Connection:
             delay_requested=self._delay_option(now),
         )
         self._clear_ack_state(now)
+        if leave_last:
+            self._ack_later(now)  # the newest packet's ACK follows after the ACK delay
         return encode(packet)
 
     def _track(self, seq: int, payload: bytes, control: Flag, now: float) -> None:

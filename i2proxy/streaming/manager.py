@@ -735,6 +735,7 @@ class StreamManager:
             retransmissions=conn.stats.retransmissions,
             dropped_receive_full=conn.stats.dropped_receive_full,
             chokes=conn.stats.chokes,
+            ack_holds=conn.stats.ack_holds,
             srtt=conn.rtt.srtt,
             window=conn.congestion.window,
         )

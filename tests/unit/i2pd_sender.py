@@ -46,7 +46,7 @@ PEER_STREAM_ID = 4242
 
 
 def _ms(now: float) -> int:
-    return int(now * 1000)
+    return int(now * 1000 + 1e-6)  # a timer due at ts ms is due at ts / 1000 s
 
 
 @dataclass
@@ -54,6 +54,8 @@ class I2pd245Sender:
     """The sending half of an i2pd 2.45.1 stream (times in integer ms, as i2pd keeps them)."""
 
     packets: int
+    #: ``INITIAL_RTO``: 9 s in i2pd; shorter in tests of a transfer that outlives it.
+    initial_rto: int = INITIAL_RTO
     rtt: int = INITIAL_RTT
     rto: int = INITIAL_RTO
     window: int = 1
@@ -91,7 +93,7 @@ class I2pd245Sender:
 
     def schedule_resend(self, ts: int) -> None:
         if self.rto <= 0:
-            self.rto = INITIAL_RTO
+            self.rto = self.initial_rto
         self.timer = ts + self.rto
 
     def process_ack(self, ts: int, ack_through: int, nacks: tuple[int, ...]) -> None:
@@ -132,7 +134,7 @@ class I2pd245Sender:
                 self.window = max(1, self.window >> 1)
                 self.halvings += 1
             elif self.attempts == 2:
-                self.rto = INITIAL_RTO
+                self.rto = self.initial_rto
                 self.long_timeouts += 1
             for seq in due:
                 self.sent[seq] = ts
@@ -204,8 +206,13 @@ def download(
     payload: int = 64,
     options: StreamingOptions | None = None,
     max_time: float = 120.0,
+    pre_ack_lag: float = 0.0,
+    initial_rto: int = INITIAL_RTO,
 ) -> Transfer:
-    """Our client stream downloads ``packets`` data packets from an i2pd 2.45.1 sender."""
+    """Our client stream downloads ``packets`` data packets from an i2pd 2.45.1 sender.
+
+    ``pre_ack_lag``: how much later than our SYN our pre-ACK reaches the sender — its first RTT
+    sample (0: ``m_RTO`` 0, so its first resend timer is 9 s; 0.001: 1 ms, a 1 ms timer)."""
     conn = Connection.outgoing(
         keys=keys(0),
         remote_destination=keys(1).destination,
@@ -214,7 +221,7 @@ def download(
         options=options or StreamingOptions(),
     )
     conn.send(b"GET / HTTP/1.1\r\n\r\n")
-    sender = I2pd245Sender(packets)
+    sender = I2pd245Sender(packets, initial_rto=initial_rto, rto=initial_rto)
     body = bytes(payload)
     queue: list[tuple[float, int, str, object]] = []
     order = itertools.count()
@@ -243,7 +250,8 @@ def download(
                 heapq.heappush(queue, (now + delay, next(order), "syn", packet))
             elif packet.is_plain_ack:
                 acks += packet.send_stream_id != 0
-                heapq.heappush(queue, (now + delay, next(order), "ack", packet))
+                lag = pre_ack_lag if packet.send_stream_id == 0 else 0.0
+                heapq.heappush(queue, (now + delay + lag, next(order), "ack", packet))
 
     now = 0.0
     flush_receiver(now)

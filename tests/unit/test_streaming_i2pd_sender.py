@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from i2proxy.streaming.connection import ACK_EVERY, BULK_ACK_EVERY
+from i2proxy.streaming.packet import decode
 from tests.unit.i2pd_sender import (
     MAX_WINDOW_SIZE,
     data_packet,
@@ -65,3 +68,96 @@ def test_a_slow_path_freezes_a_larger_rtt_and_still_no_resends():
     assert transfer.received == 1500
     assert transfer.sender.resends == 0
     assert transfer.sender.emptied == [0]
+
+
+# The resend storm (tests/unit/i2pd_sender.py, i2proxy/streaming/i2pd245.py): with a first RTT
+# sample of 1 ms or more the 2.45.1 sender's timer runs at 1.5 x a frozen few-ms RTT, and every
+# expiry with an ACK since the last is "attempt 1", which halves the window.
+
+
+def test_a_first_rtt_sample_of_a_few_ms_no_longer_starts_a_resend_storm():
+    quiet = download(2500, **PATH)  # pre-ACK sample 0 ms: the 9 s timer
+    for lag in (0.001, 0.002, 0.003):  # 1-3 ms: a timer of 1-4 ms from the first data on
+        transfer = download(2500, **PATH, pre_ack_lag=lag)
+        sender = transfer.sender
+        assert transfer.received == 2500
+        assert transfer.receiver.stats.ack_holds >= 1
+        assert sender.long_timeouts == 1  # attempt 2 once: its timer is 9 s from then on
+        assert sender.resends <= 32 and sender.halvings <= 3
+        assert transfer.seconds < 1.1 * quiet.seconds  # was 8x slower: window 1, all resent
+
+
+def test_the_ack_after_a_hold_leaves_the_senders_window_not_empty():
+    # an ACK of everything it sent would cancel its 9 s timer and re-arm it at the small RTO
+    transfer = download(2500, **PATH, pre_ack_lag=0.002)
+    assert transfer.sender.emptied == [0]
+
+
+def test_an_expiry_of_the_quiet_timer_mid_transfer_costs_a_few_halvings_not_a_storm():
+    # the 9 s timer, shortened to 0.3 s so that a short transfer outlives it
+    transfer = download(4000, **PATH, initial_rto=300, pre_ack_lag=0.001)
+    sender = transfer.sender
+    assert transfer.received == 4000
+    assert transfer.receiver.stats.ack_holds == sender.long_timeouts  # one hold per expiry
+    assert sender.halvings <= 4 * sender.long_timeouts
+    assert transfer.seconds < 2.0  # without the hold: 8 s, every packet resent
+
+
+def hold_test_client(third_after_ack: float):
+    """A client that got packets 1 and 2 at t=1, ACKed them, and packet 3 ``third_after_ack``
+    later."""
+    conn = established_client()
+    for seq in (1, 2):
+        conn.receive_packet(data_packet(conn, seq), 1.0)
+    assert conn.packets_to_send(1.0)  # the ACK of 1-2
+    conn.receive_packet(data_packet(conn, 3), 1.0 + third_after_ack)
+    conn.packets_to_send(1.0 + third_after_ack)
+    return conn
+
+
+def test_a_duplicate_from_a_245_sender_holds_acks_until_its_expiries_stop():
+    conn = hold_test_client(0.004)  # packet 3 came a round trip after our ACK: window of 2
+    conn.receive_packet(data_packet(conn, 2), 1.010)  # expiry 1 resent packet 2
+    conn.receive_packet(data_packet(conn, 4), 1.011)
+    assert conn.packets_to_send(1.011) == []  # held, although 4 is new
+    conn.receive_packet(data_packet(conn, 2), 1.020)  # expiry 2: the same packet again
+    assert conn.packets_to_send(1.020) == []
+    quiet, ack = next_ack(conn)
+    assert quiet == pytest.approx(1.020 + 1.5 * 0.010)  # no third round within 1.5 gaps
+    assert decode(ack).ack_through == 3  # all but the newest: the sender's window stays full
+    later, ack = next_ack(conn)
+    assert later - quiet <= 0.010  # the ACK delay
+    assert decode(ack).ack_through == 4
+
+
+def next_ack(conn) -> tuple[float, bytes]:
+    """Run the connection's timers until a packet leaves: (when, the packet)."""
+    for _ in range(100):
+        now = conn.get_timer()
+        conn.handle_timer(now)
+        out = conn.packets_to_send(now)
+        if out:
+            (packet,) = out
+            return now, packet
+    raise AssertionError("no ACK left")
+
+
+def test_a_sender_whose_first_flight_is_larger_than_two_is_not_held():
+    conn = hold_test_client(0.0)  # packet 3 came with 1 and 2: i2pd 2.54+ (window 10), Java
+    conn.receive_packet(data_packet(conn, 2), 1.010)
+    assert conn.packets_to_send(1.010)  # the duplicate is acknowledged as before
+    assert conn.stats.ack_holds == 0
+
+
+def test_a_hold_ends_after_max_hold_if_the_expiries_do_not_stop():
+    from i2proxy.streaming.i2pd245 import MAX_HOLD
+
+    conn = hold_test_client(0.004)
+    now = 1.010
+    while now < 1.010 + MAX_HOLD:
+        conn.receive_packet(data_packet(conn, 2), now)  # resent every 4 ms, forever
+        assert conn.packets_to_send(now) == []
+        now += 0.004
+    conn.handle_timer(now)
+    assert conn.packets_to_send(now)
+    assert conn.stats.ack_holds == 1

@@ -1,0 +1,145 @@
+"""What the eepsite's i2pd sender does during single GETs through i2proxy (issue 12).
+
+Runs i2proxy on the network's proxy router and fetches one file several times; during each
+GET it polls the eepsite router's web console (every ``--poll`` s) for the stream's row (Sent,
+Received, Out, RTT, Window), counts the i2pd log's resend-attempt-2 lines ("Another remote lease
+has been selected") of that interval, and reads our own ``streaming.stream_done`` statistics.
+Prints one summary line per GET and, with ``--series``, the console rows.
+
+    python -m testnet up --name trace --tunnel-length 0 --mix all-2.45 --java 0
+    flock /work/bench.lock python bench/trace_sender.py --testnet trace --runs 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_bulk import get, load_average, start_i2proxy, testnet, warm_up  # noqa: E402
+
+ROW = re.compile(r"<tr>(.*?)</tr>", re.S)
+CELL = re.compile(r"<td[^>]*>(.*?)</td>", re.S)
+TAG = re.compile(r"<[^>]+>")
+
+
+def stream_rows(page: str) -> list[list[str]]:
+    """The rows of the console's Streams table (StreamID, a close button, Destination, Sent,
+    Received, Out, In, Buf, RTT, Window, Status)."""
+    _, _, table = page.partition("Streams")
+    rows = []
+    for row in ROW.findall(table):
+        cells = [TAG.sub("", c).strip() for c in CELL.findall(row)]
+        if len(cells) >= 10 and cells[0].isdigit():
+            rows.append(cells)
+    return rows
+
+
+async def poll(console: str, b32: str, every: float, series: list, stop: asyncio.Event) -> None:
+    url = f"http://{console}/?page=local_destination&b32={b32.removesuffix('.b32.i2p')}"
+    start = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        while not stop.is_set():
+            try:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as reply:
+                    page = await reply.text()
+                series.append((time.perf_counter() - start, stream_rows(page)))
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(every)
+
+
+def lease_switches(log: Path, offset: int) -> tuple[int, int]:
+    with log.open("rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
+    return text.count("Another remote lease has been selected"), offset + len(text.encode())
+
+
+def stream_done(log: Path, offset: int) -> tuple[list[dict], int]:
+    with log.open("rb") as f:
+        f.seek(offset)
+        data = f.read()
+    events = []
+    for line in data.decode(errors="replace").splitlines():
+        if "stream_done" in line:
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+    return events, offset + len(data)
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--testnet", required=True)
+    parser.add_argument("--runs", type=int, default=6)
+    parser.add_argument("--size", type=int, default=32, help="MB")
+    parser.add_argument("--poll", type=float, default=0.1)
+    parser.add_argument("--series", action="store_true")
+    args = parser.parse_args()
+    status = json.loads(testnet("status", "--name", args.testnet, "--json"))
+    eep = status["eepsite"]
+    router = status["routers"][eep["router"]]
+    i2cp = status["routers"][status["proxy_router"]]["i2cp"]
+    url = f"http://{eep['b32']}/bytes/{args.size << 20}"
+    eep_log = Path(status["state_dir"]) / router["name"] / "i2pd.log"
+    print(f"load {load_average()}")
+    with tempfile.TemporaryDirectory() as data_dir:
+        proc, http, _socks = start_i2proxy(
+            i2cp, status["tunnel_length"], data_dir, log_level="debug"
+        )
+        our_log = Path(data_dir) / "i2proxy.log"
+        try:
+            await warm_up(http, f"http://{eep['b32']}/headers")
+            log_off = eep_log.stat().st_size
+            our_off = our_log.stat().st_size
+            for run in range(args.runs):
+                series: list = []
+                stop = asyncio.Event()
+                poller = asyncio.create_task(
+                    poll(router["webconsole"], eep["b32"], args.poll, series, stop)
+                )
+                fetch = await get(http, url)
+                stop.set()
+                await poller
+                await asyncio.sleep(0.3)
+                switches, log_off = lease_switches(eep_log, log_off)
+                done, our_off = stream_done(our_log, our_off)
+                rows = [r for _, rs in series for r in rs]
+                rtts = sorted({int(r[8]) for r in rows if r[8].isdigit()})
+                windows = [int(r[9]) for r in rows if r[9].isdigit()]
+                sent = rows[-1][3] if rows else "?"
+                ours = [
+                    {k: v for k, v in d.items() if k not in ("event", "timestamp", "level")}
+                    for d in done
+                    if d.get("packets_received", 0) > 100  # not the warm-up's
+                ]
+                rate = fetch.size / fetch.seconds / 2**20
+                print(
+                    f"run {run}: {fetch.seconds:.2f} s {rate:.2f} MB/s;"
+                    f" console RTT {rtts} window min {min(windows, default=0)} last"
+                    f" {windows[-1] if windows else '?'} sent {sent}; lease switches {switches};"
+                    f" ours {ours}"
+                )
+                if args.series:
+                    for t, rs in series:
+                        for r in rs:
+                            print(f"  {t:6.2f} " + " | ".join(r[3:10]))
+        finally:
+            proc.terminate()
+            proc.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,132 @@
+"""The receiver's answer to the i2pd 2.45.1 sender's resend timer (docs/STREAMING.md, "ACKs").
+
+In every GET through i2proxy from an i2pd 2.45.1 site the sender is that router, and its resend
+timer (``libi2pd/Streaming.cpp``, ``HandleResendTimer``) has two regimes:
+
+- **quiet**: armed at ``INITIAL_RTO`` (9 s) and never re-armed by an ACK while something is in
+  flight — a 32 MB GET at 0 ms finishes before it fires;
+- **storm**: armed at ``m_RTO = 1.5 x`` a mean RTT that froze after ~100 packets (a few ms at
+  0 ms). Every expiry resends every packet older than that, and because our ACKs arrive between
+  expiries each one is "attempt 1": the window is halved again and again (it stayed at 5-18
+  packets for whole 32 MB GETs on the test network, ~1 000 packets resent, 2-3x slower).
+
+Which regime a stream gets is decided by its first RTT sample — our pre-ACK, 0 ms (quiet) or
+1 ms (storm) by the millisecond clock's luck — and any later expiry (9 s, a stall) starts a
+storm. The sender leaves a storm only through "attempt 2": an expiry with no ACK that
+acknowledged anything since the previous one sets ``m_RTO`` to 9 s. So after a resent packet
+(a duplicate: the sender's timer fired) we hold our ACKs until its expiries stop. Each expiry
+resends the same packets again (we acknowledge none), so the rounds are visible: round k begins
+with the first packet received k+1 times. ACKs we sent before the hold may still reach the
+sender after an expiry and make the next one "attempt 1" again, so the round that is attempt 2
+cannot be told apart; the sender is quiet once no new round came within 1.5 x the last
+interval between rounds (its timer is 2 x ``m_RTO`` while storming, 9 s after attempt 2). The
+stream is quiet again at the cost of one to three halvings, a few resent windows and about
+five of its RTTs without ACKs.
+
+That first ACK after the hold leaves the newest packet unacknowledged (the next ACK, at the
+latest after the ACK delay, takes it): the sender sent nothing new while we held, so an ACK
+of everything would empty its window, cancel the 9 s timer, and the next send would arm it at
+the small ``m_RTO`` again — a storm right after the hold.
+"""
+
+from __future__ import annotations
+
+#: 2.45.1 sends its first data into a window of 2 and data packet 3 only after our first ACK of
+#: data reached it; i2pd 2.54+ starts with 10 and paces them RTT/10 apart. Packet 3 arriving at
+#: least this long after that ACK left says "2.45 generation".
+FIRST_FLIGHT_GAP = 0.001
+#: Longest hold (s): the sender's expiries come 2 x ``m_RTO`` apart (tens of ms at 0 ms,
+#: ~160 ms with 2 % loss on the links); if they do not stop, ACK anyway.
+MAX_HOLD = 0.5
+#: The sender is quiet when no round came within this many times the last round interval.
+QUIET_ROUNDS = 1.5
+#: Resent sequence numbers remembered per hold (a 2.45.1 window is at most 128).
+MAX_REMEMBERED = 512
+
+
+class ResendStormHold:
+    """When to withhold ACKs from an i2pd 2.45-generation sender (see the module doc)."""
+
+    __slots__ = (
+        "_ceiling",
+        "_copies",
+        "_first_ack_at",
+        "_leave_last",
+        "_rounds",
+        "_started",
+        "applies",
+        "holds",
+        "until",
+    )
+
+    def __init__(self) -> None:
+        #: The sender looks like i2pd 2.45 (None: not known yet).
+        self.applies: bool | None = None
+        #: Holds started (for statistics).
+        self.holds = 0
+        #: While not None: no ACK leaves before this time, or before the second expiry.
+        self.until: float | None = None
+        self._first_ack_at: float | None = None
+        self._started = 0.0
+        #: Copies of each resent packet received during the hold.
+        self._copies: dict[int, int] = {}
+        #: When each round of resends began to arrive.
+        self._rounds: list[float] = []
+        self._ceiling = -1
+        self._leave_last = False
+
+    def on_ack_sent(self, ack_through: int, now: float) -> None:
+        """We sent an ACK of the peer's data up to ``ack_through``."""
+        if self._first_ack_at is None and ack_through >= 1:
+            self._first_ack_at = now
+
+    def on_third_packet(self, now: float, *, i2pd: bool) -> None:
+        """Data packet 3 arrived for the first time (``i2pd``: the peer's SYN replies are
+        empty): decide whether the sender is of the 2.45 generation."""
+        if self.applies is None:
+            first_ack = self._first_ack_at
+            self.applies = i2pd and first_ack is not None and now - first_ack >= FIRST_FLIGHT_GAP
+
+    def on_duplicate(self, seq: int, now: float, highest: int) -> bool:
+        """A resent packet arrived; True while ACKs must wait for the sender's next expiry."""
+        if not self.applies:
+            return False
+        if self.until is None:
+            if seq <= self._ceiling:
+                return False  # a straggler of the expiries that ended the last hold
+            self.until = now + MAX_HOLD
+            self._started = now
+            self._copies = {seq: 1}
+            self._rounds = [now]
+            self.holds += 1
+            return True
+        copies = self._copies.get(seq, 0) + 1
+        if copies > 1 or len(self._copies) < MAX_REMEMBERED:
+            self._copies[seq] = copies
+        if copies > len(self._rounds):  # the first packet of the sender's next expiry
+            self._rounds.append(now)
+            gap = now - self._rounds[-2]
+            self.until = min(now + QUIET_ROUNDS * gap, self._started + MAX_HOLD)
+        return True
+
+    def holding(self, now: float, highest: int) -> bool:
+        """True when an ACK must not leave now."""
+        if self.until is None:
+            return False
+        if now < self.until:
+            return True
+        self.release(highest)
+        return False
+
+    def release(self, highest: int) -> None:
+        """End the hold; resends of packets up to ``highest`` are that expiry's stragglers."""
+        self.until = None
+        self._copies = {}
+        self._rounds = []
+        self._ceiling = highest
+        self._leave_last = True
+
+    def take_leave_last(self) -> bool:
+        """True once after a hold: this ACK must not acknowledge the newest packet."""
+        leave, self._leave_last = self._leave_last, False
+        return leave
