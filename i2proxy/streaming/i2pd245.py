@@ -23,6 +23,12 @@ interval between rounds (its timer is 2 x ``m_RTO`` while storming, 9 s after at
 stream is quiet again at the cost of one to three halvings, a few resent windows and about
 five of its RTTs without ACKs.
 
+A hold also starts ``QUIET_TIMER_LEAD`` before the quiet timer is due (9 s after the first data
+packets, or after the round that ended the last hold): ACKs sent just before an expiry reach the
+sender after it and make the next expiry attempt 1 again, so a hold that starts only at the
+first resent packet costs two or three halvings (a window of 114 fell to 15 in one 2 % loss
+GET), which 2.45.1 regrows by one packet per frozen RTT.
+
 That first ACK after the hold leaves the newest packet unacknowledged (the next ACK, at the
 latest after the ACK delay, takes it): the sender sent nothing new while we held, so an ACK
 of everything would empty its window, cancel the 9 s timer, and the next send would arm it at
@@ -40,6 +46,12 @@ FIRST_FLIGHT_GAP = 0.001
 MAX_HOLD = 0.5
 #: The sender is quiet when no round came within this many times the last round interval.
 QUIET_ROUNDS = 1.5
+#: The sender's quiet timer (``INITIAL_RTO``, s): armed with its first data packet and again at
+#: the attempt-2 expiry that ended a hold, it fires then whatever we ACKed.
+QUIET_TIMER = 9.0
+#: The hold starts this long before that expiry is due (s), so that no ACK of ours reaches the
+#: sender after its first expiry: the second is then attempt 2 and the window is halved once.
+QUIET_TIMER_LEAD = 0.05
 #: Resent sequence numbers remembered per hold (a 2.45.1 window is at most 128).
 MAX_REMEMBERED = 512
 
@@ -48,12 +60,13 @@ class ResendStormHold:
     """When to withhold ACKs from an i2pd 2.45-generation sender (see the module doc)."""
 
     __slots__ = (
+        "_armed_at",
+        "_cap",
         "_ceiling",
         "_copies",
         "_first_ack_at",
         "_leave_last",
         "_rounds",
-        "_started",
         "applies",
         "holds",
         "until",
@@ -67,7 +80,9 @@ class ResendStormHold:
         #: While not None: no ACK leaves before this time, or before the second expiry.
         self.until: float | None = None
         self._first_ack_at: float | None = None
-        self._started = 0.0
+        self._cap = 0.0
+        #: When the sender's quiet timer was armed, as seen here (None: not known).
+        self._armed_at: float | None = None
         #: Copies of each resent packet received during the hold.
         self._copies: dict[int, int] = {}
         #: When each round of resends began to arrive.
@@ -86,6 +101,7 @@ class ResendStormHold:
         if self.applies is None:
             first_ack = self._first_ack_at
             self.applies = i2pd and first_ack is not None and now - first_ack >= FIRST_FLIGHT_GAP
+            self._armed_at = first_ack  # right after the first data packets arrived
 
     def on_duplicate(self, seq: int, now: float, highest: int) -> bool:
         """A resent packet arrived; True while ACKs must wait for the sender's next expiry."""
@@ -94,25 +110,30 @@ class ResendStormHold:
         if self.until is None:
             if seq <= self._ceiling:
                 return False  # a straggler of the expiries that ended the last hold
-            self.until = now + MAX_HOLD
-            self._started = now
-            self._copies = {seq: 1}
-            self._rounds = [now]
-            self.holds += 1
-            return True
+            self._start(now, now + MAX_HOLD)
         copies = self._copies.get(seq, 0) + 1
         if copies > 1 or len(self._copies) < MAX_REMEMBERED:
             self._copies[seq] = copies
         if copies > len(self._rounds):  # the first packet of the sender's next expiry
             self._rounds.append(now)
-            gap = now - self._rounds[-2]
-            self.until = min(now + QUIET_ROUNDS * gap, self._started + MAX_HOLD)
+            if len(self._rounds) > 1:
+                gap = now - self._rounds[-2]
+                self.until = min(now + QUIET_ROUNDS * gap, self._cap)
         return True
+
+    def _start(self, now: float, cap: float) -> None:
+        self.until = self._cap = cap
+        self._copies = {}
+        self._rounds = []
+        self.holds += 1
 
     def holding(self, now: float, highest: int) -> bool:
         """True when an ACK must not leave now."""
         if self.until is None:
-            return False
+            armed = self._armed_at
+            if armed is None or now < armed + QUIET_TIMER - QUIET_TIMER_LEAD or not self.applies:
+                return False
+            self._start(now, now + QUIET_TIMER_LEAD + MAX_HOLD)  # its quiet timer is due
         if now < self.until:
             return True
         self.release(highest)
@@ -120,6 +141,9 @@ class ResendStormHold:
 
     def release(self, highest: int) -> None:
         """End the hold; resends of packets up to ``highest`` are that expiry's stragglers."""
+        # the last round was its attempt-2 expiry, which re-armed the quiet timer; no round at
+        # all: the timer is not where we thought, so no hold before the next resend
+        self._armed_at = self._rounds[-1] if self._rounds else None
         self.until = None
         self._copies = {}
         self._rounds = []

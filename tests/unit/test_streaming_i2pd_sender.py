@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 
+from i2proxy.streaming import i2pd245
 from i2proxy.streaming.connection import ACK_EVERY, BULK_ACK_EVERY
 from i2proxy.streaming.packet import decode
 from tests.unit.i2pd_sender import (
@@ -101,6 +102,18 @@ def test_an_expiry_of_the_quiet_timer_mid_transfer_costs_a_few_halvings_not_a_st
     assert transfer.receiver.stats.ack_holds == sender.long_timeouts  # one hold per expiry
     assert sender.halvings <= 4 * sender.long_timeouts
     assert transfer.seconds < 2.0  # without the hold: 8 s, every packet resent
+
+
+def test_acks_stop_just_before_the_quiet_timer_is_due_so_its_expiry_halves_once(monkeypatch):
+    # the 9 s timer shortened to 0.3 s on both sides; a late ACK after its first expiry would
+    # make the second "attempt 1" again (another halving)
+    monkeypatch.setattr(i2pd245, "QUIET_TIMER", 0.3)
+    transfer = download(4000, **PATH, initial_rto=300)
+    sender = transfer.sender
+    assert transfer.received == 4000
+    assert sender.long_timeouts >= 3
+    assert sender.halvings <= sender.long_timeouts + 1
+    assert sender.emptied == [0]
 
 
 def hold_test_client(third_after_ack: float):
