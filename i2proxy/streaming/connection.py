@@ -32,6 +32,7 @@ from i2proxy.streaming.events import (
     StreamEnded,
 )
 from i2proxy.streaming.i2pd245 import ResendStormHold
+from i2proxy.streaming.i2pd258 import paced_ack_due
 from i2proxy.streaming.options import MTU_DEFAULT, StreamingOptions
 from i2proxy.streaming.packet import (
     CHOKE_SEND_DELAY_MS,
@@ -614,6 +615,13 @@ class Connection:
         self._received_since_ack += 1
         if (
             self._received_since_ack >= self._ack_every()
+            and self._paced_i2pd_sender()
+            and not filled_hole
+            and self._peer_close_seq is None
+        ):
+            self._ack_at(paced_ack_due(self._ack_sent_at, now), now)
+        elif (
+            self._received_since_ack >= self._ack_every()
             or self._peer_close_seq is not None
             or packet.delay_requested == 0  # the sender asks for an immediate ACK (Java)
             or filled_hole  # tell the sender at once that its retransmission arrived
@@ -656,6 +664,16 @@ class Connection:
         if self.rtt.srtt is not None:
             delay = min(delay, max(MIN_ACK_DELAY, self.rtt.srtt * ACK_DELAY_RTT_FRACTION))
         return delay
+
+    def _paced_i2pd_sender(self) -> bool:
+        """The peer is i2pd (empty SYN replies) of the paced generation (2.54+): i2pd258."""
+        return self.profile_in.syn_reply_empty is True and self._storm_hold.applies is False
+
+    def _ack_at(self, due: float, now: float) -> None:
+        if due <= now:
+            self._ack_now = True
+        elif self._ack_deadline is None or due < self._ack_deadline:
+            self._ack_deadline = due
 
     def _ack_later(self, now: float) -> None:
         if self._ack_deadline is None:

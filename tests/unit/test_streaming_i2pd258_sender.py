@@ -4,6 +4,8 @@ sender"."""
 
 from __future__ import annotations
 
+import itertools
+
 from tests.unit.i2pd258_sender import MIN_RTO, I2pd258Estimator, paced_run
 
 #: A 200 ms stall of the ACK path once a second (a router link's TCP segment lost with one
@@ -73,3 +75,31 @@ def test_at_0ms_a_200ms_stall_is_two_resend_expiries_unless_acks_are_40ms_apart(
 def test_on_a_100ms_path_the_rto_is_near_a_stall_for_every_pattern():
     for pattern in ({"ack_every_packets": 2}, {"ack_clock": 10}, {"ack_clock": 40}):
         assert 150 < paced_run(stalls=STALLS, **SLOW, **pattern).estimator.rto < 300
+
+
+def test_a_paced_i2pd_sender_gets_acks_on_the_ack_delay_clock_and_nacks_at_once():
+    from i2proxy.streaming.connection import MIN_ACK_DELAY
+    from i2proxy.streaming.i2pd258 import MAX_ACK_INTERVAL
+    from tests.unit.i2pd_sender import data_packet, established_client
+
+    conn = established_client()  # an i2pd peer: empty SYN reply
+    sent = []
+    now = 1.0
+    for seq in range(1, 201):  # one packet every 0.5 ms: its first flight was not 2 packets
+        now += 0.0005
+        conn.receive_packet(data_packet(conn, seq), now)
+        if conn.packets_to_send(now):
+            sent.append(now)
+        timer = conn.get_timer()
+        if timer is not None and timer <= now:
+            conn.handle_timer(now)
+            if conn.packets_to_send(now):
+                sent.append(now)
+    gaps = [b - a for a, b in itertools.pairwise(sent[1:])]
+    # not at the ratio (one per 2nd packet: 100 ACKs) but once per ACK delay (2 ms here,
+    # checked at the next packet) and never more than MAX_ACK_INTERVAL apart
+    assert gaps and all(MIN_ACK_DELAY <= gap <= MAX_ACK_INTERVAL for gap in gaps)
+    assert len(sent) <= 200 * 0.0005 / MIN_ACK_DELAY
+    # a new hole is NACKed at once, whatever the clock
+    conn.receive_packet(data_packet(conn, 203), now + 0.0001)
+    assert conn.packets_to_send(now + 0.0001)

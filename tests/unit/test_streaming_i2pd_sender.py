@@ -22,10 +22,11 @@ PATH = {"delay": 0.001, "service": 0.00025}
 
 
 def ack_gaps(conn, first: int, count: int, now: float = 1.0) -> list[int]:
-    """Feed packets first..first+count-1 at one instant; the packets after which an ACK left,
-    as gaps between them."""
+    """Feed packets first..first+count-1 11 ms apart (past the ACK spacing for a paced i2pd
+    sender, ``i2pd258``); the packets after which an ACK left, as gaps between them."""
     at = []
     for seq in range(first, first + count):
+        now += 0.011
         conn.receive_packet(data_packet(conn, seq), now)
         if conn.packets_to_send(now):
             at.append(seq)
