@@ -552,8 +552,11 @@ class Connection:
             if self.state is State.SYN_RECEIVED and packet.is_syn:
                 self._flush = True  # the peer is waiting for our SYN reply: send it now
             return
-        if seq == 3 and self.is_client:
-            self._storm_hold.on_third_packet(now, i2pd=self.profile_in.syn_reply_empty is True)
+        if seq <= 3 and self.is_client:
+            if seq == 3:
+                self._storm_hold.on_third_packet(now, i2pd=self.profile_in.syn_reply_empty is True)
+            else:
+                self._storm_hold.on_first_flight(seq, now)
         if seq - self._recv_next > self.options.max_window_size * REORDER_SLACK:
             self.stats.invalid_packets += 1  # far outside any window we could have offered
             return

@@ -41,6 +41,14 @@ from __future__ import annotations
 #: data reached it; i2pd 2.54+ starts with 10 and paces them RTT/10 apart. Packet 3 arriving at
 #: least this long after that ACK left says "2.45 generation".
 FIRST_FLIGHT_GAP = 0.001
+#: ... and at least this many times the spacing of data packets 1 and 2: 2.45.1 usually sends
+#: those two back to back and packet 3 a round trip after our ACK, while a paced i2pd 2.54+
+#: sender spreads its first flight (RTT/10 by its own, at first inflated, estimate). At 50 ms
+#: per link a 2.58 first stream (packets 1, 2, 3 at 0, 147 and 166 ms, our first ACK at 12 ms)
+#: was taken for 2.45 by the 1 ms rule alone: 10 holds in one 4 MB GET, which took 20 s against
+#: 11 s. The price: a 2.45.1 stream whose packet 2 waited for the site's second write (4.6 ms
+#: after packet 1 at 0 ms; 1 of 6 traced) is not recognised and goes without the hold.
+FIRST_FLIGHT_SPACING = 3.0
 #: Longest hold (s): the sender's expiries come 2 x ``m_RTO`` apart (tens of ms at 0 ms,
 #: ~160 ms with 2 % loss on the links); if they do not stop, ACK anyway.
 MAX_HOLD = 0.5
@@ -65,6 +73,7 @@ class ResendStormHold:
         "_ceiling",
         "_copies",
         "_first_ack_at",
+        "_first_flight",
         "_leave_last",
         "_rounds",
         "applies",
@@ -83,6 +92,8 @@ class ResendStormHold:
         self._cap = 0.0
         #: When the sender's quiet timer was armed, as seen here (None: not known).
         self._armed_at: float | None = None
+        #: Arrival times of data packets 1 and 2 (first copies).
+        self._first_flight: dict[int, float] = {}
         #: Copies of each resent packet received during the hold.
         self._copies: dict[int, int] = {}
         #: When each round of resends began to arrive.
@@ -95,12 +106,19 @@ class ResendStormHold:
         if self._first_ack_at is None and ack_through >= 1:
             self._first_ack_at = now
 
+    def on_first_flight(self, seq: int, now: float) -> None:
+        """Data packet 1 or 2 arrived for the first time."""
+        self._first_flight.setdefault(seq, now)
+
     def on_third_packet(self, now: float, *, i2pd: bool) -> None:
         """Data packet 3 arrived for the first time (``i2pd``: the peer's SYN replies are
         empty): decide whether the sender is of the 2.45 generation."""
         if self.applies is None:
             first_ack = self._first_ack_at
-            self.applies = i2pd and first_ack is not None and now - first_ack >= FIRST_FLIGHT_GAP
+            one, two = self._first_flight.get(1), self._first_flight.get(2)
+            spacing = abs(two - one) if one is not None and two is not None else 0.0
+            gap = max(FIRST_FLIGHT_GAP, FIRST_FLIGHT_SPACING * spacing)
+            self.applies = i2pd and first_ack is not None and now - first_ack >= gap
             self._armed_at = first_ack  # right after the first data packets arrived
 
     def on_duplicate(self, seq: int, now: float, highest: int) -> bool:

@@ -1,0 +1,62 @@
+"""Which senders get the resend-storm ACK hold (``streaming/i2pd245.py``): only one that sends
+data packets 1 and 2 back to back and packet 3 a round trip after our first ACK (i2pd 2.45.1,
+a first flight of 2), not a paced i2pd 2.54+ sender that spaces 1, 2 and 3 alike."""
+
+from __future__ import annotations
+
+from i2proxy.streaming.connection import Connection
+from i2proxy.streaming.options import StreamingOptions
+from tests.unit.i2pd_sender import data_packet, syn_reply
+from tests.unit.streaming_sim import keys
+
+
+def client_after(
+    rtt: float, third_after_ack: float, spacing: float = 0.0
+) -> tuple[Connection, float]:
+    """Our client with an empty (i2pd) SYN reply after ``rtt``, data packets 1 and 2 one RTT
+    later ``spacing`` apart, our ACK of them, and packet 3 ``third_after_ack`` after that ACK;
+    returns it and the time."""
+    conn = Connection.outgoing(
+        keys=keys(0),
+        remote_destination=keys(1).destination,
+        local_stream_id=777,
+        now=0.0,
+        options=StreamingOptions(),
+    )
+    conn.send(b"GET / HTTP/1.1\r\n\r\n")
+    conn.packets_to_send(0.0)
+    conn.receive_packet(syn_reply(conn), rtt)
+    conn.receive_packet(data_packet(conn, 1), 2 * rtt)
+    data_at = 2 * rtt + spacing
+    conn.receive_packet(data_packet(conn, 2), data_at)
+    assert conn.packets_to_send(data_at)  # the ACK of 1-2 (and of the SYN reply)
+    now = data_at + third_after_ack
+    conn.receive_packet(data_packet(conn, 3), now)
+    conn.packets_to_send(now)
+    return conn, now
+
+
+def acked_within(conn: Connection, now: float, limit: float) -> bool:
+    """Does an ACK leave within ``limit`` seconds of ``now`` (timers run as they fall due)?"""
+    if conn.packets_to_send(now):
+        return True
+    while (when := conn.get_timer()) is not None and when <= now + limit:
+        conn.handle_timer(when)
+        if conn.packets_to_send(when):
+            return True
+    return False
+
+
+def test_a_paced_sender_is_not_taken_for_245():
+    # a 2.58 first stream at 50 ms per link: packets 60 ms apart (RTT/10 by its own estimate)
+    conn, now = client_after(rtt=0.100, third_after_ack=0.060, spacing=0.060)
+    conn.receive_packet(data_packet(conn, 2), now + 0.005)  # a resend: its timer fired
+    assert acked_within(conn, now + 0.005, 0.020)  # within the ACK delay, not after a hold
+    assert conn.stats.ack_holds == 0
+
+
+def test_a_sender_answering_our_ack_a_round_trip_later_is_held():
+    conn, now = client_after(rtt=0.100, third_after_ack=0.100, spacing=0.0002)
+    conn.receive_packet(data_packet(conn, 2), now + 0.005)
+    assert conn.packets_to_send(now + 0.005) == []
+    assert conn.stats.ack_holds == 1
