@@ -41,13 +41,14 @@ from __future__ import annotations
 #: data reached it; i2pd 2.54+ starts with 10 and paces them RTT/10 apart. Packet 3 arriving at
 #: least this long after that ACK left says "2.45 generation".
 FIRST_FLIGHT_GAP = 0.001
-#: ... and at least this many times the spacing of data packets 1 and 2: 2.45.1 usually sends
-#: those two back to back and packet 3 a round trip after our ACK, while a paced i2pd 2.54+
-#: sender spreads its first flight (RTT/10 by its own, at first inflated, estimate). At 50 ms
-#: per link a 2.58 first stream (packets 1, 2, 3 at 0, 147 and 166 ms, our first ACK at 12 ms)
-#: was taken for 2.45 by the 1 ms rule alone: 10 holds in one 4 MB GET, which took 20 s against
-#: 11 s. The price: a 2.45.1 stream whose packet 2 waited for the site's second write (4.6 ms
-#: after packet 1 at 0 ms; 1 of 6 traced) is not recognised and goes without the hold.
+#: A first flight spread over at least ``PACED_SPACING`` (packets 1 and 2 this far apart) with
+#: packet 3 less than ``FIRST_FLIGHT_SPACING`` times that after our ACK is a paced i2pd 2.54+
+#: sender (RTT/10 by its own, at first inflated, estimate), not 2.45. At 50 ms per link a 2.58
+#: first stream (packets 1, 2, 3 at 0, 147 and 166 ms, our first ACK at 12 ms) passed the 1 ms
+#: rule alone: 10 holds in one 4 MB GET, which took 20 s against 11 s. A smaller spacing says
+#: nothing: 2.45.1's packet 2 often waits for the site's second write (1.6-4 ms after packet 1
+#: at 0 ms in 4 of 8 traced GETs); taken for paced, those streams ran 14-16 s, not 3.5 s.
+PACED_SPACING = 0.010
 FIRST_FLIGHT_SPACING = 3.0
 #: Longest hold (s): the sender's expiries come 2 x ``m_RTO`` apart (tens of ms at 0 ms,
 #: ~160 ms with 2 % loss on the links); if they do not stop, ACK anyway.
@@ -117,8 +118,9 @@ class ResendStormHold:
             first_ack = self._first_ack_at
             one, two = self._first_flight.get(1), self._first_flight.get(2)
             spacing = abs(two - one) if one is not None and two is not None else 0.0
-            gap = max(FIRST_FLIGHT_GAP, FIRST_FLIGHT_SPACING * spacing)
-            self.applies = i2pd and first_ack is not None and now - first_ack >= gap
+            gap = now - first_ack if first_ack is not None else 0.0
+            paced = spacing >= PACED_SPACING and gap < FIRST_FLIGHT_SPACING * spacing
+            self.applies = i2pd and first_ack is not None and gap >= FIRST_FLIGHT_GAP and not paced
             self._armed_at = first_ack  # right after the first data packets arrived
 
     def on_duplicate(self, seq: int, now: float, highest: int) -> bool:

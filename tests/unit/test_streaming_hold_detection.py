@@ -1,6 +1,7 @@
-"""Which senders get the resend-storm ACK hold (``streaming/i2pd245.py``): only one that sends
-data packets 1 and 2 back to back and packet 3 a round trip after our first ACK (i2pd 2.45.1,
-a first flight of 2), not a paced i2pd 2.54+ sender that spaces 1, 2 and 3 alike."""
+"""Which senders get the resend-storm ACK hold (``streaming/i2pd245.py``): one whose data packet
+3 answers our first ACK a round trip later (i2pd 2.45.1, a first flight of 2), also when its
+packet 2 waited a few ms for the site's write; not a paced i2pd 2.54+ sender that spreads its
+first flight over tens of ms."""
 
 from __future__ import annotations
 
@@ -59,4 +60,12 @@ def test_a_sender_answering_our_ack_a_round_trip_later_is_held():
     conn, now = client_after(rtt=0.100, third_after_ack=0.100, spacing=0.0002)
     conn.receive_packet(data_packet(conn, 2), now + 0.005)
     assert conn.packets_to_send(now + 0.005) == []
+    assert conn.stats.ack_holds == 1
+
+
+def test_a_245_sender_whose_packet_2_waited_for_the_sites_write_is_held():
+    # 0 ms path: packet 2 4 ms after packet 1, packet 3 4.5 ms after our ACK (traced on 2.45.1)
+    conn, now = client_after(rtt=0.002, third_after_ack=0.0045, spacing=0.004)
+    conn.receive_packet(data_packet(conn, 2), now + 0.001)
+    assert conn.packets_to_send(now + 0.001) == []
     assert conn.stats.ack_holds == 1
