@@ -250,23 +250,6 @@ def make_pool(config: Config, dialer: Any) -> Any:
     )
 
 
-async def start_pool_early(pool: Any, dialer: Any) -> bool:
-    """Start the pool (its spare) beside the main destination when the router is named, so the
-    first visit after start finds a spare ready: with site isolation (the default) every first
-    visit to a site takes one, and a spare started only once the main destination was up kept
-    the first request waiting another 7-10 s (0-hop test network). With auto-detection the
-    router is known only after ``dialer.start()``: False, start it then."""
-    from i2proxy.dialer.base import RouterUnavailable
-    from i2proxy.dialer.select import router_url_of
-
-    try:
-        router_url_of(dialer)
-    except RouterUnavailable:
-        return False
-    await pool.start()
-    return True
-
-
 async def warm_outproxy_destination(pool: Any) -> None:
     """Build the outproxy destination's tunnels now, not at the first clearnet request."""
     from i2proxy.dialer.base import DialError
@@ -300,7 +283,6 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
     # meanwhile, and SIGTERM is honoured even while the router is unreachable (a container
     # stopped during start-up, a router started after the proxy).
     starting = asyncio.ensure_future(dialer.start())
-    pool_started = pool is not None and await start_pool_early(pool, dialer)
     try:
         await server.start()
     except OSError as exc:
@@ -328,8 +310,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> int:
         )
     warming = None
     if pool is not None:
-        if not pool_started:
-            await pool.start()  # the spare's tunnels are built while the user starts browsing
+        await pool.start()  # the spare's tunnels are built while the user starts browsing
         if config.outproxy:
             warming = asyncio.ensure_future(warm_outproxy_destination(pool))
     subscriptions = None
