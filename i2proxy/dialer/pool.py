@@ -150,6 +150,7 @@ class DestinationPool:
         now = self.clock()
         if len(self.table) >= self.table.max_destinations:
             self._count_streams(now)  # which destinations are idle enough to give up
+        new_key = key not in self.table.by_key
         try:
             claim = self.table.claim(key, now)
         except PoolFull as exc:
@@ -160,6 +161,8 @@ class DestinationPool:
         if claim.create or entry is None:
             entry = self._launch(claim.slot)
             log.info("pool.destination_new", kind=_kind(key), size=len(self.table))
+        elif new_key:
+            log.info("pool.spare_taken", kind=_kind(key), ready=claim.slot.ready)
         self._wake.set()  # a spare may have been taken: make the next one
         if entry.ready.done() and not entry.ready.exception():
             return entry.dialer  # every request after the first: no shield, no timeout task
