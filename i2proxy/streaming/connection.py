@@ -545,7 +545,7 @@ class Connection:
             # duplicate (an RTO on the peer's side resends a whole window at once).
             self.stats.duplicates += 1
             self._ack_ramp_start = self._recv_next  # the sender retransmitted: its window shrank
-            if self._storm_hold.on_duplicate(seq, now, self._highest_received()):
+            if self._storm_hold.on_duplicate(seq, now):
                 self.stats.ack_holds = self._storm_hold.holds
                 return  # an i2pd 2.45 sender's timer fired: ACK after its next expiry
             self._ack_soon(now)

@@ -123,7 +123,7 @@ class ResendStormHold:
             self.applies = i2pd and first_ack is not None and gap >= FIRST_FLIGHT_GAP and not paced
             self._armed_at = first_ack  # right after the first data packets arrived
 
-    def on_duplicate(self, seq: int, now: float, highest: int) -> bool:
+    def on_duplicate(self, seq: int, now: float) -> bool:
         """A resent packet arrived; True while ACKs must wait for the sender's next expiry."""
         if not self.applies:
             return False
