@@ -52,6 +52,21 @@ def fetch_seconds(status: TestnetStatus, size: int = SIZE) -> float:
     return elapsed
 
 
+def fastest_of(status: TestnetStatus, goal: float, tries: int = 3) -> float:
+    """The fastest of up to ``tries`` fetches, stopping at the first under ``goal`` seconds.
+
+    i2pd 2.45.1's own sender is bimodal (docs/BENCHMARKS.md, "The bimodal 0 ms GET"): one 1 MB
+    fetch on a clean network took 5.5 s in CI when the cap made it 9.6 s, so one fetch cannot
+    tell them apart.
+    """
+    best = fetch_seconds(status)
+    for _ in range(tries - 1):
+        if best < goal:
+            break
+        best = min(best, fetch_seconds(status))
+    return best
+
+
 def losses(network: Network) -> int:
     """The relay's loss counter, once its helper has written the latest value (every second)."""
     time.sleep(1.5)
@@ -81,7 +96,7 @@ def test_rate_cap_and_loss_act_and_clear(testnet: TestnetStatus, testnet_network
             "rate": None, "rate_bytes_per_s": None,
         }  # fmt: skip
         before = losses(testnet_network)
-        cleared = fetch_seconds(testnet)
+        cleared = fastest_of(testnet, capped / 2)
         assert losses(testnet_network) == before
         assert cleared < capped / 2
     finally:
