@@ -137,8 +137,10 @@ async def test_auto_detection_finds_each_router_kind(testnet):
 def test_keep_alive_connect_and_bulk_with_sha256_to_the_other_kind(proxy_on, testnet):
     """Against the eepsite of the other router kind (i2pd routers → the Java eepsite, Java →
     the i2pd eepsite): two requests on one kept-alive client connection, a CONNECT tunnel, and
-    a bulk download through SOCKS5 with its sha256 checked: 10 MB on I2CP (our streaming against
-    each server kind), 1 MB on SAM (the router's streaming; Java's SAM took 76 s for 10 MB)."""
+    a bulk download through SOCKS5 with its sha256 checked: 4 MB on I2CP (our streaming against
+    each server kind; ~2 900 packets), 1 MB on SAM (the router's streaming; Java's SAM took 76 s
+    for 10 MB). With 10 MB on I2CP this test took 5-6 s per kind in most runs, but 167 s once
+    on the Java router (the CI run of stop 17; not traced), too much of CI's budget."""
     from testnet.eepsite import expected_bytes
 
     kind, backend, proxy = proxy_on
@@ -159,7 +161,7 @@ def test_keep_alive_connect_and_bulk_with_sha256_to_the_other_kind(proxy_on, tes
     done = curl(*http, "-p", "-o", "-", "-w", "\n%{http_code}", f"http://{b32}/bytes/5000")
     body, _, status = done.stdout.rpartition(b"\n")
     assert status == b"200" and body == expected_bytes(5000), done.stderr
-    size = 10 * MB if backend == "i2cp" else MB
+    size = 4 * MB if backend == "i2cp" else MB
     done = curl(
         "--socks5-hostname",
         proxy.socks,

@@ -22,7 +22,6 @@ import contextlib
 import os
 import select
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -178,28 +177,28 @@ async def _fetch_seconds(status: TestnetStatus) -> float:
 
 
 async def test_link_delay_can_be_changed_at_runtime_and_adds_latency(second):
+    """Each fetch crosses at least two router-to-router links each way, so at 200 ms per link
+    none can take less than 0.8 s, and the fastest of a few fetches is the path's latency (noise
+    only adds: i2pd's proxy and tunnels that failed their tests under the delay added up to 2 s
+    to single fetches in CI runs, before and after the change)."""
     network, status, _ = second
     await Network.wait_http_proxy(status, timeout=60)
-    # Warm up first: the proxy's first fetches include building its tunnels and looking the
-    # eepsite up (a 0.95 s median at 0 ms in one CI run, 0.05 s once warm).
-    for _ in range(2):
-        await _fetch_seconds(status)
-    base = statistics.median([await _fetch_seconds(status) for _ in range(3)])
+    await _fetch_seconds(status)  # warm: the proxy's tunnels and its lookup of the eepsite
+    base = min([await _fetch_seconds(status) for _ in range(3)])
     try:
         updated = await network.set_link_delay(200)
         assert updated.link_delay_ms == 200 == network.status().link_delay_ms
-        delayed = statistics.median([await _fetch_seconds(status) for _ in range(3)])
+        delayed = min([await _fetch_seconds(status) for _ in range(3)])
     finally:
         await network.set_link_delay(0)  # the later tests of this network expect none
-    # Warm up again: fetches in flight when the delay drops, and tunnels whose tests failed under
-    # 200 ms, can take seconds to settle (a 3.2 s median right after the change in one CI run).
-    for _ in range(2):
-        await _fetch_seconds(status)
-    again = statistics.median([await _fetch_seconds(status) for _ in range(3)])
-    print(f"eepsite fetch: {base:.3f} s at 0 ms, {delayed:.3f} s at 200 ms, {again:.3f} s at 0 ms")
-    # A request and its response cross at least two router-to-router links each way.
-    assert delayed - min(base, again) >= 0.4
-    assert again < delayed - 0.3
+    # Back at 0 ms: a fetch faster than the delayed floor shows the delay is gone; fetches in
+    # flight when it dropped and tunnels rebuilt after it can take seconds, so try up to 10.
+    again = []
+    while len(again) < 10 and min(again, default=delayed) >= delayed - 0.3:
+        again.append(await _fetch_seconds(status))
+    print(f"eepsite fetch: {base:.3f} s at 0 ms, {delayed:.3f} s at 200 ms, {again} at 0 ms")
+    assert delayed - base >= 0.4
+    assert min(again) < delayed - 0.3
 
 
 async def test_a_stopped_router_refuses_on_its_ports_and_works_after_restart(second):
