@@ -27,6 +27,7 @@ from i2proxy.dialer.base import (
     RouterUnavailable,
 )
 from i2proxy.dialer.datagrams import DatagramEndpoint, EndpointTable
+from i2proxy.dialer.young import YOUNG_RETRY, YoungDestinationRetry
 from i2proxy.i2cp.client import DEFAULT_HOST, DEFAULT_PORT, I2CPClient
 from i2proxy.i2cp.datagram import DATAGRAM_PROTOCOLS, DatagramReceiver, encode_repliable
 from i2proxy.i2cp.errors import RouterDisconnected
@@ -124,6 +125,7 @@ class NativeDialer:
         router_wait: float = DEFAULT_ROUTER_WAIT,
         start_timeout: float = 120.0,
         send_ready_wait: float = DEFAULT_SEND_READY_WAIT,
+        young_retry: YoungDestinationRetry = YOUNG_RETRY,
     ) -> None:
         self.keys = keys
         self.lookup_ttl = lookup_ttl
@@ -131,6 +133,12 @@ class NativeDialer:
         self.router_wait = router_wait
         self.start_timeout = start_timeout
         self.send_ready_wait = send_ready_wait
+        #: When a "not found" is looked up again while our destination is young.
+        self.young_retry = young_retry
+        #: Lookups asked again because our destination was young, and how many of those found
+        #: the destination after all (each a false "offline" avoided).
+        self.young_lookup_retries = 0
+        self.young_lookups_rescued = 0
         session_options, streaming_options = split_options(options)
         self.client = I2CPClient(
             KeysIdentity(keys),
@@ -349,18 +357,74 @@ class NativeDialer:
         return entry[0] if entry is not None and entry[1] > now else None
 
     async def _ask_router(
-        self, timeout: float | None, *, hash: bytes | None = None, name: str | None = None
+        self,
+        timeout: float | None,
+        *,
+        hash: bytes | None = None,
+        name: str | None = None,
+        per_lookup: float | None = None,
     ) -> bytes | None:
-        """One HostLookup (by hash or by name) within the lookup timeout."""
-        lookup_timeout = (
-            self.lookup_timeout if timeout is None else min(timeout, self.lookup_timeout)
-        )
-        try:
-            if name is not None:
-                return await self.client.lookup(name=name, timeout=lookup_timeout)
-            return await self.client.lookup(hash=hash, timeout=lookup_timeout)
-        except RouterDisconnected as exc:
-            raise RouterUnavailable(str(exc)) from exc
+        """HostLookup (by hash or by name), each within the lookup timeout (and ``per_lookup``).
+
+        While our destination is young a "not found" is asked again (``dialer/young.py``:
+        its tunnels, not the site, may have failed), within ``timeout`` if one is given.
+        """
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        attempt = 0
+        age: float | None = None  # when the first lookup began: the "not found" came from then
+        while True:
+            began = time.monotonic()
+            lookup_timeout = self.lookup_timeout
+            if deadline is not None:
+                lookup_timeout = max(0.001, min(lookup_timeout, deadline - began))
+            if per_lookup is not None:
+                lookup_timeout = min(lookup_timeout, per_lookup)
+            if attempt:  # a retry ends by the rule's verdict time
+                left = self.young_retry.time_left(began - started)
+                if left is not None:
+                    lookup_timeout = max(0.001, min(lookup_timeout, left))
+            if not attempt:
+                age = self.session_age(began)
+            try:
+                found = await self.client.lookup(hash=hash, name=name, timeout=lookup_timeout)
+            except RouterDisconnected as exc:
+                raise RouterUnavailable(str(exc)) from exc
+            now = time.monotonic()
+            if found is not None:
+                if attempt:
+                    self.young_lookups_rescued += 1
+                    log.info(
+                        "native.young_lookup_found",
+                        attempts=attempt + 1,
+                        after=round(now - started, 2),
+                    )
+                return found
+            delay = self.young_retry.retry_delay(
+                age=age,
+                attempt=attempt,
+                elapsed=now - started,
+                remaining=None if deadline is None else deadline - now,
+            )
+            if delay is None:
+                return None
+            # No target in the log at info: it would link this destination's visits.
+            log.info(
+                "native.young_lookup_retry",
+                session_age=round(age, 1) if age is not None else None,
+                attempt=attempt + 1,
+                delay=delay,
+            )
+            attempt += 1
+            self.young_lookup_retries += 1
+            await asyncio.sleep(delay)
+
+    def session_age(self, now: float | None = None) -> float | None:
+        """Seconds since our current I2CP session became ready (None while there is none)."""
+        ready_at = self.client.ready_at
+        if ready_at is None:
+            return None
+        return (time.monotonic() if now is None else now) - ready_at
 
     def _remember(self, key: bytes, destination: Destination, now: float) -> None:
         self._cache[key] = (destination, now + self.lookup_ttl)
@@ -424,11 +488,11 @@ class NativeDialer:
         """After "no LeaseSet" for a SYN: is the destination on the network after all?
 
         Our own b32 cache is dropped first; the router answers from its netDb only if it holds
-        a valid LeaseSet, and otherwise asks the floodfills again.
+        a valid LeaseSet, and otherwise asks the floodfills again. While our destination is
+        young a "not found" is asked again (``dialer/young.py``).
         """
         self._cache.pop(destination.hash, None)
-        timeout = min(self.lookup_timeout, SYN_LOOKUP_BUDGET)
-        found = await self.client.lookup(hash=destination.hash, timeout=timeout)
+        found = await self._ask_router(None, hash=destination.hash, per_lookup=SYN_LOOKUP_BUDGET)
         return found is not None
 
     def _on_payload(self, payload: Payload) -> None:

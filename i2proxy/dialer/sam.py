@@ -26,6 +26,7 @@ from i2proxy.dialer.base import (
 )
 from i2proxy.dialer.datagrams import DatagramEndpoint
 from i2proxy.dialer.sam_datagrams import open_sam_datagram_endpoint
+from i2proxy.dialer.young import YOUNG_RETRY
 from i2proxy.i2p.keyfile import keys_from
 from i2proxy.i2p.keys import PrivateKeys
 from i2proxy.i2p.names import b32_kind
@@ -56,18 +57,6 @@ DEFAULT_OPTIONS: dict[str, str] = {
 
 #: Default time for a whole dial (HELLO, LeaseSet lookup, STREAM STATUS).
 DEFAULT_DIAL_TIMEOUT = 60.0
-
-#: A session younger than this (seconds since SESSION STATUS OK) retries CANT_REACH_PEER.
-#: i2pd answers SESSION STATUS OK as soon as the destination has a local LeaseSet and one
-#: outbound tunnel (LeaseSetDestination::IsReady); its first LeaseSet lookups then ride on
-#: one fresh tunnel pair, each floodfill gets 5 s (LEASESET_REQUEST_TIMEOUT) and on a loaded
-#: machine all floodfills of a small network can time out, which SAM reports as CANT_REACH_PEER
-#: although the peer is fine. Later in a session's life CANT_REACH_PEER is believed at once.
-YOUNG_SESSION_SECONDS = 90.0
-#: Pause before the n-th retry (the last value repeats).
-YOUNG_SESSION_RETRY_DELAYS = (1.0, 2.0, 4.0)
-#: A retry needs at least this much of the dial timeout left (one floodfill's lookup window).
-MIN_RETRY_BUDGET = 6.0
 
 _BASE64_DEST = re.compile(r"^[A-Za-z0-9~-]{516,}={0,2}$")
 #: Longest base64 destination we pass on (a destination with a big certificate is < 1 KiB).
@@ -103,6 +92,14 @@ def lease_set_not_found(exc: protocol.InvalidKey, target: str = "") -> bool:
     return "not found" in (exc.message or "").lower() or b32_kind(target) is not None
 
 
+def lease_set_not_found_reply(exc: protocol.SAMError, target: str = "") -> bool:
+    """Whether a STREAM CONNECT reply means "the router found no LeaseSet": i2pd's
+    CANT_REACH_PEER, Java's INVALID_KEY "Lease set not found" (``lease_set_not_found``)."""
+    if isinstance(exc, protocol.CantReachPeer):
+        return True
+    return isinstance(exc, protocol.InvalidKey) and lease_set_not_found(exc, target)
+
+
 def dial_error(exc: BaseException, target: str = "") -> DialError:
     """The DialError a SAM-level failure means for the frontends; ``target`` as sent."""
     if isinstance(exc, DialError):
@@ -120,22 +117,6 @@ def dial_error(exc: BaseException, target: str = "") -> DialError:
     if isinstance(exc, SAMUnavailable):
         return RouterUnavailable(str(exc))
     return DialError(f"{type(exc).__name__}: {exc}")
-
-
-def young_session_retry_delay(age: float, attempt: int, remaining: float) -> float | None:
-    """Pause before retrying a CANT_REACH_PEER, or None to report it.
-
-    ``age``: the session's age in seconds; ``attempt``: retries already made; ``remaining``:
-    seconds left of the dial timeout. Retries only while the session is young and the timeout
-    leaves room for the pause plus another lookup, so an unknown peer still ends in
-    PeerUnreachable (never DialTimeout) within the caller's timeout.
-    """
-    if age >= YOUNG_SESSION_SECONDS:
-        return None
-    delay = YOUNG_SESSION_RETRY_DELAYS[min(attempt, len(YOUNG_SESSION_RETRY_DELAYS) - 1)]
-    if remaining < delay + MIN_RETRY_BUDGET:
-        return None
-    return delay
 
 
 class SAMDialer:
@@ -233,31 +214,36 @@ class SAMDialer:
     async def _connect(
         self, destination: str, port: int, timeout: float
     ) -> tuple[asyncio.StreamReader, Any, SessionInfo]:
-        """STREAM CONNECT, retrying CANT_REACH_PEER while the session is young (see above)."""
-        deadline = time.monotonic() + timeout
+        """STREAM CONNECT; a "not found" while the session is young is tried again
+        (``dialer/young.py``)."""
+        started = time.monotonic()
+        deadline = started + timeout
         attempt = 0
         while True:
+            began = time.monotonic()
             try:
                 return await self.client.connect_stream(
                     destination,
                     to_port=port or None,
-                    timeout=max(deadline - time.monotonic(), 0.001),
+                    timeout=max(deadline - began, 0.001),
                 )
-            except protocol.CantReachPeer:
-                session = self.client.session
+            except (protocol.CantReachPeer, protocol.InvalidKey) as exc:
+                if not lease_set_not_found_reply(exc, destination):
+                    raise
                 now = time.monotonic()
-                delay = (
-                    None
-                    if session is None
-                    else young_session_retry_delay(session.age(now), attempt, deadline - now)
+                session = self.client.session  # made by the first connect if there was none
+                age = max(0.0, session.age(began)) if session is not None else None
+                delay = YOUNG_RETRY.retry_delay(
+                    age=age, attempt=attempt, elapsed=now - started, remaining=deadline - now
                 )
                 if delay is None:
                     raise
                 log.info(
                     "sam_young_session_retry",
-                    session_age=round(session.age(now), 1) if session else None,
+                    session_age=round(age, 1) if age is not None else None,
                     attempt=attempt + 1,
                     delay=delay,
+                    result=exc.code,
                 )
                 attempt += 1
                 await asyncio.sleep(delay)

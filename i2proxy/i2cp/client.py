@@ -183,6 +183,9 @@ class I2CPClient:
         self.published = asyncio.Event()
         #: LeaseSets re-sent to make the router publish (see ``PUBLISH_NUDGES``).
         self.republished = 0
+        #: ``time.monotonic()`` when the current session became ready (None while there is none):
+        #: how young its tunnels are (``dialer/young.py``).
+        self.ready_at: float | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -278,6 +281,7 @@ class I2CPClient:
     def _connection_down(self) -> None:
         had_session = self._ready.is_set()
         self._ready.clear()
+        self.ready_at = None
         self.published.clear()
         if self._publish_watch is not None:
             self._publish_watch.cancel()
@@ -367,6 +371,7 @@ class I2CPClient:
     def _session_ready(self, conn: _Connection) -> None:
         conn.became_ready = True
         self.sessions_created += 1
+        self.ready_at = time.monotonic()
         self._ready.set()
         log.info(
             "i2cp.session_ready",

@@ -67,6 +67,8 @@ SendFunction = Callable[["Destination", bytes, int, int], None]
 #: Like ``SendFunction``; the last argument receives the router's final MessageStatus code.
 TrackedSendFunction = Callable[["Destination", bytes, int, int, Callable[[int], None]], None]
 #: Look a destination up again past every cache: True when the network has its LeaseSet now.
+#: The dialer's answer is final: it already asked again if our destination is young (the
+#: native dialer, ``dialer/young.py``), so ``_on_lookup_done`` fails the dial on False.
 LookupFunction = Callable[["Destination"], Awaitable[bool]]
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 

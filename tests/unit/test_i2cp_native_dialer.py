@@ -1,12 +1,23 @@
-"""NativeDialer behaviour that needs no router: target parsing, option split, router down."""
+"""NativeDialer behaviour that needs no router: target parsing, option split, router down, and
+when a lookup's "not found" is asked again (the router's HostLookup answers are given)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from i2proxy.dialer.base import Dialer, InvalidTarget, PeerUnreachable, RouterUnavailable
+from i2proxy.dialer.base import (
+    DestinationOffline,
+    Dialer,
+    InvalidTarget,
+    PeerUnreachable,
+    RouterUnavailable,
+)
 from i2proxy.dialer.native import NativeDialer, split_options
+from i2proxy.dialer.young import YoungDestinationRetry
 from i2proxy.i2p.keys import PrivateKeys
+from i2proxy.streaming.delivery import SYN_LOOKUP_BUDGET
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +117,91 @@ async def test_b33_names_are_resolved_by_the_router_by_name_and_cached(keys):
         await dialer.resolve("e" * 56 + ".b32.i2p")
     with pytest.raises(InvalidTarget):
         await dialer.resolve("1" * 56 + ".b32.i2p")  # not base32
+
+
+def _lookups_answering(dialer: NativeDialer, answers: list[bytes | None]) -> list[dict]:
+    """Make the router's HostLookup answer ``answers`` in turn (the last one repeats)."""
+    asked: list[dict] = []
+
+    async def lookup(**kwargs):
+        asked.append(kwargs)
+        return answers[min(len(asked), len(answers)) - 1]
+
+    dialer.client.lookup = lookup  # type: ignore[method-assign]
+    return asked
+
+
+#: The native rule with pauses short enough for a unit test (same shape: 3 pauses, a budget).
+QUICK = YoungDestinationRetry(
+    delays=(0.05, 0.1, 0.2), retry_window=0.4, verdict_time=0.65, min_lookup=0.1
+)
+
+
+async def test_a_young_destination_looks_a_not_found_site_up_again_and_finds_it(keys):
+    """The false "offline" of a fresh destination: its first lookup found nothing, a retry does."""
+    dialer = NativeDialer(keys=keys, young_retry=QUICK)
+    site = PrivateKeys.generate().destination
+    asked = _lookups_answering(dialer, [None, None, site.to_bytes()])
+    dialer.client.ready_at = time.monotonic() - 3.0  # session ready 3 s ago
+    assert await dialer.resolve(site.b32) == site
+    assert len(asked) == 3
+    assert all(a["hash"] == site.hash for a in asked)
+    assert (dialer.young_lookup_retries, dialer.young_lookups_rescued) == (2, 1)
+
+
+async def test_an_old_destination_calls_a_not_found_site_offline_after_one_lookup(keys):
+    dialer = NativeDialer(keys=keys, young_retry=QUICK)
+    site = PrivateKeys.generate().destination
+    asked = _lookups_answering(dialer, [None, site.to_bytes()])
+    dialer.client.ready_at = time.monotonic() - QUICK.young_for - 1.0
+    with pytest.raises(DestinationOffline):
+        await dialer.resolve(site.b32)
+    assert len(asked) == 1
+
+
+async def test_a_young_destination_calls_a_truly_absent_site_offline_within_the_budget(keys):
+    dialer = NativeDialer(keys=keys, young_retry=QUICK)
+    site = PrivateKeys.generate().destination
+    asked = _lookups_answering(dialer, [None])
+    dialer.client.ready_at = time.monotonic()
+    started = time.monotonic()
+    with pytest.raises(DestinationOffline):
+        await dialer.resolve(site.b32)
+    # at 0, 0.05, 0.15 and 0.35 s (a slow event loop may push the last past the 0.4 s window)
+    assert 3 <= len(asked) <= 4
+    assert time.monotonic() - started < 2.0
+    # each retry's lookup must end by the verdict time, 0.65 s after the first began
+    assert all(a["timeout"] <= QUICK.verdict_time - 0.05 for a in asked[1:])
+
+
+async def test_the_lookup_after_no_leaseset_follows_the_same_rule(keys):
+    """The streaming manager's lookup after MessageStatus 21 (or beside a first SYN) is the
+    dialer's: a young destination asks again, and the SYN's verdict waits for it."""
+    dialer = NativeDialer(keys=keys, young_retry=QUICK)
+    site = PrivateKeys.generate().destination
+    asked = _lookups_answering(dialer, [None, site.to_bytes()])
+    dialer.client.ready_at = time.monotonic()
+    assert await dialer._lookup_again(site) is True
+    assert len(asked) == 2
+    assert asked[0]["timeout"] <= SYN_LOOKUP_BUDGET
+    asked = _lookups_answering(dialer, [None])
+    dialer.client.ready_at = None  # no session: nothing young to wait for
+    assert await dialer._lookup_again(site) is False
+    assert len(asked) == 1
+
+
+async def test_retries_stay_within_the_callers_timeout(keys):
+    rule = YoungDestinationRetry(
+        delays=(0.05,), retry_window=None, verdict_time=None, min_lookup=0.05
+    )
+    dialer = NativeDialer(keys=keys, young_retry=rule)
+    site = PrivateKeys.generate().destination
+    asked = _lookups_answering(dialer, [None])
+    dialer.client.ready_at = time.monotonic()
+    started = time.monotonic()
+    with pytest.raises(DestinationOffline):
+        await dialer._lookup_b32(site.b32, timeout=0.3)
+    assert time.monotonic() - started < 0.3
+    assert len(asked) >= 2
+    # every retry started with room for a lookup (min_lookup) left of the caller's timeout
+    assert all(a["timeout"] >= rule.min_lookup - 0.01 for a in asked)

@@ -8,14 +8,7 @@ import struct
 import pytest
 
 from i2proxy.dialer import base
-from i2proxy.dialer.sam import (
-    MIN_RETRY_BUDGET,
-    YOUNG_SESSION_RETRY_DELAYS,
-    YOUNG_SESSION_SECONDS,
-    dial_error,
-    sam_destination,
-    young_session_retry_delay,
-)
+from i2proxy.dialer.sam import dial_error, lease_set_not_found_reply, sam_destination
 from i2proxy.dialer.select import (
     I2CP_GET_DATE,
     RouterURL,
@@ -192,18 +185,12 @@ def test_make_dialer_refuses_other_key_types() -> None:
         make_dialer("sam://127.0.0.1:17656", keys=42)
 
 
-def test_young_session_retries_cant_reach_peer_with_growing_pauses() -> None:
-    delays = [young_session_retry_delay(5.0, attempt, 60.0) for attempt in range(5)]
-    assert delays[:3] == list(YOUNG_SESSION_RETRY_DELAYS)
-    assert delays[3:] == [YOUNG_SESSION_RETRY_DELAYS[-1]] * 2
-
-
-def test_old_session_reports_cant_reach_peer_at_once() -> None:
-    assert young_session_retry_delay(YOUNG_SESSION_SECONDS, 0, 60.0) is None
-    assert young_session_retry_delay(YOUNG_SESSION_SECONDS + 100, 0, 60.0) is None
-
-
-def test_no_retry_without_room_for_another_lookup_in_the_dial_timeout() -> None:
-    first = YOUNG_SESSION_RETRY_DELAYS[0]
-    assert young_session_retry_delay(1.0, 0, first + MIN_RETRY_BUDGET) == first
-    assert young_session_retry_delay(1.0, 0, first + MIN_RETRY_BUDGET - 0.01) is None
+def test_the_replies_a_young_session_looks_up_again_are_the_lease_set_not_found_ones() -> None:
+    """i2pd's CANT_REACH_PEER and Java's INVALID_KEY "Lease set not found" are retried while
+    young (dialer/young.py); a malformed key is not a lookup result."""
+    assert lease_set_not_found_reply(protocol.CantReachPeer("CANT_REACH_PEER"), B32)
+    java = protocol.InvalidKey("INVALID_KEY", message="Lease set not found: abc")
+    assert lease_set_not_found_reply(java, "A" * 516)
+    assert lease_set_not_found_reply(protocol.InvalidKey("INVALID_KEY"), B32)
+    assert not lease_set_not_found_reply(protocol.InvalidKey("INVALID_KEY"), "A" * 516)
+    assert not lease_set_not_found_reply(protocol.SAMTimeout("TIMEOUT"), B32)
