@@ -32,7 +32,7 @@ from i2proxy.streaming.events import (
     StreamEnded,
 )
 from i2proxy.streaming.i2pd245 import ResendStormHold
-from i2proxy.streaming.i2pd258 import paced_ack_due
+from i2proxy.streaming.i2pd258 import paced_ack_interval
 from i2proxy.streaming.options import MTU_DEFAULT, StreamingOptions
 from i2proxy.streaming.packet import (
     CHOKE_SEND_DELAY_MS,
@@ -617,12 +617,14 @@ class Connection:
             return
         self._received_since_ack += 1
         if (
-            self._received_since_ack >= self._ack_every()
-            and self._paced_i2pd_sender()
+            self._paced_i2pd_sender()
             and not filled_hole
             and self._peer_close_seq is None
+            and packet.delay_requested != 0
         ):
-            self._ack_at(paced_ack_due(self._ack_sent_at, now), now)
+            # the ACK clock, not the ratio (i2pd258)
+            if self._ack_deadline is None:
+                self._ack_deadline = now + paced_ack_interval(self.rtt.srtt)
         elif (
             self._received_since_ack >= self._ack_every()
             or self._peer_close_seq is not None
@@ -671,12 +673,6 @@ class Connection:
     def _paced_i2pd_sender(self) -> bool:
         """The peer is i2pd (empty SYN replies) of the paced generation (2.54+): i2pd258."""
         return self.profile_in.syn_reply_empty is True and self._storm_hold.applies is False
-
-    def _ack_at(self, due: float, now: float) -> None:
-        if due <= now:
-            self._ack_now = True
-        elif self._ack_deadline is None or due < self._ack_deadline:
-            self._ack_deadline = due
 
     def _ack_later(self, now: float) -> None:
         if self._ack_deadline is None:

@@ -18,9 +18,12 @@ how many ACKs reach it, and when, decides its window. This is the estimator half
   then the next sample starts them afresh (``m_MinRTT`` = that sample, ``m_Jitter`` = 20 % of
   it + 3).
 - ``m_RTO = max(20, 1.3 x m_RTT + m_Jitter + ACK interval)``, where the ACK interval is
-  ``(previous + latest gap between two ACKs) / 2``; every ACK re-arms the resend timer at
-  ``m_RTO``. Its second expiry without an ACK puts the window back to 10 and starts the
-  estimates afresh (and switches tunnel or lease) — not modelled here.
+  ``(previous + latest gap between two ACKs) / 2``; every ACK that acknowledges something
+  re-arms the resend timer at ``m_RTO`` (``HandleResendTimer`` does not back it off). Its first
+  expiry resends one packet and re-arms it alike; the second without an ACK in between
+  (``ResendPacket``, attempt 2) puts the window back to 10, sets ``m_RTO`` to 9 s and starts the
+  estimates afresh (and switches tunnel or lease, not modelled). Expiries are counted when the
+  next ACK arrives (``single_expiries``, ``double_expiries``).
 
 Not modelled: pacing and window growth (``HandleSendTimer``), NACK resends (no window change:
 ``LOSS_BASED_CONTROL_ENABLED`` is 0). The window is held fixed between drops, which is enough to
@@ -32,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 INITIAL_RTT = 1500
+INITIAL_RTO = 9000
 INITIAL_WINDOW_SIZE = 10
 MIN_WINDOW_SIZE = 3
 MIN_RTO = 20
@@ -62,6 +66,15 @@ class I2pd258Estimator:
     ack_interval: int = 0
     #: (time, target window) of every delay-based drop
     drops: list[tuple[int, float]] = field(default_factory=list)
+    #: Apply the resend timer's second expiry (window, RTO and estimates reset); off, the
+    #: expiries are still counted but the estimates run on (to study the delay-based drop alone).
+    resend_timer: bool = True
+    #: When the resend timer was last armed, and at what RTO (None: not armed yet).
+    armed_at: int | None = None
+    armed_rto: int = INITIAL_RTO
+    #: ACK gaps that saw one expiry (one packet resent) / two (window back to 10, 9 s RTO).
+    single_expiries: int = 0
+    double_expiries: int = 0
 
     def __post_init__(self) -> None:
         self.ack_interval = self.ack_delay
@@ -69,6 +82,8 @@ class I2pd258Estimator:
     def on_ack(self, ts: int, ack_through: int, sent_at: dict[int, int], next_seq: int) -> None:
         """An ACK acknowledging the packets in ``sent_at`` (sequence → send time, resends left
         out by the caller); ``next_seq`` is the sender's next sequence number."""
+        if sent_at:
+            self._count_expiries(ts)
         sample = None
         for seq, at in sent_at.items():
             rtt = ts - at
@@ -89,6 +104,25 @@ class I2pd258Estimator:
             self.win_dropped = False
         if sent_at and self.first_ack:
             self.first_ack = False
+        if sent_at:
+            self.armed_at, self.armed_rto = ts, self.rto
+
+    def _count_expiries(self, ts: int) -> None:
+        if self.armed_at is None:
+            return
+        gap = ts - self.armed_at
+        if gap > 2 * self.armed_rto:
+            self.double_expiries += 1
+            if not self.resend_timer:
+                return
+            self.window = INITIAL_WINDOW_SIZE
+            self.rto = INITIAL_RTO
+            self.first_rtt_sample = self.first_ack = self.win_dropped = True
+            self.drop_delay_seq = 0
+            self.last_ack_at = 0
+            self.ack_interval = self.ack_delay
+        elif gap > self.armed_rto:
+            self.single_expiries += 1
 
     def _on_sample(self, sample: int, next_seq: int, ts: int) -> None:
         if self.first_rtt_sample and not self.first_ack:
@@ -139,13 +173,19 @@ def paced_run(
     ack_every_packets: int | None = None,
     ack_clock: int | None = None,
     stalls: tuple[tuple[int, int], ...] = (),
+    lost_ack_every: int | None = None,
+    lost_ack_stall: int = 0,
+    resend_timer: bool = True,
 ) -> Run:
     """A sender pacing one packet every ``packet_every`` ms over a path of ``rtt`` ms (half each
     way), the receiver ACKing either every ``ack_every_packets`` packets or once per
     ``ack_clock`` ms while anything is unacknowledged. ``stalls`` are (start, length) ms of the
     ACK path: an ACK leaving during one arrives at its end (a TCP segment waiting for a
-    tail-loss probe on a router link holds everything behind it)."""
-    est = I2pd258Estimator()
+    tail-loss probe on a router link holds everything behind it). ``lost_ack_every``: every
+    so many ACKs one is lost on the link (a loss rate per message, so fewer ACKs meet fewer
+    losses) and stalls the ACK path for ``lost_ack_stall`` ms from when it left."""
+    est = I2pd258Estimator(resend_timer=resend_timer)
+    stalls_seen = list(stalls)
     sent_at: dict[int, int] = {}
     arrivals: list[tuple[int, int]] = []  # (arrival at sender, ack-through)
     one_way = rtt // 2
@@ -158,7 +198,11 @@ def paced_run(
     acks = 0
 
     def ack_path(leave: int) -> int:
-        for start, length in stalls:
+        nonlocal acks
+        acks += 1
+        if lost_ack_every and acks % lost_ack_every == 0:
+            stalls_seen.append((leave, lost_ack_stall))
+        for start, length in stalls_seen:
             if start <= leave < start + length:
                 return start + length + one_way
         return leave + one_way
@@ -174,14 +218,12 @@ def paced_run(
             if ack_every_packets and pending >= ack_every_packets:
                 arrivals.append((ack_path(now), received_through))
                 pending = 0
-                acks += 1
             elif ack_clock and clock_due is None:
                 clock_due = now + ack_clock
         if clock_due is not None and now >= clock_due:
             arrivals.append((ack_path(now), received_through))
             pending = 0
             clock_due = None
-            acks += 1
         for _arrival, through in [a for a in arrivals if a[0] == now]:
             newly = {s: sent_at[s] for s in range(acked_through + 1, through + 1)}
             acked_through = max(acked_through, through)
