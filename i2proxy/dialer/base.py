@@ -47,6 +47,15 @@ class DestinationOffline(PeerUnreachable):
     """
 
 
+class ReplyLost(PeerUnreachable):
+    """The peer received our first bytes and answered, but the start of its answer was lost
+    for good (native streaming: its SYN reply, on first contact; docs/STREAMING.md).
+
+    The request did reach the site. Only a request that is safe to repeat (a GET, say) may be
+    sent again; the HTTP proxy does that once.
+    """
+
+
 class PeerRefused(DialError):
     """The peer answered with a RESET (nothing listens on that port, or it refused us)."""
 

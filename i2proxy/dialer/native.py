@@ -24,6 +24,7 @@ from i2proxy.dialer.base import (
     LocalLimitReached,
     PeerRefused,
     PeerUnreachable,
+    ReplyLost,
     RouterUnavailable,
 )
 from i2proxy.dialer.datagrams import DatagramEndpoint, EndpointTable
@@ -46,6 +47,7 @@ from i2proxy.streaming.errors import (
     StreamLimitReached,
     StreamOpenError,
     StreamRefused,
+    StreamReplyLost,
     StreamUnreachable,
 )
 from i2proxy.streaming.manager import StreamManager
@@ -95,6 +97,8 @@ def dial_error(exc: BaseException) -> DialError:
         return DialTimeout(str(exc) or "timed out")
     if isinstance(exc, StreamDestinationOffline):
         return DestinationOffline(str(exc))
+    if isinstance(exc, StreamReplyLost):
+        return ReplyLost(str(exc))
     if isinstance(exc, StreamUnreachable):
         return PeerUnreachable(str(exc))
     return DialError(f"{type(exc).__name__}: {exc}")

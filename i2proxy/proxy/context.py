@@ -39,6 +39,9 @@ class Stats:
     socks_connects: int = 0
     streams_opened: int = 0
     streams_reused: int = 0
+    #: Safe HTTP requests sent a second time because the stream's open lost the answer
+    #: (``ReplyLost``: a SYN reply lost on first contact with a site).
+    requests_repeated: int = 0
     #: Streams whose SYN carried the client's first bytes (native backend; SAM cannot).
     first_bytes_in_syn: int = 0
     refused: int = 0

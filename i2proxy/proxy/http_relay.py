@@ -2,7 +2,9 @@
 
 The I2P stream of the last exchange stays open for the next request to the same destination
 and port; a request on a reused stream that the site had already closed is replayed once on a
-fresh one (it was complete, so nothing is lost).
+fresh one (it was complete, so nothing is lost). A safe request (GET, HEAD, OPTIONS, TRACE)
+whose answer was lost at the stream's open (``ReplyLost``) is sent once more as well; RFC 9110
+9.2.2 lets a proxy repeat only such requests, because the first one did reach the site.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from i2proxy.dialer.base import (
     LocalLimitReached,
     PeerRefused,
     PeerUnreachable,
+    ReplyLost,
     RouterUnavailable,
 )
 from i2proxy.log import get_logger
@@ -42,6 +45,8 @@ log = get_logger("i2proxy.proxy")
 MAX_RESPONSE_HEAD = 64 * 1024
 #: Request bodies up to this size wait (briefly) to join the head in the first packets.
 SMALL_BODY = 16 * 1024
+#: Methods without side effects (RFC 9110 9.2.1): sent again once if the open lost the answer.
+SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 
 
 def dial_error_to_http(exc: DialError) -> HttpError:
@@ -63,6 +68,13 @@ def dial_error_to_http(exc: DialError) -> HttpError:
         return HttpError(504, "Gateway Timeout", "the destination did not answer in time")
     if isinstance(exc, DestinationOffline):
         return HttpError(504, "Gateway Timeout", pages.OFFLINE_DETAIL)
+    if isinstance(exc, ReplyLost):
+        return HttpError(
+            502,
+            "Bad Gateway",
+            "the site's answer was lost on its way through I2P; the request did reach the site, "
+            "so send it again only if that is safe (a form, say, would be submitted twice)",
+        )
     if isinstance(exc, PeerUnreachable):
         return HttpError(504, "Gateway Timeout", f"the destination is unreachable: {exc}")
     return HttpError(502, "Bad Gateway", f"could not reach the destination: {exc}")
@@ -112,7 +124,8 @@ class UpstreamRelay:
         if self.browser.conn.they_are_waiting_for_100_continue:
             await self.browser.write(h11.InformationalResponse(status_code=100, headers=[]))
         client, head_and_body, complete = await self._first_bytes(upstream_request)
-        up, reused = await self._open(key, destination, client, head_and_body)
+        safe = complete and upstream_request.method in SAFE_METHODS
+        up, reused = await self._open(key, destination, client, head_and_body, safe=safe)
         try:
             try:
                 ok = await self._exchange(up, complete)
@@ -123,7 +136,7 @@ class UpstreamRelay:
                 # request once more on a fresh stream (it was complete, nothing is lost).
                 self._release(up)
                 client = self._replay(self._sent_events)
-                up, _ = await self._open(key, destination, client, head_and_body)
+                up, _ = await self._open(key, destination, client, head_and_body, safe=safe)
                 ok = await self._exchange(up, complete)
         except BaseException:
             self._release(up)  # the browser went away or the site failed: no stream left open
@@ -190,8 +203,13 @@ class UpstreamRelay:
         destination: Destination | str | None,
         client: h11.Connection,
         first: bytes,
+        *,
+        safe: bool = False,
     ) -> tuple[_Upstream, bool]:
-        """A stream to ``key`` carrying ``first``: the kept-alive one if it is still open."""
+        """A stream to ``key`` carrying ``first``: the kept-alive one if it is still open.
+
+        ``safe``: ``first`` is a whole request that may be sent twice (see :data:`SAFE_METHODS`).
+        """
         reusable, self.upstream = self.upstream, None
         if reusable is not None:
             if reusable.key == key and not reusable.reader.at_eof():
@@ -201,15 +219,26 @@ class UpstreamRelay:
                 return reusable, True
             self._release(reusable)
         try:
-            if self._dial is not None:
-                reader, writer = await self._dial(first)
-            else:
-                assert destination is not None
-                reader, writer = await self.ctx.open_stream(destination, key[1], first, key[2])
+            try:
+                reader, writer = await self._dial_fresh(key, destination, first)
+            except ReplyLost:
+                if not safe:
+                    raise
+                self.ctx.stats.requests_repeated += 1
+                log.info("request sent again: the answer was lost at the stream's open")
+                reader, writer = await self._dial_fresh(key, destination, first)
         except DialError as exc:
             raise dial_error_to_http(exc) from None
         self.slot.streams.add(writer)
         return _Upstream(key, reader, writer, client), False
+
+    async def _dial_fresh(
+        self, key: tuple[Any, ...], destination: Destination | str | None, first: bytes
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._dial is not None:
+            return await self._dial(first)
+        assert destination is not None
+        return await self.ctx.open_stream(destination, key[1], first, key[2])
 
     async def _exchange(self, up: _Upstream, complete: bool) -> bool:
         pump: asyncio.Task[None] | None = None

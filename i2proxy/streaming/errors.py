@@ -25,6 +25,12 @@ class StreamUnreachable(StreamOpenError):
     """The stream died before it was established (no route, no answer, closed)."""
 
 
+class StreamReplyLost(StreamUnreachable):
+    """The peer got our SYN, and so its data, and answered, but its SYN reply was lost after our
+    pre-ACK had counted it and it cannot be resent (first contact; docs/STREAMING.md): the
+    request reached the peer and the start of its answer is gone."""
+
+
 class StreamDestinationOffline(StreamUnreachable):
     """The router found no LeaseSet for our SYN, nor did a second lookup: the peer is offline."""
 

@@ -33,6 +33,7 @@ from i2proxy.streaming.errors import (
     StreamLimitReached,
     StreamOpenError,
     StreamRefused,
+    StreamReplyLost,
     StreamStats,
     StreamUnreachable,
 )
@@ -95,6 +96,8 @@ def _open_error(reason: ResetReason, detail: str) -> StreamOpenError:
         return StreamRefused(f"peer refused the stream: {detail}")
     if reason is ResetReason.CONNECT_TIMEOUT:
         return StreamConnectTimeout(f"no answer within the connect timeout: {detail}")
+    if reason is ResetReason.PRE_ACK_DATA_LOST:
+        return StreamReplyLost(f"stream could not be opened ({reason.value}): {detail}")
     return StreamUnreachable(f"stream could not be opened ({reason.value}): {detail}")
 
 

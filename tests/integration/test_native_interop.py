@@ -127,6 +127,22 @@ async def test_i2pd_sam_client_to_our_server(testnet):
     assert got == hashlib.sha256(response).hexdigest()
 
 
+async def get_once_more_if_its_answer_was_lost(dialer, b32: str, request: bytes):
+    """Open with a GET in the SYN; send it once more on ``ReplyLost``, as the HTTP proxy does.
+
+    On first contact with a site, a SYN reply lost after our pre-ACK cannot be recovered
+    (docs/STREAMING.md); the request did reach the site, so only a safe one is repeated. The CI
+    run of 6b3c812 met this here. Once the site is known, a lost reply is recovered in-stream.
+    """
+    from i2proxy.dialer.base import ReplyLost
+
+    try:
+        return await dialer.open_stream(b32, 80, request, timeout=60)
+    except ReplyLost as exc:
+        print(f"first contact: {exc}; the GET is sent once more")
+        return await dialer.open_stream(b32, 80, request, timeout=60)
+
+
 async def test_our_client_gets_the_demo_eepsite(testnet):
     from testnet.eepsite import expected_bytes
 
@@ -137,7 +153,7 @@ async def test_our_client_gets_the_demo_eepsite(testnet):
             ("/bytes/1048576", lambda body: body == expected_bytes(MB)),
         ):
             request = (f"GET {path} HTTP/1.1\r\nHost: {b32}\r\nConnection: close\r\n\r\n").encode()
-            reader, writer = await dialer.open_stream(b32, 80, request, timeout=60)
+            reader, writer = await get_once_more_if_its_answer_was_lost(dialer, b32, request)
             raw = await asyncio.wait_for(reader.read(), 120)
             head, _, body = raw.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200"), head[:100]

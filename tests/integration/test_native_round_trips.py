@@ -30,14 +30,35 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 async def round_trip(dialer, destination, port: int, samples: int = 5) -> float:
     """Median time of a bare handshake (empty SYN → SYN reply) with a peer that answers the
-    SYN at once: one round trip over the same path. The first one also warms the LeaseSet."""
+    SYN at once: one round trip over the same path, after a warm-up stream (LeaseSet, session)."""
+    await warm_up(dialer, destination, port)
     times = []
-    for _ in range(samples + 1):
+    for _ in range(samples):
         started = time.monotonic()
         _, writer = await dialer.open_stream(destination, port, b"", timeout=60)
         times.append(time.monotonic() - started)
         writer.close()
-    return statistics.median(times[1:])
+    return statistics.median(times)
+
+
+async def warm_up(dialer, destination, port: int) -> None:
+    """One stream to ``destination``, dialled once more if the first SYN got no answer in 60 s.
+
+    The CI run of 6b3c812 had a fresh destination's first SYN to the i2pd eepsite, and its four
+    resends, unanswered for 60 s on a loaded machine (its session took 21 s to get tunnels);
+    not traced, the routers' logs were gone. This module measures round trips, not that. The
+    second dial's 100 s outlast i2pd 2.45.1's 120 s hold on a new garlic session whose reply
+    was lost ("session with static key … already exists", see test_datagrams_native), should
+    that have been the cause.
+    """
+    from i2proxy.dialer.base import DialTimeout
+
+    try:
+        _, writer = await dialer.open_stream(destination, port, b"", timeout=60)
+    except DialTimeout as exc:
+        print(f"warm-up: {exc}; dialling once more")
+        _, writer = await dialer.open_stream(destination, port, b"", timeout=100)
+    writer.close()
 
 
 async def first_byte(dialer, target, port: int) -> tuple[float, object]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from i2proxy.dialer.base import DestinationOffline, PeerRefused, PeerUnreachable
+from i2proxy.dialer.base import DestinationOffline, PeerRefused, PeerUnreachable, ReplyLost
 
 
 @dataclass
@@ -30,6 +30,9 @@ class LoopbackDialer:
     #: Names whose destination has no LeaseSet on the network (the router looked twice).
     offline: set[str] = field(default_factory=set)
     opened: list[Opened] = field(default_factory=list)
+    #: Name → how many more opens raise ReplyLost after the request reached the site (it is
+    #: delivered to the route and its answer dropped, as a lost SYN reply drops it).
+    reply_lost: dict[str, int] = field(default_factory=dict)
 
     async def start(self) -> None:
         pass
@@ -49,6 +52,10 @@ class LoopbackDialer:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.routes[name])
         writer.write(initial_data)
         await writer.drain()
+        if self.reply_lost.get(name):
+            self.reply_lost[name] -= 1
+            writer.close()
+            raise ReplyLost(f"{name}: the SYN reply was lost after the pre-ACK")
         return reader, writer
 
 

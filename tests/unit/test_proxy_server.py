@@ -381,6 +381,32 @@ async def test_an_offline_site_gets_a_504_page_that_says_so_and_what_to_try(prox
     assert b"try again in a few minutes" in reply and b"jump service" in reply
 
 
+async def test_a_get_whose_answer_was_lost_at_the_open_is_sent_once_more(proxy):
+    proxy.dialer.reply_lost[SITE] = 1
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get("http://site.i2p/bytes/5000", proxy=url(proxy)) as resp,
+    ):
+        assert resp.status == 200
+        assert len(await resp.read()) == 5000
+    first, again = proxy.dialer.opened
+    assert again.initial_data == first.initial_data
+    assert first.initial_data.startswith(b"GET /bytes/5000 HTTP/1.1\r\n")
+    assert proxy.stats.requests_repeated == 1
+
+
+async def test_a_get_is_sent_at_most_twice_and_a_post_once_when_answers_are_lost(proxy):
+    proxy.dialer.reply_lost[SITE] = 5
+    reply = await raw(proxy, b"GET http://site.i2p/bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 502 ") and len(proxy.dialer.opened) == 2
+    body = b"pay=1"
+    post = b"POST http://site.i2p/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n" + body
+    reply = await raw(proxy, post)
+    assert reply.startswith(b"HTTP/1.1 502 ") and len(proxy.dialer.opened) == 3
+    assert b"the request did reach the site" in reply
+    assert proxy.stats.requests_repeated == 1
+
+
 @pytest.mark.parametrize("proxy", [{"syn_window_ms": 0}], indirect=True)
 async def test_an_offline_site_is_socks5_host_unreachable(proxy):
     name = OFFLINE.encode()

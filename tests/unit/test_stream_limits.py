@@ -19,6 +19,7 @@ from i2proxy.dialer.base import (
     LocalLimitReached,
     PeerRefused,
     PeerUnreachable,
+    ReplyLost,
     RouterUnavailable,
 )
 from i2proxy.dialer.native import dial_error
@@ -30,6 +31,7 @@ from i2proxy.streaming.errors import (
     StreamDestinationOffline,
     StreamLimitReached,
     StreamRefused,
+    StreamReplyLost,
     StreamUnreachable,
 )
 
@@ -43,6 +45,7 @@ SITE = "s" * 52 + ".b32.i2p"
         (StreamRefused("reset"), PeerRefused),
         (StreamConnectTimeout("slow"), DialTimeout),
         (StreamUnreachable("gone"), PeerUnreachable),
+        (StreamReplyLost("answer lost"), ReplyLost),
         (StreamDestinationOffline("offline"), DestinationOffline),
         (RouterDisconnected("lost"), RouterUnavailable),
     ],

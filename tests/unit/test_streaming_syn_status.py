@@ -21,10 +21,14 @@ import pytest
 from i2proxy.i2cp.messages import MessageStatusCode
 from i2proxy.streaming.connection import PeerProfile
 from i2proxy.streaming.delivery import SynVerdict, appears_offline, syn_status_verdict
-from i2proxy.streaming.errors import StreamDestinationOffline, StreamUnreachable
+from i2proxy.streaming.errors import (
+    StreamDestinationOffline,
+    StreamReplyLost,
+    StreamUnreachable,
+)
 from i2proxy.streaming.manager import StreamManager
 from i2proxy.streaming.options import StreamingOptions
-from i2proxy.streaming.packet import Flag, decode
+from i2proxy.streaming.packet import Flag, Packet, decode, encode
 from tests.unit.streaming_sim import keys
 
 
@@ -124,6 +128,24 @@ async def test_only_one_second_lookup_per_stream():
     await asyncio.sleep(0.05)
     assert router.lookups == 1 and not task.done()
     task.cancel()
+
+
+async def test_a_first_contact_whose_syn_reply_was_lost_after_the_pre_ack_is_reply_lost():
+    """The peer answered (its sequence 1 came) but its SYN reply never did, and our pre-ACK had
+    counted it: the request reached the peer and the open fails as StreamReplyLost, which the
+    HTTP proxy may repeat for a safe request (docs/STREAMING.md)."""
+    router = Router()
+    manager = router.manager(pre_ack_guard=0.05)
+    task = await start_dial(manager)
+    ours = decode(router.tracked[0][0]).receive_stream_id
+    pre_ack = [decode(p) for p in router.plain if decode(p).send_stream_id == 0]
+    assert pre_ack and not pre_ack[0].is_syn
+    answer = Packet(
+        send_stream_id=ours, receive_stream_id=4242, sequence_num=1, payload=b"HTTP/1.1 200 OK"
+    )
+    manager.handle_payload(encode(answer))
+    with pytest.raises(StreamReplyLost, match="pre-ack-data-lost"):
+        await asyncio.wait_for(task, 2)
 
 
 @pytest.mark.parametrize("code", [1, 3, 4, 5, 16, 99])
