@@ -31,7 +31,7 @@ from i2proxy.streaming.events import (
     ResetReason,
     StreamEnded,
 )
-from i2proxy.streaming.i2pd245 import ResendStormHold
+from i2proxy.streaming.i2pd245 import ACK_EVERY_245, ResendStormHold
 from i2proxy.streaming.i2pd258 import paced_ack_interval
 from i2proxy.streaming.options import MTU_DEFAULT, StreamingOptions
 from i2proxy.streaming.packet import (
@@ -659,8 +659,10 @@ class Connection:
         timer at 1.5 x its frozen mean RTT, and a window smaller than the ACK ratio stalls
         waiting for the ACK delay — so the ratio must stay well below the window (Linux's
         quick-ACK mode after the start and after loss has the same shape)."""
-        received = self._recv_next - self._ack_ramp_start
-        return max(ACK_EVERY, min(BULK_ACK_EVERY, math.isqrt(2 * max(0, received)) >> 3))
+        window = math.isqrt(2 * max(0, self._recv_next - self._ack_ramp_start))
+        if self._storm_hold.applies:
+            return max(ACK_EVERY, min(ACK_EVERY_245, window >> 2))  # see i2pd245.ACK_EVERY_245
+        return max(ACK_EVERY, min(BULK_ACK_EVERY, window >> 3))
 
     def _ack_delay(self) -> float:
         """How long an ACK may wait for more packets: a tenth of the RTT (as i2pd), so the

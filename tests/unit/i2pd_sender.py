@@ -29,6 +29,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import random
 from dataclasses import dataclass, field
 
 from i2proxy.streaming.connection import Connection
@@ -43,6 +44,9 @@ WINDOW_SIZE = 6
 MAX_WINDOW_SIZE = 128
 MAX_NUM_RESEND_ATTEMPTS = 6
 PEER_STREAM_ID = 4242
+#: How long a lost link segment holds a lone ACK message and all behind it (s): Linux's
+#: tail-loss probe with one segment in flight at 0 ms, as the test network's relay models it.
+ACK_STALL = 0.202
 
 
 def _ms(now: float) -> int:
@@ -208,11 +212,18 @@ def download(
     max_time: float = 120.0,
     pre_ack_lag: float = 0.0,
     initial_rto: int = INITIAL_RTO,
+    ack_stalls: float = 0.0,
+    seed: int = 1,
 ) -> Transfer:
     """Our client stream downloads ``packets`` data packets from an i2pd 2.45.1 sender.
 
     ``pre_ack_lag``: how much later than our SYN our pre-ACK reaches the sender — its first RTT
-    sample (0: ``m_RTO`` 0, so its first resend timer is 9 s; 0.001: 1 ms, a 1 ms timer)."""
+    sample (0: ``m_RTO`` 0, so its first resend timer is 9 s; 0.001: 1 ms, a 1 ms timer).
+    ``ack_stalls``: the share of our ACK messages whose link segment is lost (the test network's
+    ``--loss``): that ACK and every later one wait ``ACK_STALL`` for TCP's tail-loss probe
+    (docs/TESTNET.md: one small segment in flight), drawn from a ``seed``-ed generator."""
+    rng = random.Random(seed)
+    ack_path_free = 0.0  # ACKs leave the link in order: none overtakes a stalled one
     conn = Connection.outgoing(
         keys=keys(0),
         remote_destination=keys(1).destination,
@@ -240,7 +251,7 @@ def download(
         sender.out.clear()
 
     def flush_receiver(now: float) -> None:
-        nonlocal acks, received
+        nonlocal acks, received, ack_path_free
         while (event := conn.next_event()) is not None:
             if isinstance(event, DataReceived):
                 received += 1
@@ -251,7 +262,12 @@ def download(
             elif packet.is_plain_ack:
                 acks += packet.send_stream_id != 0
                 lag = pre_ack_lag if packet.send_stream_id == 0 else 0.0
-                heapq.heappush(queue, (now + delay + lag, next(order), "ack", packet))
+                due = now + delay + lag
+                if packet.send_stream_id != 0:
+                    if ack_stalls and rng.random() < ack_stalls:
+                        due += ACK_STALL
+                    due = ack_path_free = max(due, ack_path_free)
+                heapq.heappush(queue, (due, next(order), "ack", packet))
 
     now = 0.0
     flush_receiver(now)
