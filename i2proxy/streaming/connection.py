@@ -31,7 +31,7 @@ from i2proxy.streaming.events import (
     ResetReason,
     StreamEnded,
 )
-from i2proxy.streaming.i2pd245 import ACK_EVERY_245, ResendStormHold
+from i2proxy.streaming.i2pd245 import ACK_EVERY_245, ACK_EVERY_245_MAX_SRTT, ResendStormHold
 from i2proxy.streaming.i2pd258 import paced_ack_interval
 from i2proxy.streaming.options import MTU_DEFAULT, StreamingOptions
 from i2proxy.streaming.packet import (
@@ -660,7 +660,7 @@ class Connection:
         waiting for the ACK delay — so the ratio must stay well below the window (Linux's
         quick-ACK mode after the start and after loss has the same shape)."""
         window = math.isqrt(2 * max(0, self._recv_next - self._ack_ramp_start))
-        if self._storm_hold.applies:
+        if self._storm_hold.applies and (self.rtt.srtt or 0.0) < ACK_EVERY_245_MAX_SRTT:
             return max(ACK_EVERY, min(ACK_EVERY_245, window >> 2))  # see i2pd245.ACK_EVERY_245
         return max(ACK_EVERY, min(BULK_ACK_EVERY, window >> 3))
 

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from i2proxy.streaming import i2pd245
-from i2proxy.streaming.connection import ACK_EVERY
+from i2proxy.streaming.connection import ACK_EVERY, BULK_ACK_EVERY
 from i2proxy.streaming.packet import decode
 from tests.unit.i2pd_sender import (
     MAX_WINDOW_SIZE,
@@ -45,6 +45,13 @@ def test_acks_go_every_second_packet_at_first_and_thin_to_a_quarter_of_the_windo
     conn = established_client()
     ack_gaps(conn, 1, 8192)
     assert set(ack_gaps(conn, 8193, 256)[1:]) == {i2pd245.ACK_EVERY_245}  # 128 / 4
+
+
+def test_on_a_long_path_a_245_sender_keeps_an_ack_per_eighth_of_the_window():
+    conn = established_client()
+    ack_gaps(conn, 1, 8192)
+    conn.rtt.srtt = i2pd245.ACK_EVERY_245_MAX_SRTT  # 50 ms per link: not measured with a quarter
+    assert set(ack_gaps(conn, 8193, 256)[1:]) == {BULK_ACK_EVERY}  # 128 / 8
 
 
 def test_fewer_acks_lose_less_time_to_acks_stalled_on_a_lossy_link():
