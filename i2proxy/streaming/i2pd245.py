@@ -67,8 +67,8 @@ MAX_REMEMBERED = 512
 #: an eighth), at most this many packets per ACK (128 / 4). Each ACK is one small message, and a
 #: small message alone on a router link waits TCP's 200 ms tail-loss probe when its segment is
 #: lost; the 2.45.1 sender, its window full, sends nothing meanwhile. Traced at 0 ms with 2 %
-#: link loss (docs/BENCHMARKS.md): 4 MB GETs with ~565 ACKs spent 7-14 such gaps of 0.20 s
-#: each, 1.4-2.8 s of 2.1-3.6 s. Half the window or a timed clock left the sender's window empty
+#: link loss (docs/BENCHMARKS.md): 4 MB GETs with ~565 ACKs spent 4-13 such gaps of 0.20 s
+#: each, 1.2-2.7 s of 2.1-3.6 s. Half the window or a timed clock left the sender's window empty
 #: after such a gap (re-armed at 1.5 x its frozen RTT: resends) in the sender model; a quarter
 #: did not.
 ACK_EVERY_245 = 32

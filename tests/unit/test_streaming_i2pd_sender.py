@@ -57,7 +57,7 @@ def test_on_a_long_path_a_245_sender_keeps_an_ack_per_eighth_of_the_window():
 def test_fewer_acks_lose_less_time_to_acks_stalled_on_a_lossy_link():
     # 2 % of our ACK messages wait 0.2 s on the link (a lost segment, TCP's tail-loss probe)
     # and the 2.45.1 sender, its window full, waits with them: a quarter of the window per
-    # ACK, not an eighth. Traced: 7-14 such gaps per 4 MB GET, 1.4-2.8 s (docs/BENCHMARKS.md).
+    # ACK, not an eighth. Traced: 4-13 such gaps per slow 4 MB GET, 1.2-2.7 s (docs/BENCHMARKS.md).
     times = []
     for seed in range(1, 5):
         transfer = download(2400, **PATH, ack_stalls=0.02, seed=seed)
