@@ -651,7 +651,8 @@ class Connection:
         )
 
     def _ack_every(self) -> int:
-        """Packets that make an ACK leave at once: an eighth of the sender's window, which we
+        """Packets that make an ACK leave at once: an eighth of the sender's window (a quarter
+        for an i2pd 2.45 sender on a fast path, see ``i2pd245.ACK_EVERY_245``), which we
         estimate as ``sqrt(2 P)`` for P packets received in order since the stream began or
         the sender last retransmitted — how far a window that grows by one per round trip has
         come (i2pd 2.45.1: one per RTT after six; Reno: one per window). An ACK that covers all
