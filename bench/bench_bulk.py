@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -350,9 +351,17 @@ async def bulk(
 
 
 async def ttfb(
-    proxies: dict[str, str], socks: dict[str, str], url: str, samples: int
+    proxies: dict[str, str],
+    socks: dict[str, str],
+    url: str,
+    samples: int,
+    order: list[dict] | None = None,  # type: ignore[type-arg]
 ) -> dict[str, list[float]]:
+    """``samples`` rounds of one GET per proxy and kind; ``order`` gets every sample as taken
+    (seconds since the first, proxy, kind, ms): on 3-hop tunnels a destination's path stays the
+    same until its tunnels are replaced, so samples close in time are not independent."""
     out: dict[str, list[float]] = {}
+    start = time.monotonic()
     for name in proxies:  # until a SOCKS GET works (HTTP warmed up): a fresh SOCKS-side
         await warm_up(socks[name], url, socks=True)  # destination may fail its first streams
     for i in range(samples):
@@ -368,7 +377,30 @@ async def ttfb(
                     out.setdefault(f"{name} {kind} failed", []).append(repr(exc)[:200])  # type: ignore[arg-type]
                     continue
                 out.setdefault(f"{name} {kind}", []).append(got.ttfb * 1000)
+                if order is not None:
+                    order.append(
+                        {
+                            "t": round(time.monotonic() - start, 1),
+                            "proxy": name,
+                            "kind": kind,
+                            "ms": round(got.ttfb * 1000, 1),
+                        }
+                    )
     return out
+
+
+def proxy_counters(http: str) -> dict[str, str]:
+    """i2proxy's health-page counters (``http://proxy.i2p/`` through its HTTP port): streams
+    opened, first bytes in the SYN, requests repeated after a lost reply, the pool's figures."""
+    with socket.create_connection(_split(http), 10) as sock:
+        sock.sendall(
+            b"GET http://proxy.i2p/ HTTP/1.1\r\nHost: proxy.i2p\r\nConnection: close\r\n\r\n"
+        )
+        page = b""
+        while chunk := sock.recv(65536):
+            page += chunk
+    rows = re.findall(rb"<tr><td>([^<]*)</td><td>([^<]*)</td></tr>", page)
+    return {k.decode(): v.decode() for k, v in rows}
 
 
 def ratio(a: Series, b: Series) -> str:
@@ -401,6 +433,11 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=900, help="seconds per transfer")
     parser.add_argument("--json", type=Path, help="write every measurement here")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        help="i2proxy's log level (its JSON log is kept in the data dir printed at the start)",
+    )
     args = parser.parse_args()
     # `kill PID` (a background job ignores SIGINT) still clears the links, stops i2proxy and
     # saves the JSON: SystemExit unwinds through the finally below.
@@ -425,12 +462,15 @@ def main() -> int:
     }
     print(f"{header['network']}; commit {header['commit']}", file=sys.stderr)
     data_dir = tempfile.mkdtemp(prefix="bench-bulk-")
-    proc, http, socks = start_i2proxy(router["i2cp"], hops, data_dir)
+    proc, http, socks = start_i2proxy(router["i2cp"], hops, data_dir, log_level=args.log_level)
+    print(f"i2proxy log: {data_dir}/i2proxy.log", file=sys.stderr)
     proxies = {"i2proxy": http, "i2pd": status["http_proxy"]}
     socks_proxies = {"i2proxy": socks, "i2pd": status["socks_proxy"]}
     digests = {size: hashlib.sha256(expected_bytes(size)).hexdigest() for size in sizes}
     table: list[tuple[Cell, int, dict[str, Series]]] = []
     ttfbs: list[tuple[Cell, dict[str, list[float]]]] = []
+    ttfb_order: dict[str, list[dict]] = {}  # type: ignore[type-arg]
+    counters: dict[str, dict[str, str]] = {}
     loads: dict[str, list[str]] = {}
 
     def save() -> None:
@@ -453,6 +493,8 @@ def main() -> int:
                 for c, s, res in table
             ],
             "ttfb_ms": [{"cell": c.label, **v} for c, v in ttfbs],
+            "ttfb_samples": ttfb_order,
+            "i2proxy_counters": counters,
         }
         args.json.write_text(json.dumps(document, indent=2))
 
@@ -468,11 +510,19 @@ def main() -> int:
                     (
                         cell,
                         asyncio.run(
-                            ttfb(proxies, socks_proxies, f"http://{b32}/headers", args.ttfb)
+                            ttfb(
+                                proxies,
+                                socks_proxies,
+                                f"http://{b32}/headers",
+                                args.ttfb,
+                                ttfb_order.setdefault(cell.label, []),
+                            )
                         ),
                     )
                 )
                 print(f"    TTFB {ttfb_row(cell, ttfbs[-1][1])}", file=sys.stderr)
+            with contextlib.suppress(OSError):
+                counters[cell.label] = proxy_counters(http)
             for size in sizes:
                 results = {name: Series() for name in proxies}
                 table.append((cell, size, results))
