@@ -434,6 +434,14 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=900, help="seconds per transfer")
     parser.add_argument("--json", type=Path, help="write every measurement here")
     parser.add_argument(
+        "--i2proxy-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more `i2proxy run` argument (repeatable), e.g. --i2proxy-arg=--isolation=none "
+        "to have HTTP use the shared destination as SOCKS does (i2pd's two proxies share one)",
+    )
+    parser.add_argument(
         "--log-level",
         default="warning",
         help="i2proxy's log level (its JSON log is kept in the data dir printed at the start)",
@@ -462,7 +470,9 @@ def main() -> int:
     }
     print(f"{header['network']}; commit {header['commit']}", file=sys.stderr)
     data_dir = tempfile.mkdtemp(prefix="bench-bulk-")
-    proc, http, socks = start_i2proxy(router["i2cp"], hops, data_dir, log_level=args.log_level)
+    proc, http, socks = start_i2proxy(
+        router["i2cp"], hops, data_dir, args.i2proxy_arg, log_level=args.log_level
+    )
     print(f"i2proxy log: {data_dir}/i2proxy.log", file=sys.stderr)
     proxies = {"i2proxy": http, "i2pd": status["http_proxy"]}
     socks_proxies = {"i2proxy": socks, "i2pd": status["socks_proxy"]}
