@@ -13,6 +13,11 @@ A cell is ``DELAYms:CONDITION`` — CONDITION is ``none`` or ``+``-joined ``Nlos
 a network started with ``--tunnel-length 3``). Cells are applied with ``python -m testnet delay``
 and ``python -m testnet impair`` and cleared at the end. Prints Markdown tables; ``--json``
 keeps every measurement.
+
+On 3-hop tunnels (``real``) a run's TTFB ratio is one draw of paths: each destination keeps its
+tunnels for ~10 minutes, and i2proxy's HTTP (a per-site destination) and SOCKS (the shared one)
+leave from two destinations where i2pd's two proxies share one. Judge it on several runs ~10
+minutes apart, pooled with ``bench/ttfb_pool.py`` (docs/BENCHMARKS.md, the ``real`` row).
 """
 
 from __future__ import annotations
