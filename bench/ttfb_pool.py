@@ -1,9 +1,10 @@
 """TTFB medians of several ``bench_bulk.py --json`` runs: per run and pooled.
 
-On 3-hop tunnels one run's TTFB ratio compares one i2proxy destination's path with one i2pd
-destination's path: a destination keeps its tunnels (and i2pd its chosen lease) for ~10 minutes,
-so fifteen samples in one run are fifteen looks at the same two paths, not fifteen draws. Runs
-started ~10 minutes apart (new tunnels; each run a new i2proxy, so new destinations) are the
+On 3-hop tunnels one run's TTFB ratio compares one i2proxy destination's paths with one i2pd
+destination's: a destination keeps its tunnels for ~10 minutes, so a run's samples are looks at
+the same paths, and on the ``real`` profile each sample may also meet a lost segment on one of
+its ~14 links (a ~340 ms step: the median of a few samples flips between the two modes). Runs
+started ~10 minutes apart (new tunnels; each run a new i2proxy, so new destinations) add the
 independent draws; this prints each run's medians and the pooled ones.
 
     python bench/ttfb_pool.py run1.json run2.json run3.json [--cell real]
