@@ -355,6 +355,15 @@ async def bulk(
         print(f"    run {run} {name}: {rate:.3g} MB/s ({got.seconds:.1f} s)", file=sys.stderr)
 
 
+def sample_kinds(i: int, http: str, socks: str) -> list[tuple[str, str, bool]]:
+    """Round ``i``'s order of the two kinds for one proxy: HTTP first in rounds 0, 1, SOCKS first
+    in rounds 2, 3, and so on — with the proxies alternating every round, each kind follows each
+    (proxy, kind) equally often; a sample that always came right after its proxy's other GET
+    (whose stream is still closing on the same router) would carry that alone."""
+    kinds = [("HTTP", http, False), ("SOCKS", socks, True)]
+    return kinds if (i // 2) % 2 == 0 else kinds[::-1]
+
+
 async def ttfb(
     proxies: dict[str, str],
     socks: dict[str, str],
@@ -372,10 +381,7 @@ async def ttfb(
     for i in range(samples):
         names = list(proxies) if i % 2 == 0 else list(reversed(proxies))
         for name in names:
-            for kind, proxy, via_socks in (
-                ("HTTP", proxies[name], False),
-                ("SOCKS", socks[name], True),
-            ):
+            for kind, proxy, via_socks in sample_kinds(i, proxies[name], socks[name]):
                 try:
                     got = await asyncio.wait_for(get(proxy, url, socks=via_socks), 60)
                 except (OSError, RuntimeError, TimeoutError, asyncio.IncompleteReadError) as exc:

@@ -9,7 +9,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from bench_bulk import DEFAULT_CELLS, Cell, check_tunnel_length, network_line, parse_cell
+from bench_bulk import (
+    DEFAULT_CELLS,
+    Cell,
+    check_tunnel_length,
+    network_line,
+    parse_cell,
+    sample_kinds,
+)
 
 
 def test_cells_become_the_testnet_impair_command_line():
@@ -51,3 +58,9 @@ def test_the_network_line_names_the_routers_both_proxies_used():
     assert network_line(status) == (
         "proxy r2 i2pd 2.58.0, eepsite r4 i2pd 2.58.0; 5x i2pd 2.58.0, 1x java 2.7.0; 0-hop tunnels"
     )
+
+
+def test_ttfb_rounds_put_each_kind_first_equally_often():
+    firsts = [sample_kinds(i, "h", "s")[0][0] for i in range(8)]
+    assert firsts == ["HTTP", "HTTP", "SOCKS", "SOCKS"] * 2
+    assert sample_kinds(2, "h", "s") == [("SOCKS", "s", True), ("HTTP", "h", False)]
