@@ -370,6 +370,7 @@ async def ttfb(
     url: str,
     samples: int,
     order: list[dict] | None = None,  # type: ignore[type-arg]
+    gap: float = 0.0,
 ) -> dict[str, list[float]]:
     """``samples`` rounds of one GET per proxy and kind; ``order`` gets every sample as taken
     (seconds since the first, proxy, kind, ms): on 3-hop tunnels a destination's path stays the
@@ -382,6 +383,8 @@ async def ttfb(
         names = list(proxies) if i % 2 == 0 else list(reversed(proxies))
         for name in names:
             for kind, proxy, via_socks in sample_kinds(i, proxies[name], socks[name]):
+                if gap:  # the previous GET's stream has finished closing
+                    await asyncio.sleep(gap)
                 try:
                     got = await asyncio.wait_for(get(proxy, url, socks=via_socks), 60)
                 except (OSError, RuntimeError, TimeoutError, asyncio.IncompleteReadError) as exc:
@@ -441,6 +444,13 @@ def main() -> int:
         default=0,
         metavar="N",
         help="also N TTFB samples (GET /headers) per cell, HTTP and SOCKS",
+    )
+    parser.add_argument(
+        "--ttfb-gap",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="pause before each TTFB sample (default 0: each GET right after the previous one)",
     )
     parser.add_argument("--timeout", type=float, default=900, help="seconds per transfer")
     parser.add_argument("--json", type=Path, help="write every measurement here")
@@ -537,6 +547,7 @@ def main() -> int:
                                 f"http://{b32}/headers",
                                 args.ttfb,
                                 ttfb_order.setdefault(cell.label, []),
+                                args.ttfb_gap,
                             )
                         ),
                     )
