@@ -177,6 +177,8 @@ class ConnectionStats:
     chokes: int = 0
     #: Times ACKs were held across an i2pd 2.45 sender's resend storm (``i2pd245``).
     ack_holds: int = 0
+    #: The sender was taken for i2pd 2.45 at its data packet 3 (None: not decided).
+    i2pd245_sender: bool | None = None
 
 
 class Connection:
@@ -554,7 +556,10 @@ class Connection:
             return
         if seq <= 3 and self.is_client:
             if seq == 3:
-                self._storm_hold.on_third_packet(now, i2pd=self.profile_in.syn_reply_empty is True)
+                self._storm_hold.on_third_packet(
+                    now, i2pd=self.profile_in.syn_reply_empty is True, srtt=self.rtt.srtt
+                )
+                self.stats.i2pd245_sender = self._storm_hold.applies
             else:
                 self._storm_hold.on_first_flight(seq, now)
         if seq - self._recv_next > self.options.max_window_size * REORDER_SLACK:

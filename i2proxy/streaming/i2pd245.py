@@ -37,6 +37,8 @@ the small ``m_RTO`` again — a storm right after the hold.
 
 from __future__ import annotations
 
+from i2proxy.streaming.i2pd258 import sent_before_our_ack_arrived
+
 #: 2.45.1 sends its first data into a window of 2 and data packet 3 only after our first ACK of
 #: data reached it; i2pd 2.54+ starts with 10 and paces them RTT/10 apart. Packet 3 arriving at
 #: least this long after that ACK left says "2.45 generation".
@@ -124,15 +126,17 @@ class ResendStormHold:
         """Data packet 1 or 2 arrived for the first time."""
         self._first_flight.setdefault(seq, now)
 
-    def on_third_packet(self, now: float, *, i2pd: bool) -> None:
+    def on_third_packet(self, now: float, *, i2pd: bool, srtt: float | None = None) -> None:
         """Data packet 3 arrived for the first time (``i2pd``: the peer's SYN replies are
-        empty): decide whether the sender is of the 2.45 generation."""
+        empty; ``srtt``: ours): decide whether the sender is of the 2.45 generation."""
         if self.applies is None:
             first_ack = self._first_ack_at
             one, two = self._first_flight.get(1), self._first_flight.get(2)
             spacing = abs(two - one) if one is not None and two is not None else 0.0
             gap = now - first_ack if first_ack is not None else 0.0
-            paced = spacing >= PACED_SPACING and gap < FIRST_FLIGHT_SPACING * spacing
+            paced = (
+                spacing >= PACED_SPACING and gap < FIRST_FLIGHT_SPACING * spacing
+            ) or sent_before_our_ack_arrived(gap, srtt)
             self.applies = i2pd and first_ack is not None and gap >= FIRST_FLIGHT_GAP and not paced
             self._armed_at = first_ack  # right after the first data packets arrived
 

@@ -20,6 +20,17 @@ ACK_INTERVAL_RTT_FRACTION`` within [``MIN_ACK_INTERVAL``, ``MAX_ACK_INTERVAL``]:
 
 NACKs of new holes, ACKs of filled holes, of CLOSE and requested immediate ACKs still leave at
 once (``Connection._process_sequenced``).
+
+Telling such a sender from 2.45.1 (``i2pd245.ResendStormHold.on_third_packet``): 2.45.1 sends
+data packet 3 only when our first ACK of data has reached it, so packet 3 comes at least a round
+trip after that ACK left; a paced sender's comes at its pace, whatever we ACK. The first flight's
+spacing says so where the path is calm, but a lost segment on a router link holds packets 1 and
+2 and releases them together (~1 s at 200 ms per link): no spacing, then packet 3 at the pace.
+Traced on a 2.58 network at 200 ms per link with 1 % loss (docs/BENCHMARKS.md): such GETs got
+the 2.45 rules (an ACK every 2nd packet) and took 48-75 s against 18-20 s. So on a path of at
+least ``FIRST_FLIGHT_MIN_SRTT`` a packet 3 that came sooner than ``FIRST_FLIGHT_RTT_FRACTION`` of
+our SRTT after our first ACK was not sent in answer to it: paced. On a faster path (0 ms links,
+an SRTT of a few ms that load alone doubles) the spacing alone decides, as before.
 """
 
 from __future__ import annotations
@@ -30,6 +41,23 @@ ACK_INTERVAL_RTT_FRACTION = 0.5
 MIN_ACK_INTERVAL = 0.010
 #: Its ceiling (s): the window the sender must add to cover it stays below 50 ms of packets.
 MAX_ACK_INTERVAL = 0.050
+
+
+#: Packet 3 this soon after our first ACK of data left (fraction of our SRTT) was not sent in
+#: answer to it (see the module).
+FIRST_FLIGHT_RTT_FRACTION = 0.5
+#: ... judged so only on paths whose SRTT is at least this (s): 50 ms per link and more.
+FIRST_FLIGHT_MIN_SRTT = 0.05
+
+
+def sent_before_our_ack_arrived(gap: float, srtt: float | None) -> bool:
+    """Data packet 3 came ``gap`` s after our first ACK of data left: too soon to answer it, so
+    the sender did not wait for that ACK (a paced i2pd, not 2.45.1; see the module)."""
+    return (
+        srtt is not None
+        and srtt >= FIRST_FLIGHT_MIN_SRTT
+        and gap < srtt * FIRST_FLIGHT_RTT_FRACTION
+    )
 
 
 def paced_ack_interval(srtt: float | None) -> float:

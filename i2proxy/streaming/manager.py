@@ -741,6 +741,7 @@ class StreamManager:
             dropped_receive_full=conn.stats.dropped_receive_full,
             chokes=conn.stats.chokes,
             ack_holds=conn.stats.ack_holds,
+            i2pd245_sender=conn.stats.i2pd245_sender,
             srtt=conn.rtt.srtt,
             window=conn.congestion.window,
         )

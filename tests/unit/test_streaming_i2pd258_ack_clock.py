@@ -179,3 +179,48 @@ def test_a_sender_whose_syn_reply_carried_data_keeps_the_ack_ratio():
     for seq in range(4, 14):
         log.receive(0.4 + (seq - 4) * 0.0005, data_packet(conn, seq))
     assert [through for _, through, _ in log.acks] == [5, 7, 9, 11, 13]
+
+
+def bunched_first_flight(conn: Connection, start: float, third_after: float) -> AckLog:
+    """Packets 1 and 2 arrive together (a link's stall held the first and released both), then
+    packet 3 ``third_after`` s later."""
+    log = AckLog(conn, start)
+    log.receive(start, data_packet(conn, 1))
+    log.receive(start, data_packet(conn, 2))
+    log.receive(start + third_after, data_packet(conn, 3))
+    return log
+
+
+def acks_of_a_burst(log: AckLog, first_seq: int = 4, count: int = 10) -> list[int]:
+    log.advance(log.now + 0.2)
+    log.acks.clear()
+    for seq in range(first_seq, first_seq + count):
+        log.receive(log.now + 0.0005, data_packet(log.conn, seq))
+    log.advance(log.now + 0.2)
+    return [through for _, through, _ in log.acks]
+
+
+def test_a_paced_first_flight_bunched_by_a_stall_still_gets_the_clock():
+    # 200 ms per link (SRTT 0.42 s): packets 1 and 2 together, our ACK of them at once, packet
+    # 3 at the sender's initial pace 150 ms later — sooner than half a round trip, so not sent
+    # in answer to that ACK: a paced sender, one ACK for the burst, not one per 2nd packet
+    conn = client_after_syn_reply(0.42)
+    log = bunched_first_flight(conn, start=0.9, third_after=0.150)
+    assert conn.stats.i2pd245_sender is False
+    assert acks_of_a_burst(log) == [13]
+
+
+def test_a_245_first_flight_is_still_told_apart_on_a_long_path():
+    # 2.45.1 sends packet 3 only when our first ACK of data reached it: a round trip later
+    conn = client_after_syn_reply(0.42)
+    log = bunched_first_flight(conn, start=0.9, third_after=0.41)
+    assert conn.stats.i2pd245_sender is True
+    assert acks_of_a_burst(log) == [5, 7, 9, 11, 13]
+
+
+def test_on_a_fast_path_the_spacing_alone_decides_as_before():
+    # 0 ms links (SRTT 8 ms): a bunched first flight and packet 3 3 ms later is 2.45.1's shape
+    # there (its packet 2 waits for the site's second write); our SRTT is too small a yardstick
+    conn = client_after_syn_reply(0.008)
+    bunched_first_flight(conn, start=0.01, third_after=0.003)
+    assert conn.stats.i2pd245_sender is True
