@@ -557,7 +557,7 @@ class Connection:
         if seq <= 3 and self.is_client:
             if seq == 3:
                 self._storm_hold.on_third_packet(
-                    now, i2pd=self.profile_in.syn_reply_empty is True, srtt=self.rtt.srtt
+                    now, i2pd=self.profile_in.syn_reply_empty is True, rtt=self.rtt.latest
                 )
                 self.stats.i2pd245_sender = self._storm_hold.applies
             else:

@@ -126,9 +126,10 @@ class ResendStormHold:
         """Data packet 1 or 2 arrived for the first time."""
         self._first_flight.setdefault(seq, now)
 
-    def on_third_packet(self, now: float, *, i2pd: bool, srtt: float | None = None) -> None:
+    def on_third_packet(self, now: float, *, i2pd: bool, rtt: float | None = None) -> None:
         """Data packet 3 arrived for the first time (``i2pd``: the peer's SYN replies are
-        empty; ``srtt``: ours): decide whether the sender is of the 2.45 generation."""
+        empty; ``rtt``: our latest RTT sample): decide whether the sender is of the 2.45
+        generation."""
         if self.applies is None:
             first_ack = self._first_ack_at
             one, two = self._first_flight.get(1), self._first_flight.get(2)
@@ -136,7 +137,7 @@ class ResendStormHold:
             gap = now - first_ack if first_ack is not None else 0.0
             paced = (
                 spacing >= PACED_SPACING and gap < FIRST_FLIGHT_SPACING * spacing
-            ) or sent_before_our_ack_arrived(gap, srtt)
+            ) or sent_before_our_ack_arrived(gap, rtt)
             self.applies = i2pd and first_ack is not None and gap >= FIRST_FLIGHT_GAP and not paced
             self._armed_at = first_ack  # right after the first data packets arrived
 

@@ -27,10 +27,12 @@ trip after that ACK left; a paced sender's comes at its pace, whatever we ACK. T
 spacing says so where the path is calm, but a lost segment on a router link holds packets 1 and
 2 and releases them together (~1 s at 200 ms per link): no spacing, then packet 3 at the pace.
 Traced on a 2.58 network at 200 ms per link with 1 % loss (docs/BENCHMARKS.md): such GETs got
-the 2.45 rules (an ACK every 2nd packet) and took 48-75 s against 18-20 s. So on a path of at
-least ``FIRST_FLIGHT_MIN_SRTT`` a packet 3 that came sooner than ``FIRST_FLIGHT_RTT_FRACTION`` of
-our SRTT after our first ACK was not sent in answer to it: paced. On a faster path (0 ms links,
-an SRTT of a few ms that load alone doubles) the spacing alone decides, as before.
+the 2.45 rules (an ACK every 2nd packet) and took 48-75 s against 18-20 s. So on a path whose
+latest RTT sample of ours (the SYN's; a remembered SRTT may hold a first contact's LeaseSet
+lookup) is at least ``FIRST_FLIGHT_MIN_SRTT``, a packet 3 that came sooner than
+``FIRST_FLIGHT_RTT_FRACTION`` of it after our first ACK was not sent in answer to it: paced. On
+a faster path (0 ms links, a sample of a few ms that load alone doubles) the spacing alone
+decides, as before.
 """
 
 from __future__ import annotations
@@ -43,20 +45,19 @@ MIN_ACK_INTERVAL = 0.010
 MAX_ACK_INTERVAL = 0.050
 
 
-#: Packet 3 this soon after our first ACK of data left (fraction of our SRTT) was not sent in
-#: answer to it (see the module).
+#: Packet 3 this soon after our first ACK of data left (fraction of our latest RTT sample) was
+#: not sent in answer to it (see the module).
 FIRST_FLIGHT_RTT_FRACTION = 0.5
-#: ... judged so only on paths whose SRTT is at least this (s): 50 ms per link and more.
+#: ... judged so only when that sample is at least this (s): 50 ms per link and more.
 FIRST_FLIGHT_MIN_SRTT = 0.05
 
 
-def sent_before_our_ack_arrived(gap: float, srtt: float | None) -> bool:
-    """Data packet 3 came ``gap`` s after our first ACK of data left: too soon to answer it, so
-    the sender did not wait for that ACK (a paced i2pd, not 2.45.1; see the module)."""
+def sent_before_our_ack_arrived(gap: float, rtt: float | None) -> bool:
+    """Data packet 3 came ``gap`` s after our first ACK of data left, ``rtt`` being our latest
+    RTT sample: too soon to answer that ACK, so the sender did not wait for it (a paced i2pd,
+    not 2.45.1; see the module)."""
     return (
-        srtt is not None
-        and srtt >= FIRST_FLIGHT_MIN_SRTT
-        and gap < srtt * FIRST_FLIGHT_RTT_FRACTION
+        rtt is not None and rtt >= FIRST_FLIGHT_MIN_SRTT and gap < rtt * FIRST_FLIGHT_RTT_FRACTION
     )
 
 
