@@ -29,7 +29,7 @@ spacing says so where the path is calm, but a lost segment on a router link hold
 Traced on a 2.58 network at 200 ms per link with 1 % loss (docs/BENCHMARKS.md): such GETs got
 the 2.45 rules (an ACK every 2nd packet) and took 48-75 s against 18-20 s. So on a path whose
 latest RTT sample of ours (the SYN's; a remembered SRTT may hold a first contact's LeaseSet
-lookup) is at least ``FIRST_FLIGHT_MIN_SRTT``, a packet 3 that came sooner than
+lookup) is at least ``FIRST_FLIGHT_MIN_RTT``, a packet 3 that came sooner than
 ``FIRST_FLIGHT_RTT_FRACTION`` of it after our first ACK was not sent in answer to it: paced. On
 a faster path (0 ms links, a sample of a few ms that load alone doubles) the spacing alone
 decides, as before.
@@ -49,16 +49,14 @@ MAX_ACK_INTERVAL = 0.050
 #: not sent in answer to it (see the module).
 FIRST_FLIGHT_RTT_FRACTION = 0.5
 #: ... judged so only when that sample is at least this (s): 50 ms per link and more.
-FIRST_FLIGHT_MIN_SRTT = 0.05
+FIRST_FLIGHT_MIN_RTT = 0.05
 
 
 def sent_before_our_ack_arrived(gap: float, rtt: float | None) -> bool:
     """Data packet 3 came ``gap`` s after our first ACK of data left, ``rtt`` being our latest
     RTT sample: too soon to answer that ACK, so the sender did not wait for it (a paced i2pd,
     not 2.45.1; see the module)."""
-    return (
-        rtt is not None and rtt >= FIRST_FLIGHT_MIN_SRTT and gap < rtt * FIRST_FLIGHT_RTT_FRACTION
-    )
+    return rtt is not None and rtt >= FIRST_FLIGHT_MIN_RTT and gap < rtt * FIRST_FLIGHT_RTT_FRACTION
 
 
 def paced_ack_interval(srtt: float | None) -> float:
