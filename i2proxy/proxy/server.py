@@ -163,6 +163,7 @@ class ProxyServer:
         self._allow = [ipaddress.ip_network(c, strict=False) for c in config.allow]
         self._closing = False
         self._memory_task: asyncio.Task[None] | None = None
+        self._burst_watch = memory.BurstWatch()
         #: Connections not yet authenticated, oldest first.
         self._pending: dict[ClientSlot, _Pending] = {}
         #: Admitted connections (one of ``max_clients`` each).
@@ -233,7 +234,7 @@ class ProxyServer:
 
     async def _release_memory_after_bursts(self) -> None:
         """Give the memory of a burst of connections back once it is over (``memory.py``)."""
-        watch = memory.BurstWatch()
+        watch = self._burst_watch
         while True:
             await asyncio.sleep(memory.CHECK_EVERY)
             peak, count = watch.peak, len(self._tasks)
@@ -265,6 +266,7 @@ class ProxyServer:
         task = asyncio.create_task(self._serve(reader, writer, handler, slot))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        self._burst_watch.note(len(self._tasks))
         self._pending[slot] = _Pending(task, writer, reader=reader, same_host=_same_host(writer))
         self.stats.pending = len(self._pending)
         self._make_room()

@@ -227,7 +227,7 @@ def test_5000_idle_socks_clients_do_not_stop_a_fresh_request(idle_proxy, testnet
         assert time.monotonic() < deadline, "no memory release after the burst"
         time.sleep(1)
     print(f"memory release {time.monotonic() - closed_at:.0f} s after the close: {released}")
-    assert released["peak"] >= IDLE_CLIENTS // 2  # sampled every 15 s
+    assert released["peak"] >= IDLE_CLIENTS  # noted at each connection, not at the 15 s checks
     assert released["connections"] * 2 <= released["peak"]
     assert released["rss_after_mb"] < released["rss_before_mb"]
     stats = health(idle_proxy)

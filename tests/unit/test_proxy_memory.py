@@ -26,6 +26,15 @@ def test_release_once_the_count_fell_to_half_its_peak_then_not_again_within_the_
     assert not watch.observe(3, 200)  # nothing new since
 
 
+def test_a_burst_noted_between_two_checks_is_released_at_the_next():
+    watch = memory.BurstWatch(min_drop=256, interval=60)
+    assert not watch.observe(10, 0)
+    for count in range(11, 5001):  # 5 000 connections arrive and all leave before the next check
+        watch.note(count)
+    assert watch.observe(0, 15)
+    assert not watch.observe(0, 90)  # nothing new since
+
+
 def test_release_memory_collects_cycles_and_gives_the_heap_back():
     gc.collect()
     gc.disable()  # the cycles stay garbage until release_memory collects them
@@ -59,6 +68,28 @@ async def test_the_server_releases_memory_after_a_burst(monkeypatch):
         for _, writer in clients:
             writer.close()
         for _ in range(40):
+            await asyncio.sleep(0.05)
+            if calls:
+                break
+        assert calls == [1]
+    finally:
+        await server.close(grace=1)
+
+
+async def test_the_server_sees_a_burst_that_ended_before_its_first_check(monkeypatch):
+    monkeypatch.setattr(memory, "CHECK_EVERY", 0.5)
+    calls = []
+    monkeypatch.setattr(memory, "release_memory", lambda: calls.append(1) or {})
+    monkeypatch.setattr(memory.BurstWatch, "__init__", _small_watch)
+    server = ProxyServer(Config(http_listen="127.0.0.1:0", socks_listen=""), LoopbackDialer())
+    await server.start()
+    try:
+        host, port = server.addresses["http"]
+        clients = [await asyncio.open_connection(host, port) for _ in range(8)]
+        await asyncio.sleep(0.05)
+        for _, writer in clients:  # all gone well before the first check, 0.5 s after start
+            writer.close()
+        for _ in range(30):
             await asyncio.sleep(0.05)
             if calls:
                 break
