@@ -3,10 +3,11 @@ i2pd 2.58.0 sender").
 
 Each of our ACKs is one garlic message, and on a router link one TCP segment: a lost one holds
 the reverse path for a tail-loss probe (~200 ms at 0 ms per link, ~400 ms at 50 ms). Such a
-sender re-arms its resend timer with every ACK at ``m_RTO = 1.3 x RTT + jitter + the mean gap
-between ACKs`` and never backs it off; two expiries in one silence put its window back to 10
-and restart its estimates. So a receiver that ACKs less often meets fewer such stalls, and
-lengthens the sender's RTO by its own ACK gap, which is the one term of it we control.
+sender re-arms its resend timer with every ACK of new data (or with a NACK) at ``m_RTO = 1.3 x
+RTT + jitter + the mean gap between ACKs`` and never backs it off; two expiries in one silence
+put its window back to 10 and restart its estimates. So a receiver that ACKs less often meets
+fewer such stalls, and lengthens the sender's RTO by its own ACK gap, which is the one term of
+it we control.
 
 The rule: data that arrives in order is ACKed ``paced_ack_interval(SRTT)`` after the first
 packet that ACK will cover (the ACK ratio is no trigger), that is ``SRTT x
