@@ -54,48 +54,56 @@ def test_release_memory_collects_cycles_and_gives_the_heap_back():
 
 
 async def test_the_server_releases_memory_after_a_burst(monkeypatch):
-    monkeypatch.setattr(memory, "CHECK_EVERY", 0.05)
-    calls = []
-    monkeypatch.setattr(memory, "release_memory", lambda: calls.append(1) or {})
-    monkeypatch.setattr(memory.BurstWatch, "__init__", _small_watch)
+    calls = _count_releases(monkeypatch, check_every=0.05)
     server = ProxyServer(Config(http_listen="127.0.0.1:0", socks_listen=""), LoopbackDialer())
     await server.start()
     try:
-        host, port = server.addresses["http"]
-        clients = [await asyncio.open_connection(host, port) for _ in range(8)]
+        clients = await _connect(server, 8)
         await asyncio.sleep(0.2)
         assert calls == []
         for _, writer in clients:
             writer.close()
-        for _ in range(40):
-            await asyncio.sleep(0.05)
-            if calls:
-                break
+        await _wait_for_a_release(calls, polls=40)
         assert calls == [1]
     finally:
         await server.close(grace=1)
 
 
 async def test_the_server_sees_a_burst_that_ended_before_its_first_check(monkeypatch):
-    monkeypatch.setattr(memory, "CHECK_EVERY", 0.5)
-    calls = []
-    monkeypatch.setattr(memory, "release_memory", lambda: calls.append(1) or {})
-    monkeypatch.setattr(memory.BurstWatch, "__init__", _small_watch)
+    calls = _count_releases(monkeypatch, check_every=0.5)
     server = ProxyServer(Config(http_listen="127.0.0.1:0", socks_listen=""), LoopbackDialer())
     await server.start()
     try:
-        host, port = server.addresses["http"]
-        clients = [await asyncio.open_connection(host, port) for _ in range(8)]
+        clients = await _connect(server, 8)
         await asyncio.sleep(0.05)
         for _, writer in clients:  # all gone well before the first check, 0.5 s after start
             writer.close()
-        for _ in range(30):
-            await asyncio.sleep(0.05)
-            if calls:
-                break
+        await _wait_for_a_release(calls, polls=30)
         assert calls == [1]
     finally:
         await server.close(grace=1)
+
+
+def _count_releases(monkeypatch, *, check_every: float) -> list[int]:
+    """Checks every ``check_every`` s, a watch that releases after a fall of 4; each release
+    is counted in the returned list instead of run."""
+    monkeypatch.setattr(memory, "CHECK_EVERY", check_every)
+    calls: list[int] = []
+    monkeypatch.setattr(memory, "release_memory", lambda: calls.append(1) or {})
+    monkeypatch.setattr(memory.BurstWatch, "__init__", _small_watch)
+    return calls
+
+
+async def _connect(server: ProxyServer, count: int) -> list:
+    host, port = server.addresses["http"]
+    return [await asyncio.open_connection(host, port) for _ in range(count)]
+
+
+async def _wait_for_a_release(calls: list[int], *, polls: int) -> None:
+    for _ in range(polls):
+        await asyncio.sleep(0.05)
+        if calls:
+            return
 
 
 def _small_watch(self, *, min_drop=256, interval=60.0):
