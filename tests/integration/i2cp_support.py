@@ -215,6 +215,34 @@ async def native_dialer(
         await asyncio.wait_for(dialer.close(), 10)
 
 
+#: i2pd 2.45.1 keeps a garlic session for this long (s) whatever happened to its first reply,
+#: and answers our router's next new-session messages on it ("session with static key …
+#: already exists" in its log; ``ECIESX25519_RESTART_TIMEOUT``, read in its source): if that
+#: reply was lost, our router can decrypt none of the answers until then.
+I2PD_245_SESSION_HOLD = 120
+
+
+async def open_stream_retrying_once(
+    dialer: object, target: object, port: int, data: bytes = b"", *, timeout: float = 60
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """``dialer.open_stream``, dialled once more if the SYN got no answer within ``timeout``.
+
+    For tests whose subject is not the dial itself. On the loaded test network a SYN to an
+    i2pd 2.45.1 site, or its answer, is lost now and then (CI, stops 18 and 20: no answer in
+    60 s, one dial in a few hundred; not traced, the logs went with the machine). If that was the
+    first reply of a new garlic session, the site's router ignores our router's next tries for
+    up to ``I2PD_245_SESSION_HOLD``: the second dial outlasts that.
+    """
+    from i2proxy.dialer.base import DialTimeout
+
+    try:
+        return await dialer.open_stream(target, port, data, timeout=timeout)  # type: ignore[attr-defined]
+    except DialTimeout as exc:
+        print(f"dial to {getattr(target, 'b32', target)} lost ({exc}); dialling once more")
+        retry = max(timeout, I2PD_245_SESSION_HOLD - timeout + 40)
+        return await dialer.open_stream(target, port, data, timeout=retry)  # type: ignore[attr-defined]
+
+
 async def read_exactly_hashing(reader: asyncio.StreamReader, size: int) -> str:
     """Read ``size`` bytes in chunks; the SHA-256 hex of what arrived."""
     import hashlib

@@ -11,12 +11,15 @@ connection to its web server).
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import html
 import http.client
 import re
 import resource
 import struct
 import time
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +39,9 @@ HANDSHAKES = 32
 DIALS = 512
 #: SOCKS5 reply 6, "TTL expired": what the proxy answers when the I2P dial timed out.
 SOCKS_TTL_EXPIRED = 6
+#: Tries per idle client when the dial timed out: the third one starts 2 minutes after the
+#: first, past i2pd 2.45.1's hold on a garlic session whose reply was lost.
+CONNECT_ATTEMPTS = 3
 #: The idle clients leave in batches: closing all 5 000 streams in one go keeps the proxy's
 #: event loop busy for 10-20 s (one signed CLOSE each, and the site's to verify), and a request
 #: arriving then waits that long (docs/PROXY.md, *Idle connections*).
@@ -130,19 +136,28 @@ def test_an_idle_kept_alive_browser_connection_gives_its_stream_back(idle_proxy)
 
 
 async def _idle_socks_client(
-    port: int, index: int, handshakes: asyncio.Semaphore, dials: asyncio.Semaphore
+    port: int,
+    index: int,
+    handshakes: asyncio.Semaphore,
+    dials: asyncio.Semaphore,
+    retried: list[int],
 ) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, int | str]:
     """SOCKS5 CONNECT eepsite.i2p:80, then silence; the open connection and the reply code.
 
-    A CONNECT answered 6 (the I2P dial timed out) is tried once more on a new connection: under
-    load a SYN or its reply can be lost, and i2pd 2.45.1 then drops further new-session messages
-    from that key for 2 minutes (docs/TESTNET.md; 1 of 5 000 in one CI run). What this test
-    proves is that idle clients cost no more than their connections, not that no dial is lost.
+    A CONNECT answered 6 (the I2P dial timed out after 60 s) is tried again on a new connection,
+    up to ``CONNECT_ATTEMPTS`` in all (``retried`` counts the retries): under load a SYN or its
+    reply can be lost, and i2pd 2.45.1 then ignores further new-session messages from that key
+    for 2 minutes (docs/TESTNET.md; 1 of 5 000 in one CI run, and in stop 20's CI all 512 dials
+    in flight failed twice, cause not traced). What this test proves is that idle clients cost
+    no more than their connections, not that no dial is lost.
     """
     async with dials:
-        result = await _connect_and_fall_silent(port, index, handshakes)
-        if result[1] == SOCKS_TTL_EXPIRED:
+        for attempt in range(CONNECT_ATTEMPTS):
+            if attempt:
+                retried.append(index)
             result = await _connect_and_fall_silent(port, index, handshakes)
+            if result[1] != SOCKS_TTL_EXPIRED:
+                break
         return result
 
 
@@ -169,19 +184,25 @@ async def _connect_and_fall_silent(
     return (reader, writer), 0
 
 
+@pytest.mark.timeout(600)  # up to three 60 s dials per client, then the release
 def test_5000_idle_socks_clients_do_not_stop_a_fresh_request(idle_proxy, testnet):
     async def scenario():
         port = int(idle_proxy.socks.rsplit(":", 1)[1])
         handshakes, dials = asyncio.Semaphore(HANDSHAKES), asyncio.Semaphore(DIALS)
-        started = time.monotonic()
+        started, since = time.monotonic(), time.strftime("%H:%M:%S")
+        retried: list[int] = []
         results = await asyncio.gather(
-            *(_idle_socks_client(port, i, handshakes, dials) for i in range(IDLE_CLIENTS))
+            *(_idle_socks_client(port, i, handshakes, dials, retried) for i in range(IDLE_CLIENTS))
         )
         ramp = time.monotonic() - started
         idle = [pair for pair, _ in results if pair is not None]
         failures = [code for pair, code in results if pair is None]
+        print(f"\nramp: {ramp:.1f} s, {len(retried)} retries of {len(set(retried))} clients")
         try:
-            assert not failures, f"{len(failures)} CONNECTs failed: {sorted(set(failures))[:5]}"
+            assert not failures, (
+                f"{len(failures)} CONNECTs failed: {sorted(set(failures))[:5]} "
+                f"({len(retried)} retries in {ramp:.0f} s; {_router_warnings(testnet, since)})"
+            )
             stats = await asyncio.to_thread(health, idle_proxy)
             assert stats["streams_open"] == str(IDLE_CLIENTS), stats
             assert stats["idle_evicted"] == "0"
@@ -232,6 +253,26 @@ def test_5000_idle_socks_clients_do_not_stop_a_fresh_request(idle_proxy, testnet
     assert released["rss_after_mb"] < released["rss_before_mb"]
     stats = health(idle_proxy)
     assert int(stats["streams_open"]) < IDLE_CLIENTS // 2, stats
+
+
+def _router_warnings(testnet, since: str, top: int = 3) -> str:
+    """The most frequent warnings and errors since ``since`` (HH:MM:SS) in the logs of the
+    proxy's and the site's routers, for a failure message: the routers' logs go with the CI
+    machine, and only the failure summary comes back."""
+    notes = []
+    for index in sorted({testnet.proxy_router, testnet.eepsite.router}):
+        router = testnet.routers[index]
+        path = Path(testnet.state_dir) / router.name / "i2pd.log"
+        counts: collections.Counter[str] = collections.Counter()
+        with contextlib.suppress(OSError), path.open(errors="replace") as log:
+            for line in log:
+                stamp, _, rest = line.partition("@")
+                level, _, message = rest.partition(" - ")
+                if stamp >= since and level.endswith(("/warn", "/error")):
+                    counts[re.sub(r"[0-9A-Za-z~=_-]{20,}|\d+", "…", message.strip())[:70]] += 1
+        found = ", ".join(f"{n}x {message}" for message, n in counts.most_common(top))
+        notes.append(f"{router.name}: {found or 'no warnings'}")
+    return "; ".join(notes)
 
 
 def _event(proxy: ProxyProcess, name: str) -> dict | None:
