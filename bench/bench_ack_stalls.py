@@ -55,7 +55,9 @@ def stream_stats(log: Path, offset: int) -> tuple[str, int]:
         if done.get("packets_received", 0) > 100:
             found.append(
                 f"sent {done['packets_sent']} recv {done['packets_received']} "
-                f"dup {done['duplicates']} holds {done['ack_holds']} srtt {done['srtt']:.3f}"
+                f"dup {done['duplicates']} holds {done['ack_holds']} srtt {done['srtt']:.3f} "
+                f"as-2.45 {done.get('i2pd245_sender')} "
+                f"ack-request-answered {done.get('ack_request_answered')}"
             )
     return "; ".join(found), len(text)
 

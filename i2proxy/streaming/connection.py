@@ -179,6 +179,8 @@ class ConnectionStats:
     ack_holds: int = 0
     #: The sender was taken for i2pd 2.45 at its data packet 3 (None: not decided).
     i2pd245_sender: bool | None = None
+    #: The peer answered our pre-ACK's request for an immediate ACK (i2pd 2.54+ does).
+    ack_request_answered: bool = False
 
 
 class Connection:
@@ -524,10 +526,28 @@ class Connection:
         if self.state is State.RESET:
             return
         if packet.is_plain_ack:
+            if self._answers_ack_request(packet):
+                self.stats.ack_request_answered = True
+                self._storm_hold.on_ack_request_answered()
             self._maybe_finish(now)
             return
         self._process_sequenced(packet, now)
         self._maybe_finish(now)
+
+    def _answers_ack_request(self, packet: Packet) -> bool:
+        """A plain ACK of our SYN alone while the SYN, sent once, is all we sent: only an
+        answer to our pre-ACK's DELAY_REQUESTED 0. i2pd 2.54+ answers it at once
+        (``ProcessOptions`` → ``SendQuickAck``); 2.45.1 never reads a plain ACK's options and
+        sends plain ACKs only for our data packets and for duplicates, which this excludes."""
+        return (
+            self.is_client
+            and self.stats.pre_ack_sent
+            and self._syn_resends == 0
+            and self._next_seq == 1
+            and packet.send_stream_id != 0
+            and packet.ack_through == 0
+            and not packet.nacks
+        )
 
     def _process_ack(self, ack_through: int, nacks: tuple[int, ...], now: float) -> None:
         if ack_through >= self._next_seq:
@@ -1058,10 +1078,18 @@ class Connection:
         return self._build(0, payload, control, now)
 
     def _pre_ack(self) -> bytes:
-        """Plain ACK of the peer's not-yet-seen SYN reply (send stream id 0, ack through 0)."""
+        """Plain ACK of the peer's not-yet-seen SYN reply (send stream id 0, ack through 0).
+
+        It asks for an immediate ACK (DELAY_REQUESTED 0): i2pd 2.54+ answers, 2.45.1 does not,
+        which tells the two senders apart without timing (``_answers_ack_request``)."""
         self.stats.pre_ack_sent = True
         return encode(
-            Packet(send_stream_id=0, receive_stream_id=self.local_stream_id, ack_through=0)
+            Packet(
+                send_stream_id=0,
+                receive_stream_id=self.local_stream_id,
+                ack_through=0,
+                delay_requested=0,
+            )
         )
 
     def _plain_ack(self, now: float) -> bytes:

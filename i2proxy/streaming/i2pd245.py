@@ -84,6 +84,7 @@ class ResendStormHold:
     """When to withhold ACKs from an i2pd 2.45-generation sender (see the module doc)."""
 
     __slots__ = (
+        "_answered",
         "_armed_at",
         "_cap",
         "_ceiling",
@@ -116,6 +117,8 @@ class ResendStormHold:
         self._rounds: list[float] = []
         self._ceiling = -1
         self._leave_last = False
+        #: The sender answered our request for an immediate ACK: i2pd 2.54+, whatever the timing.
+        self._answered = False
 
     def on_ack_sent(self, ack_through: int, now: float) -> None:
         """We sent an ACK of the peer's data up to ``ack_through``."""
@@ -125,6 +128,11 @@ class ResendStormHold:
     def on_first_flight(self, seq: int, now: float) -> None:
         """Data packet 1 or 2 arrived for the first time."""
         self._first_flight.setdefault(seq, now)
+
+    def on_ack_request_answered(self) -> None:
+        """The peer answered our pre-ACK's request for an immediate ACK (see
+        ``Connection._answers_ack_request``): only i2pd 2.54+ does."""
+        self._answered = True
 
     def on_third_packet(self, now: float, *, i2pd: bool, rtt: float | None = None) -> None:
         """Data packet 3 arrived for the first time (``i2pd``: the peer's SYN replies are
@@ -136,8 +144,10 @@ class ResendStormHold:
             spacing = abs(two - one) if one is not None and two is not None else 0.0
             gap = now - first_ack if first_ack is not None else 0.0
             paced = (
-                spacing >= PACED_SPACING and gap < FIRST_FLIGHT_SPACING * spacing
-            ) or sent_before_our_ack_arrived(gap, rtt)
+                self._answered
+                or (spacing >= PACED_SPACING and gap < FIRST_FLIGHT_SPACING * spacing)
+                or sent_before_our_ack_arrived(gap, rtt)
+            )
             self.applies = i2pd and first_ack is not None and gap >= FIRST_FLIGHT_GAP and not paced
             self._armed_at = first_ack  # right after the first data packets arrived
 

@@ -742,6 +742,7 @@ class StreamManager:
             chokes=conn.stats.chokes,
             ack_holds=conn.stats.ack_holds,
             i2pd245_sender=conn.stats.i2pd245_sender,
+            ack_request_answered=conn.stats.ack_request_answered,
             srtt=conn.rtt.srtt,
             window=conn.congestion.window,
         )
