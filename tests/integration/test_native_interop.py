@@ -12,6 +12,7 @@ from tests.integration.i2cp_support import (
     CLIENT_ROUTER,
     SERVER_ROUTER,
     native_dialer,
+    open_stream_retrying_once,
     read_exactly_hashing,
     sam_address,
     sam_session,
@@ -82,8 +83,9 @@ async def test_our_client_to_i2pd_server_tunnel_10mb_each_way(testnet):
         "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
     ).encode()
     async with native_dialer(testnet, CLIENT_ROUTER) as dialer:
-        # A fresh destination: a first lookup that finds nothing is asked again (dialer/young.py).
-        reader, writer = await dialer.open_stream(b32, 80, head, timeout=60)
+        # A fresh destination: a first lookup that finds nothing is asked again (dialer/young.py);
+        # a first contact lost outright is dialled again (the transfer is what this tests).
+        reader, writer = await open_stream_retrying_once(dialer, b32, 80, head)
         sending = asyncio.create_task(write_all(writer, body))
         status_and_headers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 240)
         assert status_and_headers.startswith(b"HTTP/1.1 200"), status_and_headers[:100]

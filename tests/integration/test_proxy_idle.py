@@ -146,10 +146,10 @@ async def _idle_socks_client(
 
     A CONNECT answered 6 (the I2P dial timed out after 60 s) is tried again on a new connection,
     up to ``CONNECT_ATTEMPTS`` in all (``retried`` counts the retries): under load a SYN or its
-    reply can be lost, and i2pd 2.45.1 then ignores further new-session messages from that key
-    for 2 minutes (docs/TESTNET.md; 1 of 5 000 in one CI run, and in stop 20's CI all 512 dials
-    in flight failed twice, cause not traced). What this test proves is that idle clients cost
-    no more than their connections, not that no dial is lost.
+    reply can be lost, and i2pd 2.45.1 then answers that key's further new-session messages on
+    the session whose reply was lost, for 2 minutes (docs/TESTNET.md; 1 of 5 000 in one CI run,
+    and in stop 20's CI all 512 dials in flight failed twice, cause not traced). What this test
+    proves is that idle clients cost no more than their connections, not that no dial is lost.
     """
     async with dials:
         for attempt in range(CONNECT_ATTEMPTS):

@@ -17,6 +17,7 @@ from i2proxy.dialer.select import (
     probe_i2cp,
     probe_sam,
 )
+from tests.integration.i2cp_support import open_stream_retrying_once
 
 pytest.importorskip("testnet.network", reason="the private test network is not built")
 pytestmark = [
@@ -120,7 +121,9 @@ async def test_auto_dialer_on_sam_only_logs_the_hint_once_and_streams(
         assert err.count("sam_fallback") == 1
         assert "[i2cp] enabled = true" in err
         request = b"GET / HTTP/1.0\r\n\r\n"
-        reader, writer = await dialers[0].open_stream(testnet.eepsite.b32, 80, request, timeout=60)
+        # the backend is what this tests: a first contact lost outright is dialled again
+        site = testnet.eepsite.b32
+        reader, writer = await open_stream_retrying_once(dialers[0], site, 80, request)
         try:
             assert (await asyncio.wait_for(reader.read(), 60)).startswith(b"HTTP/1.0 200")
         finally:
@@ -143,7 +146,8 @@ async def test_auto_dialer_with_i2cp_on_uses_the_native_stack(testnet, ports) ->
         assert dialer.backend == "i2cp"
         assert type(dialer.inner).__name__ == "NativeDialer"
         request = b"GET / HTTP/1.0\r\n\r\n"
-        reader, writer = await dialer.open_stream(testnet.eepsite.b32, 80, request, timeout=60)
+        # the backend is what this tests: a first contact lost outright is dialled again
+        reader, writer = await open_stream_retrying_once(dialer, testnet.eepsite.b32, 80, request)
         try:
             assert (await asyncio.wait_for(reader.read(), 60)).startswith(b"HTTP/1.0 200")
         finally:
