@@ -229,9 +229,9 @@ async def open_stream_retrying_once(
 
     For tests whose subject is not the dial itself. On the loaded test network a SYN to an
     i2pd 2.45.1 site, or its answer, is lost now and then (CI, stops 18 and 20: no answer in
-    60 s, one dial in a few hundred; not traced, the logs went with the machine). If that was the
-    first reply of a new garlic session, the site's router ignores our router's next tries for
-    up to ``I2PD_245_SESSION_HOLD``: the second dial outlasts that.
+    60 s; not traced, the logs went with the machine). If that was the first reply of a new
+    garlic session, the site's router answers our router's next tries on that session for up
+    to ``I2PD_245_SESSION_HOLD``: the second dial outlasts that.
     """
     from i2proxy.dialer.base import DialTimeout
 

@@ -57,7 +57,7 @@ async def first_byte(dialer, target, port: int) -> tuple[float, object]:
 async def timed_dial(dialer, target, port: int, data: bytes) -> tuple[float, tuple]:
     """A dial and when it started. A SYN that got no answer at all is no sample of the path's
     round trip: the path is checked with ``open_stream_retrying_once`` and the sample is taken
-    afresh, once; a second lost sample fails the test."""
+    afresh, once; if that one is lost too, the test fails."""
     for attempt in range(2):
         started = time.monotonic()
         try:
