@@ -22,7 +22,9 @@ ACK_INTERVAL_RTT_FRACTION`` within [``MIN_ACK_INTERVAL``, ``MAX_ACK_INTERVAL``]:
 NACKs of new holes, ACKs of filled holes, of CLOSE and requested immediate ACKs still leave at
 once (``Connection._process_sequenced``).
 
-Telling such a sender from 2.45.1 (``i2pd245.ResendStormHold.on_third_packet``): 2.45.1 sends
+Telling such a sender from 2.45.1 (``i2pd245.ResendStormHold.on_third_packet``): one that
+answered our pre-ACK's request for an immediate ACK is paced, whatever its timing (only 2.54+
+answers; ``Connection._answers_ack_request``). Without that answer, timing decides: 2.45.1 sends
 data packet 3 only when our first ACK of data has reached it, so packet 3 comes at least a round
 trip after that ACK left; a paced sender's comes at its pace, whatever we ACK. The first flight's
 spacing says so where the path is calm, but a lost segment on a router link holds packets 1 and
