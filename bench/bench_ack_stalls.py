@@ -120,9 +120,12 @@ def main() -> int:
                     ours, logs[name][1] = stream_stats(logs[name][0], logs[name][1])
                 exact = got.size == size and got.sha256 == digest
                 rate = size / got.seconds / bulk.MB
-                results[name].append({"seconds": got.seconds, "mb_per_s": rate, **delta})
+                results[name].append(
+                    {"seconds": got.seconds, "ttfb": got.ttfb, "mb_per_s": rate, **delta}
+                )
                 print(
                     f"run {run} {name:8s} {got.seconds:6.2f} s {rate:5.2f} MB/s "
+                    f"ttfb {got.ttfb * 1000:5.0f} ms "
                     f"chunks {delta['chunks']:6.0f} losses {delta['losses']:3.0f} "
                     f"stall {delta['stall_seconds']:6.3f} s "
                     f"{'sha256 ok' if exact else 'SHA256 MISMATCH'} "
@@ -142,6 +145,7 @@ def main() -> int:
             print(
                 f"{name}: median {statistics.median(r['mb_per_s'] for r in runs):.2f} MB/s, "
                 f"mean GET {statistics.mean(r['seconds'] for r in runs):.2f} s, "
+                f"median TTFB {statistics.median(r['ttfb'] for r in runs) * 1000:.0f} ms, "
                 f"stall {statistics.mean(r['stall_seconds'] for r in runs):.2f} s per GET; "
                 f"runs {[round(r['mb_per_s'], 2) for r in runs]}"
             )
