@@ -15,6 +15,9 @@ The console is polled for the stream's Window and Out (packets in flight) every 
     flock /work/bench.lock python bench/trace_sender258.py --testnet far258 --runs 2
 
 Debug logging costs the eepsite router CPU: the figures are for explaining, not for ratios.
+Polling the console can crash i2pd 2.58.0 (its Webconsole thread segfaulted on the
+``local_destination`` page as a stream ended, killing the eepsite router; docs/TESTNET.md):
+if a run stops with a reset connection, check ``testnet status`` and start a new network.
 """
 
 from __future__ import annotations
