@@ -143,6 +143,22 @@ class NetworkConfig:
         index = min(self.routers - 1, self.floodfills + 2)
         return index if index != self.proxy_router else 0
 
+    @property
+    def restartable_router(self) -> int | None:
+        """The router tests stop and restart: the one after the proxy router, if it is neither
+        the proxy's nor the eepsite's.
+
+        It carries no transit tunnels (``notransit``). A stopped router silently drops every
+        tunnel through it, and the LeaseSets naming those tunnels stay in other routers' caches
+        for up to 10 minutes: in a local CI run, ~1 100 messages of other destinations (the
+        eepsite's replies among them) died at router 3 in the minutes after each of its restarts,
+        and the tests that ran next lost SYNs and their answers.
+        """
+        index = self.floodfills + 1
+        if index >= self.routers or index in (self.proxy_router, self.eepsite_router):
+            return None
+        return index
+
     def i2pd_versions(self) -> list[str]:
         return software.i2pd_versions(
             self.mix,
@@ -293,6 +309,7 @@ class Network:
                     spec,
                     tunnel_length=config.tunnel_length,
                     proxies=spec.index == config.proxy_router,
+                    transit=spec.index != config.restartable_router,
                 )
             )
             tunnels = ""
@@ -341,6 +358,7 @@ class Network:
             http_proxy=f"127.0.0.1:{ports['http_proxy']}",
             socks_proxy=f"127.0.0.1:{ports['socks_proxy']}",
             proxy_router=config.proxy_router,
+            restartable_router=config.restartable_router,
             eepsite=EepsiteStatus(
                 b32=b32,
                 destination=destination,

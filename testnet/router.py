@@ -91,11 +91,17 @@ class RouterSpec:
 
 
 def render_i2pd_conf(
-    spec: RouterSpec, *, tunnel_length: int, proxies: bool, loglevel: str = "info"
+    spec: RouterSpec,
+    *,
+    tunnel_length: int,
+    proxies: bool,
+    transit: bool = True,
+    loglevel: str = "info",
 ) -> str:
     """The ``i2pd.conf`` of one router.
 
-    ``proxies`` enables i2pd's own HTTP and SOCKS proxy (the peers we benchmark against).
+    ``proxies`` enables i2pd's own HTTP and SOCKS proxy (the peers we benchmark against);
+    ``transit=False`` makes it decline other routers' tunnels (the router tests restart).
     """
     length = str(tunnel_length)
     lines = [
@@ -115,6 +121,7 @@ def render_i2pd_conf(
         f"floodfill = {_bool(spec.floodfill)}",
         # No transit bandwidth cap: the default for non-floodfills is 32 KB/s.
         "bandwidth = X\nshare = 100",
+        "" if transit else "notransit = true",
         "",
         "[ntcp2]\nenabled = true\npublished = true",
         f"port = {spec.port('ntcp2')}",

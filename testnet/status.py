@@ -141,6 +141,9 @@ class TestnetStatus:
     socks_proxy: str
     proxy_router: int
     eepsite: EepsiteStatus
+    #: The router tests may stop and restart: it carries no transit tunnels, so stopping it
+    #: breaks no other destination's tunnels (None on networks without one, or older ones).
+    restartable_router: int | None = None
     udp_echo: UdpEchoStatus | None = None
     #: Per-link impairment (``testnet.impair.Impairment.to_dict``: loss_pct, reorder_pct,
     #: duplicate_pct, jitter_ms, rate, rate_bytes_per_s); all zero/None when unimpaired.

@@ -19,6 +19,18 @@ CLIENT_ROUTER = 3
 SERVER_ROUTER = 2
 
 
+def restartable_router(status: object) -> int:
+    """The router a test may stop and restart (``TestnetStatus.restartable_router``, router 3
+    on the default network): it carries no transit tunnels, so its restart breaks no tunnel of
+    the eepsite or of another test's destination."""
+    index = getattr(status, "restartable_router", None)
+    assert index is not None, (
+        "this test network has no restartable router (started before it had one?): "
+        "take it down and start a new one"
+    )
+    return index
+
+
 def tunnel_options(status: object, quantity: int = 2) -> dict[str, str]:
     """Tunnel options matching the test network's hop count (fewer tunnels: faster start)."""
     length = str(getattr(status, "tunnel_length", 1))

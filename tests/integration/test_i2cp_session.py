@@ -18,6 +18,7 @@ from tests.integration.i2cp_support import (
     SERVER_ROUTER,
     SamSession,
     i2cp_address,
+    restartable_router,
     sam_address,
     tunnel_options,
 )
@@ -123,12 +124,14 @@ async def test_router_restart_fails_waiters_promptly_and_session_returns(testnet
     from testnet.network import Network
 
     network = Network(testnet.name)
+    router = restartable_router(testnet)
     keys = PrivateKeys.generate()
     downs: list[float] = []
     ups: list[float] = []
     client = make_client(
         testnet,
         keys,
+        router,
         on_down=lambda exc: downs.append(time.monotonic()),
         on_up=lambda: ups.append(time.monotonic()),
     )
@@ -138,7 +141,7 @@ async def test_router_restart_fails_waiters_promptly_and_session_returns(testnet
         pending = asyncio.create_task(client.lookup(hash=b"\x01" * 32, timeout=60))
         await asyncio.sleep(0.05)
         stopped = time.monotonic()
-        await network.stop_router(CLIENT_ROUTER)
+        await network.stop_router(router)
         if not pending.done():
             with pytest.raises(RouterDisconnected):
                 await asyncio.wait_for(pending, 5)
@@ -147,7 +150,7 @@ async def test_router_restart_fails_waiters_promptly_and_session_returns(testnet
             await client.lookup(hash=b"\x02" * 32)
         await asyncio.sleep(2)
         # start_router returns once the router is usable again (SAM up, network reachable).
-        await network.start_router(CLIENT_ROUTER)
+        await network.start_router(router)
         back = time.monotonic()
         await client.wait_ready(timeout=15)
         print(f"session ready again {time.monotonic() - back:.1f} s after the router returned")
@@ -158,5 +161,5 @@ async def test_router_restart_fails_waiters_promptly_and_session_returns(testnet
         assert found is not None
     finally:
         await client.close()
-        if network.status().routers[CLIENT_ROUTER].pid is None:
-            await network.start_router(CLIENT_ROUTER)  # leave the network whole
+        if network.status().routers[router].pid is None:
+            await network.start_router(router)  # leave the network whole

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from i2proxy.dialer.base import DialError, RouterUnavailable
-from tests.integration.i2cp_support import CLIENT_ROUTER, native_dialer
+from tests.integration.i2cp_support import native_dialer, restartable_router
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -26,9 +26,10 @@ async def test_router_killed_and_restarted_mid_session(testnet):
     from testnet.network import Network
 
     network = Network(testnet.name)
+    router = restartable_router(testnet)
     b32 = testnet.eepsite.b32
     try:
-        async with native_dialer(testnet, CLIENT_ROUTER) as dialer:
+        async with native_dialer(testnet, router) as dialer:
             assert (await get(dialer, b32, "/")).startswith(b"HTTP/1.1 200")
             destination = dialer.destination
 
@@ -47,7 +48,7 @@ async def test_router_killed_and_restarted_mid_session(testnet):
 
             draining = asyncio.create_task(drain())
             killed = time.monotonic()
-            await network.stop_router(CLIENT_ROUTER)
+            await network.stop_router(router)
             error = await asyncio.wait_for(draining, 5)
             failed_after = time.monotonic() - killed
             print(f"in-flight stream failed {failed_after:.2f} s after the router died: {error!r}")
@@ -58,7 +59,7 @@ async def test_router_killed_and_restarted_mid_session(testnet):
                 await dialer.open_stream(b32, 80, b"GET / HTTP/1.0\r\n\r\n", timeout=30)
             assert time.monotonic() - started < 1, "opening while the router is down must not hang"
 
-            await network.start_router(CLIENT_ROUTER)  # returns once the router is usable
+            await network.start_router(router)  # returns once the router is usable
             returned = time.monotonic()
             body = b""
             while time.monotonic() - returned < 15:
@@ -80,5 +81,5 @@ async def test_router_killed_and_restarted_mid_session(testnet):
         ]
         assert not [t for t in leftover if "i2cp" in t.get_name()]
     finally:
-        if network.status().routers[CLIENT_ROUTER].pid is None:
-            await network.start_router(CLIENT_ROUTER)
+        if network.status().routers[router].pid is None:
+            await network.start_router(router)

@@ -19,14 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.i2cp_support import CLIENT_ROUTER
+from tests.integration.i2cp_support import restartable_router
 from tests.integration.proxy_support import ProxyProcess
 from tests.integration.test_proxy_live import _warm_up
 
 pytestmark = pytest.mark.integration
-
-RESTART_ROUTER = CLIENT_ROUTER  # not the proxy_run router nor the eepsite's
-
 
 BACKENDS = ["i2cp", "sam"]
 SIZE = 67108864  # the eepsite's largest /bytes/
@@ -59,7 +56,8 @@ def restarted(testnet, tmp_path_factory) -> dict[str, dict]:
     from testnet.network import Network
 
     network = Network(testnet.name)
-    router = testnet.routers[RESTART_ROUTER]
+    index = restartable_router(testnet)  # not the proxy_run router nor the eepsite's
+    router = testnet.routers[index]
     b32 = testnet.eepsite.b32
     urls = {"i2cp": f"i2cp://{router.i2cp}", "sam": f"sam://{router.sam}"}
     dirs = {b: tmp_path_factory.mktemp(f"restart-{b}") for b in BACKENDS}
@@ -83,7 +81,7 @@ def restarted(testnet, tmp_path_factory) -> dict[str, dict]:
             seen[backend]["running_at_stop"] = downloads[backend].poll() is None
             seen[backend]["got_at_stop"] = _size(dirs[backend] / "big")
         stopping = time.monotonic()
-        asyncio.run(network.stop_router(RESTART_ROUTER))
+        asyncio.run(network.stop_router(index))
         stopped = time.monotonic()
         for backend in BACKENDS:
             seen[backend]["stop_s"] = stopped - stopping
@@ -103,8 +101,8 @@ def restarted(testnet, tmp_path_factory) -> dict[str, dict]:
                 got=_size(dirs[backend] / "big"),
             )
     finally:
-        if network.status().routers[RESTART_ROUTER].pid is None:
-            asyncio.run(network.start_router(RESTART_ROUTER))
+        if network.status().routers[index].pid is None:
+            asyncio.run(network.start_router(index))
         for backend, proxy in proxies.items():
             if proxy.proc is not None:
                 seen[backend]["exit_status"] = proxy.stop()

@@ -10,11 +10,10 @@ import pytest
 
 from i2proxy.dialer.base import DialError, RouterUnavailable
 from i2proxy.dialer.sam import SAMDialer
+from tests.integration.i2cp_support import restartable_router
 
 pytest.importorskip("testnet.network", reason="the private test network is not built")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-CLIENT_ROUTER = 3
 
 
 async def get(dialer: SAMDialer, b32: str, path: str, timeout: float = 30) -> bytes:
@@ -28,7 +27,8 @@ async def get(dialer: SAMDialer, b32: str, path: str, timeout: float = 30) -> by
 
 async def test_sam_router_killed_and_restarted(testnet, testnet_network) -> None:
     b32 = testnet.eepsite.b32
-    host, port = testnet.routers[CLIENT_ROUTER].sam_host_port
+    router = restartable_router(testnet)
+    host, port = testnet.routers[router].sam_host_port
     length = str(testnet.tunnel_length)
     dialer = SAMDialer(host, port, options={"inbound.length": length, "outbound.length": length})
     await dialer.start()
@@ -51,7 +51,7 @@ async def test_sam_router_killed_and_restarted(testnet, testnet_network) -> None
 
         draining = asyncio.create_task(drain())
         killed = time.monotonic()
-        await testnet_network.stop_router(CLIENT_ROUTER)
+        await testnet_network.stop_router(router)
         outcome = await asyncio.wait_for(draining, 10)
         print(f"in-flight SAM stream ended {time.monotonic() - killed:.2f} s after: {outcome}")
         writer.close()
@@ -62,7 +62,7 @@ async def test_sam_router_killed_and_restarted(testnet, testnet_network) -> None
             await dialer.open_stream(b32, 80, b"GET / HTTP/1.0\r\n\r\n", timeout=30)
         assert time.monotonic() - started < 1, "opening while the router is down must not hang"
 
-        await testnet_network.start_router(CLIENT_ROUTER)
+        await testnet_network.start_router(router)
         returned = time.monotonic()
         body = b""
         while time.monotonic() - returned < 60:

@@ -74,6 +74,15 @@ def test_every_router_has_i2cp_sam_and_a_harmless_address_book():
     assert conf["exploratory"]["inbound.length"] == "0"
 
 
+def test_only_a_router_without_transit_declines_other_routers_tunnels():
+    assert (
+        "notransit"
+        not in parse(render_i2pd_conf(spec(3, False), tunnel_length=1, proxies=False))["main"]
+    )
+    conf = parse(render_i2pd_conf(spec(3, False), tunnel_length=1, proxies=False, transit=False))
+    assert conf["main"]["notransit"] == "true"
+
+
 def test_proxy_router_runs_i2pd_proxies_with_the_tunnel_length():
     conf = parse(render_i2pd_conf(spec(2, False), tunnel_length=2, proxies=True))
     for section, port in (("httpproxy", "25002"), ("socksproxy", "26002")):

@@ -23,6 +23,14 @@ def test_default_network_is_mixed_with_one_java_router():
     assert config.prerequisites() == {"i2pd_old": True, "i2pd_new": True, "java": True}
 
 
+def test_the_restartable_router_is_the_client_router_and_never_a_service_router():
+    assert NetworkConfig().restartable_router == 3
+    assert NetworkConfig(routers=4, floodfills=1).restartable_router == 2
+    # Three routers, one floodfill: router 2 is the eepsite's, so none may be restarted.
+    assert NetworkConfig(routers=3, floodfills=1).restartable_router is None
+    assert NetworkConfig(routers=2, floodfills=1).restartable_router is None
+
+
 @pytest.mark.parametrize(
     "routers, floodfills, expected",
     [

@@ -18,7 +18,8 @@ from testnet.status import (
 
 KEYS = {
     "name", "state_dir", "netns", "ready_seconds", "tunnel_length", "link_delay_ms", "routers",
-    "http_proxy", "socks_proxy", "proxy_router", "eepsite", "udp_echo", "impairment", "profile",
+    "http_proxy", "socks_proxy", "proxy_router", "restartable_router", "eepsite", "udp_echo",
+    "impairment", "profile",
     "mix", "java_http_proxy", "java_eepsite", "eepsite2", "outproxy",
 }  # fmt: skip
 VERSIONS = ["2.58.0", "2.58.0", "2.45.1", "2.45.1", "2.45.1", "2.58.0"]
