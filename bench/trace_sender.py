@@ -149,7 +149,7 @@ async def main() -> int:
                 fetch = await get(proxies[via], url)
                 stop.set()
                 await poller
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(1.5)  # our stream_done line comes after the close
                 switches, log_off = lease_switches(eep_log, log_off)
                 done, our_off = stream_done(our_log, our_off)
                 rows = [r for _, rs in series if (r := the_stream(rs)) is not None]

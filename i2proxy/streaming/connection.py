@@ -31,7 +31,7 @@ from i2proxy.streaming.events import (
     ResetReason,
     StreamEnded,
 )
-from i2proxy.streaming.i2pd245 import ACK_EVERY_245, ACK_EVERY_245_MAX_SRTT, ResendStormHold
+from i2proxy.streaming.i2pd245 import ACK_EVERY_245, FAST_PATH_SRTT, ResendStormHold
 from i2proxy.streaming.i2pd258 import paced_ack_interval
 from i2proxy.streaming.options import MTU_DEFAULT, StreamingOptions
 from i2proxy.streaming.packet import (
@@ -686,9 +686,13 @@ class Connection:
         waiting for the ACK delay — so the ratio must stay well below the window (Linux's
         quick-ACK mode after the start and after loss has the same shape)."""
         window = math.isqrt(2 * max(0, self._recv_next - self._ack_ramp_start))
-        if self._storm_hold.applies and (self.rtt.srtt or 0.0) < ACK_EVERY_245_MAX_SRTT:
+        if self._storm_hold.applies and self._fast_path():
             return max(ACK_EVERY, min(ACK_EVERY_245, window >> 2))  # see i2pd245.ACK_EVERY_245
         return max(ACK_EVERY, min(BULK_ACK_EVERY, window >> 3))
+
+    def _fast_path(self) -> bool:
+        """Our SRTT is below ``i2pd245.FAST_PATH_SRTT`` (0 ms links on the test network)."""
+        return (self.rtt.srtt or 0.0) < FAST_PATH_SRTT
 
     def _ack_delay(self) -> float:
         """How long an ACK may wait for more packets: a tenth of the RTT (as i2pd), so the
@@ -1023,7 +1027,9 @@ class Connection:
             self._ack_now
             and self._ack_fields()[2] is False
             and self.remote_stream_id
-            and not self._storm_hold.holding(now, self._highest_received())
+            and not self._storm_hold.holding(
+                now, self._highest_received(), fast_path=self._fast_path()
+            )
         ):
             out.append(self._plain_ack(now))
         self._maybe_finish(now)  # our CLOSE may just have answered the peer's

@@ -23,11 +23,16 @@ interval between rounds (its timer is 2 x ``m_RTO`` while storming, 9 s after at
 stream is quiet again at the cost of one to three halvings, a few resent windows and about
 five of its RTTs without ACKs.
 
-A hold also starts ``QUIET_TIMER_LEAD`` before the quiet timer is due (9 s after the first data
-packets, or after the round that ended the last hold): ACKs sent just before an expiry reach the
-sender after it and make the next expiry attempt 1 again, so a hold that starts only at the
-first resent packet costs two or three halvings (a window of 114 fell to 15 in one 2 % loss
-GET), which 2.45.1 regrows by one packet per frozen RTT.
+On a fast path (``FAST_PATH_SRTT``) a hold also starts ``QUIET_TIMER_LEAD`` before the quiet
+timer is due (9 s after the first data packets, or after the round that ended the last hold):
+ACKs sent just before an expiry reach the sender after it and make the next expiry attempt 1
+again, so a hold that starts only at the first resent packet costs two or three halvings (a
+window of 114 fell to 15 in one 2 % loss GET at 0 ms), which 2.45.1 regrows by one packet per
+frozen RTT. On a slower path that expiry is harmless: ``m_RTO`` (1.5 x a mean RTT of 100 ms or
+more) is longer than the age of the oldest packet in flight while our ACKs flow, so it resends
+nothing and re-arms at ``m_RTO``, and so do the expiries after it. A hold there is what makes
+an expiry resend: traced at 50 ms per link, every 9 s hold halved the window (87 to 55, 126 to
+70) where i2pd's own client's stream grew to 128 and stayed there (docs/BENCHMARKS.md).
 
 That first ACK after the hold leaves the newest packet unacknowledged (the next ACK, at the
 latest after the ACK delay, takes it): the sender sent nothing new while we held, so an ACK
@@ -74,10 +79,11 @@ MAX_REMEMBERED = 512
 #: after such a gap (re-armed at 1.5 x its frozen RTT: resends) in the sender model; a quarter
 #: did not.
 ACK_EVERY_245 = 32
-#: ... on a fast path only (our SRTT below this, s: 0 ms links, ~12-35 ms on the busy test
-#: network; 50 ms per link is >= 100 ms): the one interleaved 50 ms / 1 % loss comparison was
-#: inconclusive (one GET of 57 s), so longer paths keep an eighth until measured.
-ACK_EVERY_245_MAX_SRTT = 0.05
+#: A fast path: our SRTT below this (s; 0 ms links give ~12-35 ms on the busy test network, 50 ms
+#: per link >= 100 ms). Two rules hold only there: the hold before the quiet timer (module doc)
+#: and the quarter-window ACK ratio (``ACK_EVERY_245``; the one interleaved 50 ms / 1 % loss
+#: comparison was inconclusive, one GET of 57 s, so longer paths keep an eighth until measured).
+FAST_PATH_SRTT = 0.05
 
 
 class ResendStormHold:
@@ -175,11 +181,16 @@ class ResendStormHold:
         self._rounds = []
         self.holds += 1
 
-    def holding(self, now: float, highest: int) -> bool:
-        """True when an ACK must not leave now."""
+    def holding(self, now: float, highest: int, *, fast_path: bool) -> bool:
+        """True when an ACK must not leave now (``fast_path``: see ``FAST_PATH_SRTT``)."""
         if self.until is None:
             armed = self._armed_at
-            if armed is None or now < armed + QUIET_TIMER - QUIET_TIMER_LEAD or not self.applies:
+            if (
+                armed is None
+                or not fast_path
+                or now < armed + QUIET_TIMER - QUIET_TIMER_LEAD
+                or not self.applies
+            ):
                 return False
             self._start(now, now + QUIET_TIMER_LEAD + MAX_HOLD)  # its quiet timer is due
         if now < self.until:

@@ -50,7 +50,7 @@ def test_acks_go_every_second_packet_at_first_and_thin_to_a_quarter_of_the_windo
 def test_on_a_long_path_a_245_sender_keeps_an_ack_per_eighth_of_the_window():
     conn = established_client()
     ack_gaps(conn, 1, 8192)
-    conn.rtt.srtt = i2pd245.ACK_EVERY_245_MAX_SRTT  # 50 ms per link: not measured with a quarter
+    conn.rtt.srtt = i2pd245.FAST_PATH_SRTT  # 50 ms per link: not measured with a quarter
     assert set(ack_gaps(conn, 8193, 256)[1:]) == {BULK_ACK_EVERY}  # 128 / 8
 
 
@@ -140,6 +140,23 @@ def test_acks_stop_just_before_the_quiet_timer_is_due_so_its_expiry_halves_once(
     assert sender.long_timeouts >= 3
     assert sender.halvings <= sender.long_timeouts + 1
     assert sender.emptied == [0]
+
+
+def test_on_a_long_path_acks_go_on_through_the_quiet_timer_which_then_resends_nothing(
+    monkeypatch,
+):
+    # 50 ms per link: the sender's RTO (1.5 x ~100 ms) outlasts its oldest packet while our ACKs
+    # flow, so its quiet timer's expiries (shortened to 2 s on both sides) find nothing to
+    # resend; holding ACKs before them made each one halve the window (8 halvings, 20.7 s)
+    monkeypatch.setattr(i2pd245, "QUIET_TIMER", 2.0)
+    transfer = download(4000, delay=0.05, initial_rto=2000)
+    sender = transfer.sender
+    assert transfer.received == 4000
+    assert transfer.seconds > 3 * i2pd245.QUIET_TIMER  # it outlived several expiries
+    assert transfer.receiver.rtt.srtt >= i2pd245.FAST_PATH_SRTT
+    assert transfer.receiver.stats.ack_holds == 0
+    assert sender.halvings == 0 and sender.resends == 0
+    assert transfer.seconds < 12.0  # 8.8 s; with the holds 20.7 s
 
 
 def hold_test_client(third_after_ack: float):
