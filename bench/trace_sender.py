@@ -176,6 +176,8 @@ async def main() -> int:
                         for r in rs:
                             print(f"  {t:6.2f} " + " | ".join(r[3:10]))
         finally:
+            if args.cell:  # as bench_ack_stalls: the next command starts unimpaired
+                testnet("impair", "--name", args.testnet)
             proc.terminate()
             proc.wait()
     return 0
