@@ -410,6 +410,13 @@ class NativeDialer:
                 elapsed=now - started,
                 remaining=None if deadline is None else deadline - now,
             )
+            log.debug(
+                "native.lookup_not_found",
+                attempt=attempt + 1,
+                took=round(now - began, 3),
+                after=round(now - started, 3),
+                retry_in=delay,
+            )
             if delay is None:
                 return None
             # No target in the log at info: it would link this destination's visits.

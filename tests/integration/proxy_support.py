@@ -40,9 +40,15 @@ class ProxyProcess:
     """``i2proxy run`` as a child process; ``http``/``socks`` are ``host:port`` strings."""
 
     def __init__(
-        self, router_url: str, data_dir: Path, *extra: str, env: dict[str, str] | None = None
+        self,
+        router_url: str,
+        data_dir: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        log_level: str = "info",
     ) -> None:
         self.router_url = router_url
+        self.log_level = log_level
         self.data_dir = data_dir
         self.http = f"127.0.0.1:{free_port()}"
         self.socks = f"127.0.0.1:{free_port()}"
@@ -59,6 +65,8 @@ class ProxyProcess:
             "-m",
             "i2proxy",
             "--log-json",
+            "--log-level",
+            self.log_level,
             "run",
             "--router",
             self.router_url,
@@ -96,6 +104,17 @@ class ProxyProcess:
             return -9
         finally:
             self._log.close()
+
+    def timeline(self, since_utc: str, limit: int = 60) -> str:
+        """The log events from ``since_utc`` (an ISO timestamp) on, one short line each: what
+        a timing assertion prints when it fails, so that a slow CI run can be read afterwards."""
+        lines = []
+        for event in self.log_events():
+            if event.get("timestamp", "") < since_utc:
+                continue
+            fields = {k: v for k, v in event.items() if k not in ("timestamp", "event", "level")}
+            lines.append(f"{event.get('timestamp', '')[11:23]} {event.get('event')} {fields}")
+        return "\n".join(lines[-limit:])
 
     def log_events(self) -> list[dict[str, Any]]:
         events = []
