@@ -205,3 +205,22 @@ async def test_retries_stay_within_the_callers_timeout(keys):
     assert len(asked) >= 2
     # every retry started with room for a lookup (min_lookup) left of the caller's timeout
     assert all(a["timeout"] >= rule.min_lookup - 0.01 for a in asked)
+
+
+async def test_only_a_fresh_session_waits_for_its_leaseset_before_a_dial(keys):
+    """The wait for our first published LeaseSet (an outbound tunnel) counts from the session's
+    start: a session older than ``send_ready_wait`` whose self-lookups still fail dials at once."""
+    dialer = NativeDialer(keys=keys, send_ready_wait=0.5)
+    dialer.client._ready.set()  # a session, its LeaseSet never found by our lookups
+    assert not dialer.client.published.is_set()
+    dialer.client.ready_at = time.monotonic() - 0.3
+    started = time.monotonic()
+    await dialer._require_router()
+    assert 0.15 <= time.monotonic() - started < 0.45  # the 0.2 s left of the 0.5 s
+    dialer.client.ready_at = time.monotonic() - 5.0
+    started = time.monotonic()
+    await dialer._require_router()
+    assert time.monotonic() - started < 0.05
+    assert dialer.send_ready_left() == 0.0
+    dialer.client.ready_at = None  # no session yet: the whole wait
+    assert dialer.send_ready_left() == 0.5
