@@ -193,7 +193,7 @@ class NativeDialer:
         except RouterDisconnected as exc:
             raise RouterUnavailable(str(exc)) from exc
         with contextlib.suppress(RouterDisconnected):
-            await self.client.wait_published(self.send_ready_wait)
+            await self.client.wait_published(self.send_ready_left())
         # Our b32 at debug only: an eepsite sees it, so a log holding it links visits to us.
         log.info("native.started", router=f"{self.client.host}:{self.client.port}")
         log.debug("native.started", b32=self.destination.b32)
@@ -475,11 +475,10 @@ class NativeDialer:
         """How long a dial may still wait for our first published LeaseSet: what is left of
         ``send_ready_wait`` since the session became ready.
 
-        The wait is for a *fresh* session's first outbound tunnel. Our self-lookups can fail
-        long after sending works (a floodfill the router will not ask, a lost reply), and a
-        full wait per dial then delayed every dial: a dial to an offline site from a 30 s old
-        session took 17 s, 10 s of this wait before the 7 s of lookups (CI of stop 21, the
-        likely reading: the test shows the timeline from now on)."""
+        The wait is for a *fresh* session's first outbound tunnel. Our self-lookups can keep
+        failing after sending works (our LeaseSet not on a floodfill yet), and a full wait per
+        dial then delayed every dial by 10 s (likely what made an offline reply take 17 s in
+        CI of stop 21: this wait plus 7 s of young lookups)."""
         age = self.session_age(now)
         if age is None:
             return self.send_ready_wait

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,11 @@ class ProxyProcess:
             return -9
         finally:
             self._log.close()
+
+    @staticmethod
+    def log_time_now() -> str:
+        """Now in the log's timestamp format (without the zone): a ``since`` for ``timeline``."""
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
     def timeline(self, since_utc: str, limit: int = 60) -> str:
         """The log events from ``since_utc`` (an ISO timestamp) on, one short line each: what

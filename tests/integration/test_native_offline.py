@@ -223,15 +223,8 @@ def offline_proxy(testnet, tmp_path_factory):
         assert proxy.stop() == 0
 
 
-def _utc_now() -> str:
-    """Now in the log's timestamp format (without the zone), for ``ProxyProcess.timeline``."""
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-
-
 def test_a_known_name_whose_site_is_offline_gets_the_offline_page_in_under_15_s(offline_proxy):
-    since = _utc_now()
+    since = ProxyProcess.log_time_now()
     started = time.monotonic()
     result = _curl("-x", f"http://{offline_proxy.http}", "-D", "-", "http://offline.i2p/")
     elapsed = time.monotonic() - started
@@ -247,7 +240,7 @@ async def test_socks5_gets_host_unreachable_for_an_offline_site_in_under_15_s(of
 
     host, port = offline_proxy.socks.split(":")
     socks = Proxy.create(ProxyType.SOCKS5, host, int(port), rdns=True)
-    since = _utc_now()
+    since = ProxyProcess.log_time_now()
     started = time.monotonic()
     with pytest.raises(ProxyError) as info:
         await socks.connect("offline.i2p", 80, timeout=90)
