@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import os
 import re
@@ -121,6 +122,19 @@ class ProxyProcess:
             fields = {k: v for k, v in event.items() if k not in ("timestamp", "event", "level")}
             lines.append(f"{event.get('timestamp', '')[11:23]} {event.get('event')} {fields}")
         return "\n".join(lines[-limit:])
+
+    def health(self, timeout: float = 30) -> dict[str, str]:
+        """The counters of the proxy's health page (http://proxy.i2p/), by name."""
+        via = ["-x", f"http://{self.http}"]
+        page = subprocess.run(
+            ["curl", "-sS", "--max-time", str(int(timeout)), *via, "http://proxy.i2p/"],
+            capture_output=True,
+            timeout=timeout + 10,
+            check=False,
+        )
+        assert page.returncode == 0, page.stderr
+        rows = re.findall(rb"<tr><td>([^<]*)</td><td>([^<]*)</td></tr>", page.stdout)
+        return {html.unescape(k.decode()): html.unescape(v.decode()) for k, v in rows}
 
     def log_events(self) -> list[dict[str, Any]]:
         events = []

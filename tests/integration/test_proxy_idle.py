@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import html
 import http.client
 import re
 import resource
@@ -95,32 +94,24 @@ def idle_proxy(testnet, tmp_path_factory):
     assert "connection task failed" not in events
 
 
-def health(proxy: ProxyProcess, timeout: float = 30) -> dict[str, str]:
-    """The counters of the proxy's health page (http://proxy.i2p/)."""
-    page = curl("-x", f"http://{proxy.http}", "http://proxy.i2p/", timeout=timeout)
-    assert page.returncode == 0, page.stderr
-    rows = re.findall(rb"<tr><td>([^<]*)</td><td>([^<]*)</td></tr>", page.stdout)
-    return {html.unescape(k.decode()): html.unescape(v.decode()) for k, v in rows}
-
-
 def wait_for(proxy: ProxyProcess, condition, timeout: float = 30) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     while True:
-        stats = health(proxy, timeout=max(30, deadline - time.monotonic()))
+        stats = proxy.health(timeout=max(30, deadline - time.monotonic()))
         if condition(stats) or time.monotonic() > deadline:
             return stats
         time.sleep(0.5)
 
 
 def test_an_idle_kept_alive_browser_connection_gives_its_stream_back(idle_proxy):
-    before = health(idle_proxy)
+    before = idle_proxy.health()
     host, port = idle_proxy.http.rsplit(":", 1)
     browser = http.client.HTTPConnection(host, int(port), timeout=90)
     browser.request("GET", "http://eepsite.i2p/headers")
     first = browser.getresponse()
     assert first.status == 200 and b'"headers"' in first.read()
     local = browser.sock.getsockname()
-    assert health(idle_proxy)["streams_open"] == "1"  # kept alive for the next request
+    assert idle_proxy.health()["streams_open"] == "1"  # kept alive for the next request
 
     stats = wait_for(idle_proxy, lambda s: s["idle_streams_released"] != "0")
     assert stats["idle_streams_released"] == "1" and stats["streams_open"] == "0"
@@ -129,7 +120,7 @@ def test_an_idle_kept_alive_browser_connection_gives_its_stream_back(idle_proxy)
     second = browser.getresponse()
     assert second.status == 200 and b'"headers"' in second.read()
     assert browser.sock.getsockname() == local  # the same browser connection
-    after = health(idle_proxy)
+    after = idle_proxy.health()
     assert int(after["streams_opened"]) - int(before["streams_opened"]) == 2
     assert after["streams_reused"] == before["streams_reused"]
     browser.close()
@@ -203,7 +194,7 @@ def test_5000_idle_socks_clients_do_not_stop_a_fresh_request(idle_proxy, testnet
                 f"{len(failures)} CONNECTs failed: {sorted(set(failures))[:5]} "
                 f"({len(retried)} retries in {ramp:.0f} s; {_router_warnings(testnet, since)})"
             )
-            stats = await asyncio.to_thread(health, idle_proxy)
+            stats = await asyncio.to_thread(idle_proxy.health)
             assert stats["streams_open"] == str(IDLE_CLIENTS), stats
             assert stats["idle_evicted"] == "0"
             # Every idle client has been silent for EVICT_IDLE_AFTER by now (the oldest much
@@ -251,7 +242,7 @@ def test_5000_idle_socks_clients_do_not_stop_a_fresh_request(idle_proxy, testnet
     assert released["peak"] >= IDLE_CLIENTS  # noted at each connection, not at the 15 s checks
     assert released["connections"] * 2 <= released["peak"]
     assert released["rss_after_mb"] < released["rss_before_mb"]
-    stats = health(idle_proxy)
+    stats = idle_proxy.health()
     assert int(stats["streams_open"]) < IDLE_CLIENTS // 2, stats
 
 
