@@ -202,7 +202,7 @@ def offline_proxy(testnet, tmp_path_factory):
     Why wait for the spare: the offline request is a new site, so it takes the spare. Right
     after start on a fresh test network a new destination needed 10 to 25 s before it could send
     (session ready, then its first outbound tunnel); a request waits for that, and only then
-    can anything be looked up (PROXY.md, "The offline page"). What is measured here is the
+    can anything be looked up (PROXY.md, the offline 504). What is measured here is the
     verdict of a proxy that has been up for a while, as a user's is.
     """
     from i2proxy.naming import AddressBook
